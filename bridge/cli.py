@@ -1,0 +1,156 @@
+"""The ``imgsonic`` command line: one argparse parser with subcommands.
+
+Adding a subcommand: write ``_run_<name>(args) -> int`` and, if it takes arguments,
+``_add_<name>_arguments(parser)`` (or put both in their own module), then append one
+``Subcommand`` to ``SUBCOMMANDS``. Import heavy modules (torch, pyo) inside ``run`` so
+``imgsonic --version`` and ``--help`` stay fast. Raise ``ImgsonicError`` subclasses for user
+errors: ``main`` prints them as one line.
+"""
+
+import argparse
+import contextlib
+import importlib.metadata
+import io
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from models.errors import ImgsonicError
+
+__all__ = ["Subcommand", "SUBCOMMANDS", "build_parser", "main"]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``imgsonic <name>`` command: how to declare its arguments and how to run it."""
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ---- imgsonic info ---------------------------------------------------------------------------
+
+_REPORTED_DISTRIBUTIONS = ("torch", "torchaudio", "numpy", "pyo", "pedalboard", "mido", "python-osc")
+
+
+def _torch_device() -> str:
+    try:
+        import torch
+    except (ImportError, OSError) as error:
+        return f"unknown: torch cannot be imported ({error})"
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+@contextlib.contextmanager
+def _stderr_fd_silenced():
+    """Send file descriptor 2 to /dev/null: ALSA writes its probing errors there from C."""
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+
+
+def _audio_device() -> str:
+    # pyo prints a WxPython notice on import; it is noise for this report.
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            import pyo
+    except (ImportError, OSError) as error:
+        return f"unknown: pyo cannot be imported ({error})"
+    # Counting portaudio devices is safe; booting a portaudio server with none segfaults.
+    with _stderr_fd_silenced():
+        n_devices = pyo.pa_count_devices()
+    if n_devices == 0:
+        return "no audio device (use --audio offline or jackd -d dummy)"
+    return f"{n_devices} portaudio device(s)"
+
+
+def _presets() -> str:
+    from models.registry import PRESETS_DIR, available_presets
+
+    names = available_presets()
+    return ", ".join(names) if names else f"none (no .toml files in {PRESETS_DIR})"
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    rows = [("imgsonic", _installed_version("imgsonic") or "not installed (run pip install .)")]
+    rows += [("python", platform.python_version())]
+    rows += [(name, _installed_version(name) or "not installed") for name in _REPORTED_DISTRIBUTIONS]
+    rows += [
+        ("torch device", _torch_device()),
+        ("audio device", _audio_device()),
+        ("jackd", shutil.which("jackd") or "not on PATH (Debian: apt install jackd2)"),
+        ("presets", _presets()),
+    ]
+    width = max(len(key) for key, _ in rows) + 1
+    for key, value in rows:
+        print(f"{key + ':':<{width}} {value}")
+    return 0
+
+
+# ---- the parser and entry point --------------------------------------------------------------
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        name="info",
+        help="print versions, the torch device, audio devices and presets",
+        run=_run_info,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgsonic", description="Turn images into sound through learned latent spaces."
+    )
+    version = _installed_version("imgsonic") or "(version unknown: not installed; run pip install .)"
+    parser.add_argument("--version", action="version", version=f"imgsonic {version}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for subcommand in SUBCOMMANDS:
+        subparser = commands.add_parser(subcommand.name, help=subcommand.help,
+                                        description=subcommand.help)
+        if subcommand.add_arguments is not None:
+            subcommand.add_arguments(subparser)
+        subparser.set_defaults(run=subcommand.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``imgsonic`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    User errors (``ImgsonicError``) print one line ``imgsonic: error: <message>`` on stderr
+    and return 2, like argparse's own usage errors; Ctrl-C returns 130.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return exit_.code if isinstance(exit_.code, int) else 0
+    try:
+        return args.run(args)
+    except ImgsonicError as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"imgsonic: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("imgsonic: interrupted", file=sys.stderr)
+        return 130

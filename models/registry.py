@@ -1,0 +1,117 @@
+"""Shipped presets: a name that resolves to an image VAE + audio VAE + mapper (+ vocoder).
+
+Each preset is one TOML file ``models/presets/<name>.toml`` whose checkpoint paths are relative
+to that folder (see ``models/presets/README.md`` for the format). This module reads only the
+TOML and checks the files exist; loading the checkpoints is the models' job.
+
+Example
+-------
+>>> from models.registry import available_presets, load_preset
+>>> for name in available_presets():
+...     preset = load_preset(name)
+...     print(preset.name, preset.mapper)
+"""
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.errors import CheckpointError, ParameterError
+
+__all__ = ["Preset", "PRESETS_DIR", "available_presets", "load_preset"]
+
+# A module attribute, not a constant baked into the functions, so tests can point it elsewhere.
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+_CHECKPOINT_KEYS = ("image_vae", "audio_vae", "mapper")
+_OPTIONAL_CHECKPOINT_KEYS = ("vocoder",)
+_TEXT_KEYS = ("description", "train_command")
+_KNOWN_KEYS = frozenset(_CHECKPOINT_KEYS + _OPTIONAL_CHECKPOINT_KEYS + _TEXT_KEYS)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of checkpoints; every path is absolute and exists.
+
+    ``train_command`` is how the preset's author says to reproduce the checkpoints, or None.
+    """
+
+    name: str
+    description: str
+    image_vae: Path
+    audio_vae: Path
+    mapper: Path
+    vocoder: Path | None
+    train_command: str | None = None
+
+
+def available_presets() -> list[str]:
+    """Names of the presets in ``PRESETS_DIR``, sorted; empty when none are shipped."""
+    if not PRESETS_DIR.is_dir():
+        return []
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.toml"))
+
+
+def load_preset(name: str) -> Preset:
+    """Read ``<PRESETS_DIR>/<name>.toml`` and check that its checkpoint files exist.
+
+    Raises
+    ------
+    ParameterError
+        ``name`` is not one of :func:`available_presets`.
+    CheckpointError
+        The TOML is malformed, has an unknown or missing key, or names a checkpoint file that
+        does not exist (the message says how to reproduce it when the preset tells).
+    """
+    available = available_presets()
+    if name not in available:
+        choices = ", ".join(available) if available else f"none (no .toml files in {PRESETS_DIR})"
+        raise ParameterError(f"unknown preset {name!r}; available presets: {choices}")
+
+    toml_path = PRESETS_DIR / f"{name}.toml"
+    try:
+        table = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise CheckpointError(f"preset file {toml_path} is not valid TOML: {error}") from error
+
+    unknown = sorted(set(table) - _KNOWN_KEYS)
+    if unknown:
+        raise CheckpointError(
+            f"preset file {toml_path} has unknown key {unknown[0]!r}; "
+            f"known keys: {', '.join(sorted(_KNOWN_KEYS))}"
+        )
+    missing_keys = [key for key in _CHECKPOINT_KEYS if key not in table]
+    if missing_keys:
+        raise CheckpointError(f"preset file {toml_path} lacks required key {missing_keys[0]!r}")
+    for key, value in table.items():
+        if not isinstance(value, str):
+            raise CheckpointError(
+                f"preset file {toml_path}: {key} = {value!r} must be a string"
+            )
+
+    paths = {
+        key: PRESETS_DIR / table[key]
+        for key in _CHECKPOINT_KEYS + _OPTIONAL_CHECKPOINT_KEYS
+        if key in table
+    }
+    train_command = table.get("train_command")
+    missing_files = [str(path) for path in paths.values() if not path.is_file()]
+    if missing_files:
+        how = (
+            f"reproduce it with: {train_command}"
+            if train_command
+            else f"{toml_path} gives no train_command to reproduce it"
+        )
+        raise CheckpointError(
+            f"preset {name!r} is missing checkpoint {', '.join(missing_files)}; {how}"
+        )
+
+    return Preset(
+        name=name,
+        description=table.get("description", ""),
+        image_vae=paths["image_vae"],
+        audio_vae=paths["audio_vae"],
+        mapper=paths["mapper"],
+        vocoder=paths.get("vocoder"),
+        train_command=train_command,
+    )
