@@ -1,0 +1,144 @@
+"""A small VAE over windows of normalised log-mel frames.
+
+The decoder runs live inside an audio callback, so the network is a plain MLP over the flattened
+window: a single-latent decode is a handful of matrix-vector products (tens of microseconds on one
+CPU thread for ``n_frames ≤ 16``), with no per-layer convolution overhead.
+
+The spectral config that produced the training mels (sample rate, n_fft, hop, mel scale, dB range, ...)
+is kept in the config as a plain dict, so it travels in the checkpoint. ``models`` does not import
+``synth``; callers compare their own config with :meth:`AudioVAE.check_spectral`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from models.checkpoint import CheckpointMixin, check_positive_ints, config_to_dict
+from models.errors import CheckpointError, ParameterError
+from models.image_vae import reparameterize
+
+__all__ = ["AudioVAEConfig", "AudioVAE"]
+
+
+def _mlp(in_features: int, hidden_width: int, n_hidden_layers: int, out_features: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(n_hidden_layers):
+        layers += [nn.Linear(in_features, hidden_width), nn.SiLU()]
+        in_features = hidden_width
+    layers.append(nn.Linear(in_features, out_features))
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class AudioVAEConfig:
+    """Hyper-parameters that fully determine an :class:`AudioVAE`.
+
+    Parameters
+    ----------
+    n_mels : mel bands per frame; equals ``spectral["n_mels"]`` when that is given.
+    n_frames : frames per window (≥ 1); 1 models single frames, as in the research's live demo.
+    latent_dim : size of the latent vector.
+    hidden_width : width of each hidden layer of the encoder and decoder MLPs.
+    n_hidden_layers : hidden layers in each of the encoder and decoder.
+    spectral : the synth spectral config (``dataclasses.asdict`` of it) the mels were computed with.
+    """
+
+    n_mels: int = 64
+    n_frames: int = 1
+    latent_dim: int = 4
+    hidden_width: int = 256
+    n_hidden_layers: int = 2
+    spectral: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_positive_ints(self, "n_mels", "n_frames", "latent_dim", "hidden_width", "n_hidden_layers")
+        if not isinstance(self.spectral, dict):
+            raise ParameterError(f"AudioVAEConfig.spectral is a {type(self.spectral).__name__}; expected a dict")
+        self.spectral = config_to_dict(self.spectral)  # plain and canonical (tuples → lists), as once saved
+        spectral_mels = self.spectral.get("n_mels", self.n_mels)
+        if spectral_mels != self.n_mels:
+            raise ParameterError(
+                f"AudioVAEConfig.n_mels={self.n_mels} but spectral['n_mels']={spectral_mels}; they must agree"
+            )
+
+
+class AudioVAE(CheckpointMixin, nn.Module):
+    """MLP VAE: mel windows ``(B, n_mels, n_frames)`` in [0, 1] ↔ latents ``(B, latent_dim)``.
+
+    Inputs are log-mel frames normalised to [0, 1] by the spectral config's dB range; the decoder ends
+    in a sigmoid, so decoded windows are in the same range.
+
+    Examples
+    --------
+    >>> vae = AudioVAE(AudioVAEConfig(n_mels=64, n_frames=4, latent_dim=3)).eval()
+    >>> with torch.inference_mode():
+    ...     mel = vae.decode(torch.zeros(1, 3))
+    >>> tuple(mel.shape)
+    (1, 64, 4)
+    """
+
+    checkpoint_kind = "audio_vae"
+    config_class = AudioVAEConfig
+
+    def __init__(self, config: AudioVAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        n_values = config.n_mels * config.n_frames
+        self.encoder = _mlp(n_values, config.hidden_width, config.n_hidden_layers, 2 * config.latent_dim)
+        self.decoder = _mlp(config.latent_dim, config.hidden_width, config.n_hidden_layers, n_values)
+
+    def check_spectral(self, other: dict[str, Any]) -> None:
+        """Raise CheckpointError unless ``other`` equals the spectral config this model was trained with.
+
+        ``other`` is the caller's spectral config as a dict (``dataclasses.asdict``); the message lists
+        every field that differs, with both values.
+        """
+        mine = config_to_dict(self.config.spectral)
+        theirs = config_to_dict(other)
+        differing = [
+            f"{key}: model {mine.get(key, '<missing>')!r}, given {theirs.get(key, '<missing>')!r}"
+            for key in sorted(set(mine) | set(theirs))
+            if mine.get(key, "<missing>") != theirs.get(key, "<missing>")
+        ]
+        if differing:
+            raise CheckpointError(
+                "spectral config differs from the one the audio model was trained with: " + "; ".join(differing)
+            )
+
+    def encode(self, mel: Tensor) -> tuple[Tensor, Tensor]:
+        """Mel windows ``(B, n_mels, n_frames)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``."""
+        expected = (self.config.n_mels, self.config.n_frames)
+        if not isinstance(mel, Tensor) or mel.ndim != 3 or tuple(mel.shape[1:]) != expected:
+            shape = tuple(mel.shape) if isinstance(mel, Tensor) else type(mel).__name__
+            raise ParameterError(f"mel batch has shape {shape}; expected (B, {expected[0]}, {expected[1]})")
+        if not mel.is_floating_point():
+            raise ParameterError(f"mel batch has dtype {mel.dtype}; expected floats in [0, 1]")
+        mu, logvar = self.encoder(mel.flatten(1)).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode_logits(self, z: Tensor) -> Tensor:
+        """Latents ``(B, latent_dim)`` → pre-sigmoid mel windows ``(B, n_mels, n_frames)``."""
+        if not isinstance(z, Tensor) or z.ndim != 2 or z.shape[1] != self.config.latent_dim:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ParameterError(f"latent batch has shape {shape}; expected (B, {self.config.latent_dim})")
+        return self.decoder(z).unflatten(1, (self.config.n_mels, self.config.n_frames))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents ``(B, latent_dim)`` → mel windows ``(B, n_mels, n_frames)`` in [0, 1].
+
+        For live use call it under ``torch.inference_mode()`` with ``torch.set_num_threads(1)``.
+        """
+        return torch.sigmoid(self.decode_logits(z))
+
+    def forward(self, mel: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mel windows ``(B, n_mels, n_frames)`` → ``(mel_hat, mu, logvar)``.
+
+        In training mode ``mel_hat`` decodes a sample of ``N(mu, exp(logvar))``; in eval mode it decodes ``mu``.
+        """
+        mu, logvar = self.encode(mel)
+        z = reparameterize(mu, logvar) if self.training else mu
+        return self.decode(z), mu, logvar
