@@ -1,0 +1,282 @@
+"""Audio files in and out, through ``pedalboard.io.AudioFile``.
+
+- :func:`read_audio` reads wav, flac, ogg, mp3 and aif/aiff, resamples to the rate you ask for and mixes to
+  the channel count you ask for, always returning float32 of shape (channels, n_samples).
+- :func:`write_audio` writes .wav (32-bit float, lossless for any float32 signal) or .flac (24-bit integer,
+  so samples must lie in [-1, 1]). Writing is atomic: the audio goes to a temporary file beside the target,
+  which replaces the target only once complete, so an interrupted or failed write leaves the old file (or no
+  file) and never a truncated one.
+- :func:`read_audio_info` reports a file's sample rate, channels and length without decoding it.
+
+Example
+-------
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "tone.wav"
+>>> tone = np.sin(2 * np.pi * 440 * np.arange(44100) / 44100).astype(np.float32)
+>>> write_audio(path, tone, sample_rate=44100)
+>>> read_audio(path, sample_rate=22050, channels=2).shape
+(2, 22050)
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pedalboard.io import AudioFile, get_supported_read_formats
+
+from models.errors import InputError, ParameterError
+
+__all__ = ["AudioInfo", "read_audio", "read_audio_info", "write_audio", "READ_FORMATS", "WRITE_FORMATS"]
+
+# Extensions pedalboard can decode here (".aif", ".aiff", ".flac", ".mp3", ".ogg", ".wav", ...).
+READ_FORMATS: tuple[str, ...] = tuple(get_supported_read_formats())
+
+# Extension → (pedalboard format name, bit depth). wav stores float32 exactly; flac is integer-only, and
+# 24 bits (−144 dB quantisation) is its highest depth that every decoder reads.
+_WRITE_SETTINGS: dict[str, tuple[str, int]] = {".wav": ("wav", 32), ".flac": ("flac", 24)}
+WRITE_FORMATS: tuple[str, ...] = tuple(_WRITE_SETTINGS)
+
+# Decode in pieces of this many frames: pedalboard asks for a frame count, and a resampled or compressed
+# file's reported length is an estimate that may be off by a few frames either way.
+_READ_BLOCK_FRAMES = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioInfo:
+    """What a file's header says about it.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Samples per second per channel.
+    n_channels : int
+        Number of channels.
+    n_samples : int
+        Frames per channel (an estimate for some mp3/ogg files).
+    """
+
+    sample_rate: int
+    n_channels: int
+    n_samples: int
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.n_samples / self.sample_rate
+
+
+def _accepted_read_formats() -> str:
+    return ", ".join(READ_FORMATS)
+
+
+def _open_for_reading(path: Path):
+    """Open ``path`` with pedalboard, turning every failure into an InputError that names the path."""
+    if not path.exists():
+        raise InputError(f"audio file {str(path)!r} does not exist; expected an audio file ({_accepted_read_formats()})")
+    if path.is_dir():
+        raise InputError(f"{str(path)!r} is a directory; expected an audio file ({_accepted_read_formats()})")
+    try:
+        return AudioFile(str(path))
+    except (ValueError, RuntimeError, OSError) as error:
+        raise InputError(f"cannot read {str(path)!r} as audio ({error}); accepted formats: {_accepted_read_formats()}") from error
+
+
+def read_audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Read a file's sample rate, channel count and length without decoding the audio.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An audio file in one of :data:`READ_FORMATS`.
+
+    Returns
+    -------
+    AudioInfo
+
+    Raises
+    ------
+    InputError
+        The file is missing, a directory, or not audio.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "silence.wav"
+    >>> write_audio(path, np.zeros(48000, dtype=np.float32), sample_rate=48000)
+    >>> read_audio_info(path).duration_s
+    1.0
+    """
+    path = Path(path)
+    with _open_for_reading(path) as audio_file:
+        return AudioInfo(sample_rate=int(round(audio_file.samplerate)), n_channels=audio_file.num_channels, n_samples=int(audio_file.frames))
+
+
+def _read_all(audio_file) -> np.ndarray:
+    blocks = []
+    while True:
+        block = audio_file.read(_READ_BLOCK_FRAMES)
+        if block.shape[-1] == 0:
+            break
+        blocks.append(block)
+    if not blocks:
+        return np.zeros((audio_file.num_channels, 0), dtype=np.float32)
+    return np.concatenate(blocks, axis=-1)
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ParameterError(f"{name}={value!r} is invalid; expected a positive integer")
+    return int(value)
+
+
+def read_audio(path: str | os.PathLike, *, sample_rate: int | None, channels: int = 1) -> np.ndarray:
+    """Read an audio file as float32, resampled and mixed to the requested rate and channel count.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An audio file in one of :data:`READ_FORMATS` (wav, flac, ogg, mp3, aif/aiff, ...); the format is
+        detected from the content.
+    sample_rate : int or None
+        Output rate in Hz (> 0), reached with pedalboard's windowed-sinc resampler; None keeps the file's rate
+        (see :func:`read_audio_info`).
+    channels : int
+        Output channels, > 0. 1 averages all of the file's channels; a mono file is copied to every
+        requested channel; otherwise the file must already have ``channels`` channels.
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape (channels, n_samples), nominally in [-1, 1]. mp3 files start with the encoder's
+        delay (about 1100 samples of near-silence).
+
+    Raises
+    ------
+    InputError
+        The file is missing, a directory, not audio, empty, or has a channel count that cannot be mixed
+        to ``channels``.
+    ParameterError
+        ``sample_rate`` or ``channels`` is not a positive integer.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "stereo.flac"
+    >>> write_audio(path, np.zeros((2, 44100), dtype=np.float32), sample_rate=44100)
+    >>> read_audio(path, sample_rate=16000).shape
+    (1, 16000)
+    """
+    if sample_rate is not None:
+        sample_rate = _check_positive_int("sample_rate", sample_rate)
+    channels = _check_positive_int("channels", channels)
+    path = Path(path)
+    with _open_for_reading(path) as audio_file:
+        try:
+            if sample_rate is None or sample_rate == audio_file.samplerate:
+                audio = _read_all(audio_file)
+            else:
+                with audio_file.resampled_to(sample_rate) as resampled:
+                    audio = _read_all(resampled)
+        except (ValueError, RuntimeError, OSError) as error:
+            raise InputError(f"cannot decode {str(path)!r} ({error}); accepted formats: {_accepted_read_formats()}") from error
+    if audio.shape[-1] == 0:
+        raise InputError(f"audio file {str(path)!r} contains no samples; expected audio with at least one sample ({_accepted_read_formats()})")
+    n_file_channels = audio.shape[0]
+    if n_file_channels == channels:
+        return np.ascontiguousarray(audio, dtype=np.float32)
+    if channels == 1:
+        return audio.mean(axis=0, keepdims=True, dtype=np.float32)
+    if n_file_channels == 1:
+        return np.repeat(audio, channels, axis=0)
+    raise InputError(
+        f"audio file {str(path)!r} has {n_file_channels} channels, which cannot be mixed to channels={channels}; "
+        f"expected channels=1 or channels={n_file_channels}"
+    )
+
+
+def _as_writable_audio(audio: np.ndarray, *, extension: str) -> np.ndarray:
+    """Validate ``audio`` and return it as float32 (channels, n_samples)."""
+    array = np.asarray(audio)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ParameterError(f"audio has dtype {array.dtype}; expected floating-point samples in [-1, 1]")
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise ParameterError(f"audio has shape {array.shape}; expected (n_samples,) or (channels, n_samples)")
+    if array.shape[1] == 0:
+        raise ParameterError(f"audio has shape {array.shape}, with no samples; expected at least one sample")
+    if array.shape[0] > array.shape[1]:
+        raise ParameterError(f"audio has shape {array.shape}, more channels than samples; expected (channels, n_samples) — transpose (n_samples, channels) arrays")
+    if not np.all(np.isfinite(array)):
+        raise ParameterError(f"audio contains NaN or inf at {np.count_nonzero(~np.isfinite(array))} samples; expected finite samples")
+    if extension == ".flac" and np.abs(array).max() > 1.0:
+        raise ParameterError(
+            f"audio peaks at {float(np.abs(array).max())!r}, which .flac (integer samples) would clip; "
+            "expected samples in [-1, 1], or write .wav (32-bit float)"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, *, sample_rate: int) -> None:
+    """Write audio to .wav (32-bit float) or .flac (24-bit), atomically.
+
+    The audio is written to a hidden temporary file in the target's directory, flushed to disk, then moved
+    over the target with ``os.replace``. On any failure or interruption (KeyboardInterrupt included) the
+    temporary file is removed and an existing target is left as it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file; its extension (.wav or .flac, any case) picks the format. Its directory must exist.
+    audio : np.ndarray
+        Floating-point samples, shape (n_samples,) for mono or (channels, n_samples), finite; for .flac
+        within [-1, 1].
+    sample_rate : int
+        Samples per second, > 0.
+
+    Raises
+    ------
+    ParameterError
+        Unsupported extension, missing directory, bad shape or dtype, NaN/inf, or (for .flac) clipping.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "noise.flac"
+    >>> write_audio(path, np.zeros((2, 1000), dtype=np.float32), sample_rate=16000)
+    >>> read_audio_info(path)
+    AudioInfo(sample_rate=16000, n_channels=2, n_samples=1000)
+    """
+    path = Path(path)
+    extension = path.suffix.lower()
+    if extension not in _WRITE_SETTINGS:
+        raise ParameterError(f"cannot write {str(path)!r}: extension {path.suffix!r} is not supported; expected one of {', '.join(WRITE_FORMATS)}")
+    sample_rate = _check_positive_int("sample_rate", sample_rate)
+    samples = _as_writable_audio(audio, extension=extension)
+    if not path.parent.is_dir():
+        raise ParameterError(f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise ParameterError(f"cannot write {str(path)!r}: it is a directory; expected a file path ending in {' or '.join(WRITE_FORMATS)}")
+    format_name, bit_depth = _WRITE_SETTINGS[extension]
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        # "xb" never clobbers another writer's file; pedalboard writes through the handle, so the temporary
+        # name needs no audio extension.
+        handle = open(temporary, "xb")
+    except OSError as error:
+        raise ParameterError(f"cannot write {str(path)!r}: {error}") from error
+    try:
+        with handle:
+            with AudioFile(handle, "w", samplerate=sample_rate, num_channels=samples.shape[0], bit_depth=bit_depth, format=format_name) as writer:
+                writer.write(samples)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
