@@ -31,9 +31,11 @@ Phases are computed in the frame-centred convention and shifted to ``torch.stft`
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from models.errors import ParameterError
@@ -55,158 +57,160 @@ PGHI_GAMMA_FACTOR = 0.25645  # γ = 0.25645·n_fft² for a Hann window (Průša 
 _EPS = 1e-10
 
 
-def _diff(s: torch.Tensor, dim: int) -> torch.Tensor:
-    """Central difference along ``dim``, one-sided at the edges (zero if the axis has one element)."""
-    n = s.shape[dim]
-    if n == 1:
-        return torch.zeros_like(s)
-    d = torch.empty_like(s)
-    if n > 2:
-        d.narrow(dim, 1, n - 2).copy_((s.narrow(dim, 2, n - 2) - s.narrow(dim, 0, n - 2)) / 2)
-    d.narrow(dim, 0, 1).copy_(s.narrow(dim, 1, 1) - s.narrow(dim, 0, 1))
-    d.narrow(dim, n - 1, 1).copy_(s.narrow(dim, n - 1, 1) - s.narrow(dim, n - 2, 1))
-    return d
+def _gradient(s: np.ndarray, axis: int) -> np.ndarray:
+    """Central differences along ``axis``, one-sided at the edges (``np.gradient`` without its overhead)."""
+    s = np.moveaxis(s, axis, 0)
+    d = np.empty_like(s)
+    if s.shape[0] == 1:
+        d[...] = 0.0
+    else:
+        d[1:-1] = (s[2:] - s[:-2]) / 2
+        d[0] = s[1] - s[0]
+        d[-1] = s[-1] - s[-2]
+    return np.moveaxis(d, 0, axis)
 
 
-def _climb_to_peaks(s: torch.Tensor) -> torch.Tensor:
-    """For each bin of ``s`` ``(..., K)``, the index of the local maximum reached by steepest ascent."""
+def _gather(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``x[..., idx[...]]`` row by row along the last axis (``take_along_axis`` without its overhead)."""
+    rows = x.size // x.shape[-1]
+    offsets = (np.arange(rows) * x.shape[-1]).reshape(idx.shape[:-1] + (1,))
+    return x.reshape(-1)[idx + offsets]
+
+
+def _climb_to_peaks(s: np.ndarray) -> np.ndarray:
+    """For each bin of ``s`` ``(..., K)``, the index of the local maximum reached by steepest ascent.
+
+    One step moves to the largest of (k-1, k, k+1) — ties go left, so plateaus cannot cycle — and
+    pointer jumping follows the chains to their ends in O(log K) gathers.
+    """
     k = s.shape[-1]
-    neg_inf = torch.full_like(s[..., :1], -math.inf)
-    padded = torch.cat([neg_inf, s, neg_inf], dim=-1)
-    # candidates ordered (self, left, right): argmax returns the first maximum, so ties stay put
-    candidates = torch.stack([padded[..., 1:-1], padded[..., :-2], padded[..., 2:]], dim=-1)
-    step = candidates.argmax(dim=-1)
-    offsets = torch.tensor([0, -1, 1], device=s.device)
-    idx = torch.arange(k, device=s.device) + offsets[step]
+    pad = np.full(s.shape[:-1] + (1,), -np.inf)
+    padded = np.concatenate([pad, s, pad], axis=-1)
+    choice = np.argmax(np.stack([padded[..., :-2], s, padded[..., 2:]]), axis=0)
+    offsets = (np.arange(s.size // k) * k).reshape(s.shape[:-1] + (1,))
+    flat = (np.arange(k) + choice - 1 + offsets).reshape(-1)  # global indices: one gather per jump
     for _ in range(max(1, math.ceil(math.log2(k)))):
-        idx = torch.gather(idx, -1, idx)
-    return idx
+        jumped = flat[flat]
+        if np.array_equal(jumped, flat):
+            break
+        flat = jumped
+    return flat.reshape(s.shape) - offsets
 
 
-def _pseudo_random_phase(n_freqs: int, frame_index: torch.Tensor, *, like: torch.Tensor) -> torch.Tensor:
-    """Deterministic phase per (frame, bin) so offline and streaming runs agree: shape ``(T, K)``."""
-    k = torch.arange(n_freqs, device=like.device, dtype=torch.float64)
-    m = frame_index.to(device=like.device, dtype=torch.float64)[:, None]
-    x = torch.sin(m * 12.9898 + k * 78.233 + 0.5) * 43758.5453
-    return (x - torch.floor(x)) * (2 * math.pi)
+_NOISE_TABLE_FRAMES = 509  # prime, so the table's period does not line up with musical periods
+
+
+@functools.lru_cache(maxsize=8)
+def _noise_phase_table(n_freqs: int) -> np.ndarray:
+    """Fixed pseudo-random phases ``(509, K)`` so offline and streaming runs give the same noise phase."""
+    return np.random.default_rng(0x1D5).uniform(0.0, 2 * math.pi, size=(_NOISE_TABLE_FRAMES, n_freqs))
 
 
 def pghi_terms(
-    magnitude: torch.Tensor,
+    magnitude: np.ndarray,
     *,
     config: SpectralConfig,
     first_frame: int,
     has_previous: bool,
     tol_db: float = 100.0,
     onset_db: float = 10.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Everything PGHI needs per frame, computed for a block of frames at once.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Everything PGHI needs per frame, computed for a block of frames at once (numpy, float64).
 
     Parameters
     ----------
-    magnitude : Tensor ``(B, K, T)``
-        STFT magnitudes of consecutive frames ``first_frame …``; derivatives in time use the neighbours
-        inside this block (central inside, one-sided at the block's edges).
+    magnitude : ndarray ``(T, B, K)``
+        STFT magnitudes of consecutive frames ``first_frame …`` (frames first, so per-frame slices are
+        contiguous); derivatives in time use the neighbours inside this block (central inside, one-sided
+        at the block's edges).
     has_previous : bool
-        Whether frame ``first_frame - 1`` exists (was phase-reconstructed already). Block column 0 is then
-        that previous frame and only columns 1… get terms.
+        Whether frame ``first_frame - 1`` exists (was phase-reconstructed already). Block row 0 is then
+        that previous frame and only rows 1… get terms.
 
     Returns
     -------
     (time_step, use_time, anchor, offset), each ``(T', B, K)`` for the frames that get terms:
-    ``phase[m] = (phase[m-1]·use_time[m] + time_step[m]).gather(anchor[m]) + offset[m]``.
+    ``phase[m] = take(phase[m-1]·use_time[m] + time_step[m], anchor[m]) + offset[m]``.
     """
-    b, k, t = magnitude.shape
+    t, b, k = magnitude.shape
     n_fft, hop = config.n_fft, config.hop_length
     gamma = PGHI_GAMMA_FACTOR * n_fft**2
-    s = torch.log(magnitude.to(torch.float64) + _EPS)  # (B, K, T)
-    bins = torch.arange(k, device=s.device, dtype=s.dtype)[None, :, None]
+    mag = np.asarray(magnitude, dtype=np.float64)
+    s = np.log(mag + _EPS)
 
-    inst_bin = bins + (n_fft**2 / (2 * math.pi * gamma)) * _diff(s, dim=1)
-    fgrad = -(gamma / (n_fft * hop)) * _diff(s, dim=2)
-    # phase offset of each bin from bin 0 by trapezoidal integration along frequency
-    steps = (fgrad[:, 1:, :] + fgrad[:, :-1, :]) / 2
-    freq_integral = torch.cat([torch.zeros_like(fgrad[:, :1, :]), torch.cumsum(steps, dim=1)], dim=1)
+    inst_bin = _gradient(s, axis=2) * (n_fft**2 / (2 * math.pi * gamma)) + np.arange(k)
+    fgrad = _gradient(s, axis=0) * (-gamma / (n_fft * hop)) if t > 1 else np.zeros_like(s)
+    # phase offset of each bin from bin 0, trapezoid rule along frequency
+    freq_integral = np.cumsum(fgrad, axis=2) - (fgrad + fgrad[..., :1]) / 2
 
-    frame_max = s.amax(dim=1)  # (B, T)
-    context_max = frame_max.clone()
+    frame_max = s.max(axis=2, keepdims=True)  # (T, B, 1)
+    context_max = frame_max.copy()
     if t > 1:
-        context_max[:, 1:] = torch.maximum(context_max[:, 1:], frame_max[:, :-1])
-        context_max[:, :-1] = torch.maximum(context_max[:, :-1], frame_max[:, 1:])
-    significant = s >= (context_max[:, None, :] - tol_db * math.log(10) / 20)
-    significant &= magnitude.to(torch.float64) > _EPS
+        context_max[1:] = np.maximum(context_max[1:], frame_max[:-1])
+        context_max[:-1] = np.maximum(context_max[:-1], frame_max[1:])
+    significant = (s >= context_max - tol_db * math.log(10) / 20) & (mag > _EPS)
 
-    s_sig = torch.where(significant, s, torch.full_like(s, -math.inf)).transpose(1, 2)  # (B, T, K)
-    anchor = _climb_to_peaks(s_sig)
-    self_idx = torch.arange(k, device=s.device).expand_as(anchor)
-    sig_t = significant.transpose(1, 2)
-    anchor = torch.where(sig_t, anchor, self_idx)
-    is_peak = sig_t & (anchor == self_idx)
+    s_sig = np.where(significant, s, -np.inf)
+    self_idx = np.broadcast_to(np.arange(k), s.shape)
+    anchor = np.where(significant, _climb_to_peaks(s_sig), self_idx)
+    is_peak = significant & (anchor == self_idx)
+
+    onset = np.empty_like(is_peak)
+    onset[1:] = is_peak[1:] & (s[:-1] < s[1:] - onset_db * math.log(10) / 20)
+    onset[0] = is_peak[0] & (not has_previous)  # the very first frame has nothing before it
+
+    # onset regions are joined in frequency to the frame's loudest peak, as the heap would do
+    loudest = s_sig.argmax(axis=2)[..., None]  # (T, B, 1)
+    joins_loudest = _gather(onset, anchor) & significant
+    anchor = np.where(joins_loudest, loudest, anchor)
+
+    offset = freq_integral - _gather(freq_integral, anchor)
+    rows = np.arange(first_frame, first_frame + t) % _NOISE_TABLE_FRAMES
+    offset = np.where(significant, offset, _noise_phase_table(k)[rows][:, None, :])
+
+    prev_inst = np.concatenate([inst_bin[:1], inst_bin[:-1]], axis=0)
+    time_step = np.mod((math.pi * hop / n_fft) * (prev_inst + inst_bin) + math.pi, 2 * math.pi) - math.pi
+    use_time = significant & ~(onset | (joins_loudest & _gather(onset, loudest)))
+    use_time = use_time.astype(np.float64)
+    time_step *= use_time
 
     start = 1 if has_previous else 0
-    s_t = s.transpose(1, 2)  # (B, T, K)
-    prev_s = torch.cat([torch.full_like(s_t[:, :1], -math.inf), s_t[:, :-1]], dim=1)
-    onset = is_peak & (prev_s < s_t - onset_db * math.log(10) / 20)
-    if not has_previous:
-        onset[:, 0] = is_peak[:, 0]  # the very first frame has nothing to integrate in time from
-
-    # the frame's loudest peak: onset regions are joined to it in frequency
-    loudest = s_sig.argmax(dim=-1, keepdim=True)  # (B, T, 1)
-    joins_loudest = torch.gather(onset, -1, anchor) & sig_t
-    anchor = torch.where(joins_loudest, loudest.expand_as(anchor), anchor)
-
-    f_t = freq_integral.transpose(1, 2)
-    offset = f_t - torch.gather(f_t, -1, anchor)
-    frames = torch.arange(first_frame, first_frame + t, device=s.device)
-    noise_phase = _pseudo_random_phase(k, frames, like=s)[None].expand(b, t, k)
-    offset = torch.where(sig_t, offset, noise_phase)
-
-    inst_t = inst_bin.transpose(1, 2)
-    prev_inst = torch.cat([inst_t[:, :1], inst_t[:, :-1]], dim=1)
-    time_step = (math.pi * hop / n_fft) * (prev_inst + inst_t)
-    time_step = torch.remainder(time_step + math.pi, 2 * math.pi) - math.pi
-    loudest_onset = torch.gather(onset, -1, loudest).expand_as(onset)
-    use_time = sig_t & ~(onset | (joins_loudest & loudest_onset))
-    use_time = use_time.to(s.dtype)
-    time_step = time_step * use_time
-
-    def frames_first(x: torch.Tensor) -> torch.Tensor:
-        return x[:, start:].transpose(0, 1).contiguous()  # (T', B, K)
-
-    return frames_first(time_step), frames_first(use_time), frames_first(anchor), frames_first(offset)
+    return time_step[start:], use_time[start:], anchor[start:], offset[start:]
 
 
 def pghi_step(
-    previous_phase: torch.Tensor,
-    time_step: torch.Tensor,
-    use_time: torch.Tensor,
-    anchor: torch.Tensor,
-    offset: torch.Tensor,
-) -> torch.Tensor:
-    """One frame of the PGHI recursion; all arguments ``(B, K)``, phase in float64, frame-centred."""
+    previous_phase: np.ndarray,
+    time_step: np.ndarray,
+    use_time: np.ndarray,
+    anchor: np.ndarray,
+    offset: np.ndarray,
+) -> np.ndarray:
+    """One frame of the PGHI recursion; all arguments ``(B, K)``, phase frame-centred, in ``[0, 2π)``."""
     base = previous_phase * use_time + time_step
-    return torch.remainder(torch.gather(base, -1, anchor) + offset, 2 * math.pi)
+    return np.mod(_gather(base, anchor) + offset, 2 * math.pi)
 
 
-def centred_to_stft_phase(phase: torch.Tensor, *, n_freqs: int, dim: int) -> torch.Tensor:
-    """Shift frame-centred phases to ``torch.stft``'s convention (frame starts at sample 0): ``-π·k``."""
-    shape = [1] * phase.ndim
-    shape[dim] = n_freqs
-    k = torch.arange(n_freqs, device=phase.device, dtype=phase.dtype).reshape(shape)
-    return phase - math.pi * k
+def centred_to_stft_phase(phase: np.ndarray) -> np.ndarray:
+    """Shift frame-centred phases ``(..., K)`` to ``torch.stft``'s convention (frame starts at 0): ``-π·k``."""
+    return phase - math.pi * np.arange(phase.shape[-1])
 
 
 def pghi_phase(magnitude: torch.Tensor, *, config: SpectralConfig) -> torch.Tensor:
-    """PGHI phase (``torch.stft`` convention) for magnitudes ``(B, K, T)``; returns ``(B, K, T)``."""
-    time_step, use_time, anchor, offset = pghi_terms(magnitude, config=config, first_frame=0, has_previous=False)
+    """PGHI phase (``torch.stft`` convention) for magnitudes ``(B, K, T)``; returns ``(B, K, T)``.
+
+    The recursion runs on the CPU (it is sequential over frames); the result goes back to the input's
+    device.
+    """
     b, k, t = magnitude.shape
-    out = torch.empty(t, b, k, dtype=torch.float64, device=magnitude.device)
-    phase = torch.zeros(b, k, dtype=torch.float64, device=magnitude.device)
+    mag = magnitude.detach().to("cpu", torch.float64).permute(2, 0, 1).numpy()
+    time_step, use_time, anchor, offset = pghi_terms(mag, config=config, first_frame=0, has_previous=False)
+    out = np.empty((t, b, k))
+    phase = np.zeros((b, k))
     for m in range(t):
         phase = pghi_step(phase, time_step[m], use_time[m], anchor[m], offset[m])
         out[m] = phase
-    out = out.permute(1, 2, 0)
-    return centred_to_stft_phase(out, n_freqs=k, dim=1).to(magnitude.dtype)
+    stft_phase = torch.from_numpy(centred_to_stft_phase(out)).permute(1, 2, 0)
+    return stft_phase.to(device=magnitude.device, dtype=magnitude.dtype)
 
 
 def griffinlim(

@@ -18,7 +18,10 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 import torch
 import torchaudio
@@ -36,6 +39,7 @@ __all__ = [
     "normalized_db_to_amplitude",
     "audio_to_mel",
     "mel_filterbank",
+    "mel_pseudo_inverse",
     "mel_band_centers_hz",
     "check_audio",
     "check_mel",
@@ -276,6 +280,11 @@ def _mel_to_hz_slaney(mels: torch.Tensor) -> torch.Tensor:
     f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
     min_log_mel = min_log_hz / f_sp
     return torch.where(mels < min_log_mel, mels * f_sp, min_log_hz * torch.exp(logstep * (mels - min_log_mel)))
+
+
+def mel_pseudo_inverse(*, config: SpectralConfig) -> "np.ndarray":
+    """The filterbank's pseudo-inverse as a float64 numpy array ``(n_freqs, n_mels)`` (a copy)."""
+    return _filterbank_pinv(config, "cpu", torch.float64).numpy().copy()
 
 
 def magnitude_to_mel(magnitude: torch.Tensor, *, config: SpectralConfig) -> torch.Tensor:
