@@ -37,6 +37,7 @@ from synth.sources import (
     sample_fm_params,
     sample_sine_params,
 )
+from synth.audio_io import read_audio
 from synth.spectral import SpectralConfig, audio_to_mel
 
 __all__ = [
@@ -284,7 +285,7 @@ def _sample_photos() -> list[Tensor]:
     for path in _sample_photo_paths():
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
-        photos.append(torch.as_tensor(pixels).permute(2, 0, 1).float() / 255.0)
+        photos.append(torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0)
     return photos
 
 
@@ -392,22 +393,6 @@ def images_from_folder(path: str | os.PathLike, *, size: int, channels: int) -> 
     return torch.stack(images)
 
 
-def _read_audio(file: Path, *, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples of ``file`` at ``sample_rate``."""
-    try:
-        from synth.audio_io import read_audio
-    except ImportError:  # synth.audio_io is being written; pedalboard is what it wraps
-        read_audio = None
-    if read_audio is not None:
-        audio = np.asarray(read_audio(file, sample_rate=sample_rate))
-    else:
-        from pedalboard.io import AudioFile
-
-        with AudioFile(str(file)).resampled_to(sample_rate) as reader:
-            audio = reader.read(reader.frames)
-    return audio.reshape(-1, audio.shape[-1]).mean(axis=0).astype(np.float32) if audio.ndim > 1 else audio.astype(np.float32)
-
-
 def sounds_from_folder(path: str | os.PathLike, *, config: SpectralConfig, n_frames: int) -> Tensor:
     """Mel windows ``(n, n_mels, n_frames)`` cut (without overlap) from every readable sound under ``path``.
 
@@ -418,11 +403,11 @@ def sounds_from_folder(path: str | os.PathLike, *, config: SpectralConfig, n_fra
     windows = []
     for file in _files(path, _SOUND_SUFFIXES, "sound"):
         try:
-            audio = _read_audio(file, sample_rate=config.sample_rate)
+            audio = read_audio(file, sample_rate=config.sample_rate, channels=1)[0]
             if audio.size < config.n_fft:
                 raise InputError(f"only {audio.size} samples; need at least n_fft={config.n_fft}")
             mel = audio_to_mel(torch.as_tensor(audio), config=config)
-        except Exception as error:  # any decoder failure: one bad file must not stop training on the rest
+        except (InputError, ParameterError, OSError, ValueError, RuntimeError) as error:  # skip one bad file, keep the rest
             log.warning("skipping %s: %s", file, error)
             continue
         n_windows = mel.shape[-1] // n_frames

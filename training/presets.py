@@ -1,0 +1,202 @@
+"""What each shipped preset is made of: spectral config, model configs, data sets and training settings.
+
+``PRESET_SPECS[name]`` is the one description that the training scripts, ``imgsonic train`` and the evaluator
+read. :func:`preset_images` and :func:`preset_sounds` build a preset's data (train or held-out test split).
+
+Example
+-------
+>>> spec = PRESET_SPECS["squares-sines"]
+>>> spec.image_data, spec.sound_data, spec.audio_vae.n_frames
+('squares', 'sines', 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from models.audio_vae import AudioVAEConfig
+from models.errors import ParameterError
+from models.image_vae import ImageVAEConfig
+from models.mapper import LatentMapperConfig
+from synth.spectral import SpectralConfig
+from training import datasets
+
+__all__ = ["TrainSettings", "MapperWeights", "PresetSpec", "PRESET_SPECS", "get_spec", "preset_images", "preset_sounds"]
+
+IMAGE_DATA = ("squares", "digits", "broad")
+SOUND_DATA = ("sines", "fm", "palette")
+_TEST_SEED_OFFSET = 1_000_003  # held-out examples come from another seed of the same generator
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One model's training run: optimiser steps, batch size, Adam learning rate, training examples.
+
+    ``n_examples`` is ignored for fixed data sets (digits) and user folders.
+    """
+
+    steps: int
+    batch_size: int
+    lr: float
+    n_examples: int = 20000
+
+
+@dataclass(frozen=True)
+class MapperWeights:
+    """Weights of the mapper objective (see ``training.losses``) and its stages, as fractions of the steps.
+
+    Locality is on from the start; cycle consistency ramps from 0 at ``cycle_start`` to full at ``cycle_full``;
+    prior matching (sliced Wasserstein) is on throughout. ``locality`` is "axis", "distance" or "auto" (axis
+    when the latent sizes match).
+    """
+
+    locality_kind: str = "auto"
+    locality: float = 1.0
+    cycle: float = 1.0
+    direct_cycle: float = 1.0
+    prior: float = 0.5
+    cycle_start: float = 0.3
+    cycle_full: float = 0.6
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """Everything needed to train one preset from scratch.
+
+    ``image_data``: one of "squares", "digits", "broad"; ``sound_data``: one of "sines", "fm", "palette".
+    ``beta`` weighs the VAEs' KL term and ``tc_gamma`` their FactorVAE total-correlation term (0 = β-VAE).
+    """
+
+    name: str
+    description: str
+    spectral: SpectralConfig
+    image_vae: ImageVAEConfig
+    audio_vae: AudioVAEConfig
+    mapper: LatentMapperConfig
+    image_data: str
+    sound_data: str
+    image_training: TrainSettings
+    audio_training: TrainSettings
+    mapper_training: TrainSettings
+    mapper_weights: MapperWeights = MapperWeights()
+    image_beta: float = 1.0
+    image_tc_gamma: float = 0.0
+    audio_beta: float = 1.0
+    audio_tc_gamma: float = 0.0
+    seed: int = 0
+
+
+# 8 kHz with a 2048-point FFT gives 3.9 Hz bins: the narrowest of the 64 bands (≈17 Hz wide at 65 Hz) holds
+# several bins, so no band is empty. The band edges enclose the tones' 73–1175 Hz with a little room.
+_SINE_SPECTRAL = SpectralConfig(
+    sample_rate=8000, n_fft=2048, hop_length=512, n_mels=64, f_min_hz=65.0, f_max_hz=1300.0,
+    db_floor=-60.0, db_ceiling=40.0,
+)
+# 16 kHz, 1024-point FFT (15.6 Hz bins, no empty band above 30 Hz): room for FM sidebands up to 8 kHz.
+_SYNTH_SPECTRAL = SpectralConfig(
+    sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64, f_min_hz=30.0, f_max_hz=8000.0,
+    db_floor=-70.0, db_ceiling=30.0,
+)
+
+
+def _audio_config(spectral: SpectralConfig, **kwargs) -> AudioVAEConfig:
+    return AudioVAEConfig(n_mels=spectral.n_mels, spectral=spectral.to_dict(), **kwargs)
+
+
+PRESET_SPECS: dict[str, PresetSpec] = {
+    spec.name: spec
+    for spec in (
+        PresetSpec(
+            name="squares-sines",
+            description="white squares (x, y) ↔ sine tones (pitch, loudness): Laczkó et al.'s synthetic check",
+            spectral=_SINE_SPECTRAL,
+            image_vae=ImageVAEConfig(image_size=32, channels=1, latent_dim=2, base_width=16, n_layers=3, hidden_width=128),
+            audio_vae=_audio_config(_SINE_SPECTRAL, n_frames=1, latent_dim=2, hidden_width=256, n_hidden_layers=2),
+            mapper=LatentMapperConfig(image_latent_dim=2, audio_latent_dim=2, hidden_width=64, depth=2),
+            image_data="squares",
+            sound_data="sines",
+            image_training=TrainSettings(steps=3000, batch_size=64, lr=1e-3, n_examples=20000),
+            audio_training=TrainSettings(steps=3000, batch_size=64, lr=1e-3, n_examples=20000),
+            mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3, n_examples=20000),
+            image_tc_gamma=10.0,
+            audio_tc_gamma=10.0,
+        ),
+        PresetSpec(
+            name="digits-fm",
+            description="handwritten digits ↔ FM timbres (the analogue of SynVAE's MNIST experiment)",
+            spectral=_SYNTH_SPECTRAL,
+            image_vae=ImageVAEConfig(image_size=16, channels=1, latent_dim=8, base_width=32, n_layers=2, hidden_width=256),
+            audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=512, n_hidden_layers=2),
+            mapper=LatentMapperConfig(image_latent_dim=8, audio_latent_dim=8, hidden_width=128, depth=2),
+            image_data="digits",
+            sound_data="fm",
+            image_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3),
+            audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
+            mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3),
+            mapper_weights=MapperWeights(locality_kind="distance"),
+            image_beta=0.5,
+            audio_beta=0.5,
+        ),
+        PresetSpec(
+            name="default",
+            description="any image ↔ a broad palette of synth timbres (FM with envelopes and vibrato, sines, noise)",
+            spectral=_SYNTH_SPECTRAL,
+            image_vae=ImageVAEConfig(image_size=64, channels=3, latent_dim=16, base_width=16, n_layers=4, hidden_width=256),
+            audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=512, n_hidden_layers=2),
+            mapper=LatentMapperConfig(image_latent_dim=16, audio_latent_dim=8, hidden_width=128, depth=2),
+            image_data="broad",
+            sound_data="palette",
+            image_training=TrainSettings(steps=3000, batch_size=32, lr=1e-3, n_examples=12000),
+            audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
+            mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3),
+            image_beta=0.5,
+            audio_beta=0.5,
+        ),
+    )
+}
+
+
+def get_spec(name: str) -> PresetSpec:
+    """``PRESET_SPECS[name]``, or a ParameterError listing the known names."""
+    if name not in PRESET_SPECS:
+        raise ParameterError(f"unknown preset {name!r}; presets that can be trained: {', '.join(PRESET_SPECS)}")
+    return PRESET_SPECS[name]
+
+
+def _check_split(split: str) -> int:
+    if split not in ("train", "test"):
+        raise ParameterError(f"split={split!r}; expected 'train' or 'test'")
+    return 0 if split == "train" else _TEST_SEED_OFFSET
+
+
+def preset_images(spec: PresetSpec, *, split: str, n: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """The preset's images ``(n, C, size, size)`` and their factors/labels (None for the broad set).
+
+    ``n`` defaults to ``spec.image_training.n_examples``; digits always give the whole split.
+    """
+    seed = spec.seed + _check_split(split)
+    n = n or spec.image_training.n_examples
+    size = spec.image_vae.image_size
+    if spec.image_data == "squares":
+        return datasets.make_squares(n, size=size, seed=seed)
+    if spec.image_data == "digits":
+        return datasets.load_digits_split(split, size=size)
+    if spec.image_data == "broad":
+        return datasets.make_broad_images(n, size=size, seed=seed), None
+    raise ParameterError(f"image_data={spec.image_data!r}; expected one of {', '.join(IMAGE_DATA)}")
+
+
+def preset_sounds(spec: PresetSpec, *, split: str, n: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """The preset's mel windows ``(n, n_mels, n_frames)`` and their factors/parameters (None for the palette)."""
+    seed = spec.seed + _check_split(split)
+    n = n or spec.audio_training.n_examples
+    kwargs = dict(config=spec.spectral, n_frames=spec.audio_vae.n_frames, seed=seed)
+    if spec.sound_data == "sines":
+        return datasets.make_sine_tones(n, **kwargs)
+    if spec.sound_data == "fm":
+        return datasets.make_fm_timbres(n, **kwargs)
+    if spec.sound_data == "palette":
+        return datasets.make_synth_palette(n, **kwargs), None
+    raise ParameterError(f"sound_data={spec.sound_data!r}; expected one of {', '.join(SOUND_DATA)}")
