@@ -1,0 +1,442 @@
+"""Train the neural vocoder (:mod:`models.vocoder`) for one spectral config, on the CPU in minutes.
+
+Run as ``imgsonic train vocoder [--preset NAME]`` or ``python -m training.train_vocoder``. Without
+``--preset`` the vocoder is trained for ``SpectralConfig()`` (22.05 kHz, n_fft 1024, hop 256, 80 mels);
+with it, for that preset's spectral config (``training.presets``).
+
+Objective: multi-resolution STFT loss (spectral convergence + log-magnitude L1 at FFT sizes 512, 1024 and
+2048) plus L1 between the normalised log-mels of output and target. No adversarial terms: they need far
+more steps than a CPU gives and mostly add perceptual crispness, not lower spectral distances.
+
+Data
+----
+* synth (``synth.sources``): sine tones, FM tones with ADSR envelopes and vibrato (alone or two at once),
+  noise bursts. Training clips come from seed ``seed``; held-out clips from seed ``seed + HELD_OUT_SEED``.
+* the recordings pyo ships (``pyo/examples/snds``, ``pyo/lib/snds``): the first 80 % of each file is for
+  training, the last 20 % is held out.
+
+Each step takes a random 0.5–1 s segment of each example with a random gain (the mels span
+``db_floor``…``db_ceiling``, so the vocoder must see quiet sounds too). Training uses the project's loop
+(``training.loop``): tqdm progress, periodic checkpoints, ``--resume``.
+
+Output: ``<out>/vocoder.pt`` (a versioned checkpoint whose metadata holds the held-out metrics and the
+command that reproduces it) and ``<out>/vocoder.resume``; ``--export PATH`` also copies the final
+checkpoint to PATH (e.g. ``models/presets/vocoders/spectral-default.pt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.errors import InputError, ParameterError
+from models.vocoder import Vocoder, VocoderConfig
+from synth.audio_io import READ_FORMATS, read_audio
+from synth.sources import render_fm, render_noise_bursts, render_sines, sample_fm_params, sample_sine_params
+from synth.spectral import SpectralConfig, audio_to_mel
+from training.loop import LoopSettings, resolve_device, seed_everything, train_loop
+
+__all__ = [
+    "HELD_OUT_SEED",
+    "recording_paths",
+    "load_recordings",
+    "render_synth",
+    "build_pools",
+    "multi_resolution_stft_loss",
+    "vocoder_losses",
+    "train_vocoder",
+    "add_arguments",
+    "run",
+    "main",
+]
+
+log = logging.getLogger(__name__)
+
+HELD_OUT_SEED = 1_000_003  # added to the training seed for the held-out synth clips
+HELD_OUT_FRACTION = 0.2  # the last 20 % of each recording
+STFT_LOSS_FFT_SIZES = (512, 1024, 2048)
+MEL_LOSS_WEIGHT = 15.0  # normalised mel L1 is ~30× smaller than log-magnitude L1 for the same error
+SYNTH_KINDS = ("sine", "fm", "noise")
+_MAGNITUDE_FLOOR = 1e-5
+DEFAULT_OUT = "runs/vocoder"
+
+
+# ---- data ---------------------------------------------------------------------------------------------
+
+
+def recording_paths() -> list[Path]:
+    """The audio files pyo ships (found through the installed package, without importing it), sorted."""
+    spec = importlib.util.find_spec("pyo")
+    if spec is None or spec.origin is None:
+        raise InputError("pyo is not installed, so its recordings are not available; install pyo")
+    root = Path(spec.origin).parent
+    suffixes = {suffix.lower() for suffix in READ_FORMATS}
+    paths = [
+        path
+        for folder in (root / "examples" / "snds", root / "lib" / "snds")
+        for path in sorted(folder.glob("*"))
+        if path.suffix.lower() in suffixes and path.is_file()
+    ]
+    if not paths:
+        raise InputError(f"no recordings found under {root}/examples/snds or {root}/lib/snds")
+    return paths
+
+
+def load_recordings(*, config: SpectralConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{file name: (train part, held-out part)}``, mono float32 at the config's rate, peak-normalised.
+
+    The held-out part is the last :data:`HELD_OUT_FRACTION` of each file.
+    """
+    recordings = {}
+    for path in recording_paths():
+        audio = read_audio(path, sample_rate=config.sample_rate, channels=1)[0]
+        audio = audio / max(float(np.abs(audio).max()), 1e-6)
+        split = int(round(len(audio) * (1.0 - HELD_OUT_FRACTION)))
+        recordings[path.name] = (audio[:split], audio[split:])
+    return recordings
+
+
+def render_synth(kind: str, *, n_examples: int, n_samples: int, sample_rate: int, seed: int) -> np.ndarray:
+    """``n_examples`` synth clips ``(n_examples, n_samples)`` float32 of one kind (see :data:`SYNTH_KINDS`).
+
+    ``fm`` clips have ADSR envelopes and vibrato; half of them are two FM tones at once.
+    """
+    rng = np.random.default_rng(seed)
+    nyquist_midi = 69.0 + 12.0 * math.log2(sample_rate / 2 / 440.0)
+    top_midi = min(96.0, nyquist_midi - 6.0)
+    if kind == "sine":
+        params = sample_sine_params(n_examples=n_examples, seed=rng, pitch_midi_range=(28.0, top_midi),
+                                    peak_db_range=(-30.0, 0.0))
+        return render_sines(params, sample_rate=sample_rate, n_samples=n_samples)
+    if kind == "fm":
+        duration_s = n_samples / sample_rate
+
+        def tones() -> np.ndarray:
+            params = sample_fm_params(
+                n_examples=n_examples, seed=rng, pitch_midi_range=(28.0, top_midi - 12.0), ratio_range=(0.5, 4.0),
+                index_range=(0.0, 6.0), peak_db_range=(-20.0, 0.0), attack_s_range=(0.0, 0.3 * duration_s),
+                decay_s_range=(0.0, 0.3 * duration_s), sustain_level_range=(0.2, 1.0),
+                release_s_range=(0.0, 0.3 * duration_s), vibrato_rate_hz_range=(3.0, 8.0),
+                vibrato_depth_cents_range=(0.0, 60.0),
+            )
+            return render_fm(params, sample_rate=sample_rate, n_samples=n_samples)
+
+        audio = tones()
+        second = tones() * (rng.random(n_examples) < 0.5)[:, None]
+        return (0.7 * (audio + second)).astype(np.float32)
+    if kind == "noise":
+        return render_noise_bursts(n_examples=n_examples, seed=rng, sample_rate=sample_rate, n_samples=n_samples,
+                                   bursts_per_example=4, decay_s_range=(0.02, 0.5), peak_db_range=(-20.0, 0.0))
+    raise ParameterError(f"synth kind {kind!r}; expected one of {', '.join(SYNTH_KINDS)}")
+
+
+def _windows(audio: np.ndarray, *, n_samples: int, hop_samples: int) -> np.ndarray:
+    """Overlapping windows ``(n, n_samples)`` of a 1-D signal; zero-padded when shorter than one window."""
+    if len(audio) < n_samples:
+        audio = np.pad(audio, (0, n_samples - len(audio)))
+    starts = range(0, len(audio) - n_samples + 1, hop_samples)
+    return np.stack([audio[start : start + n_samples] for start in starts])
+
+
+@dataclass
+class Pools:
+    """Fixed-length clips ``(n, n_samples)`` to cut segments from; ``sources`` names each row's origin."""
+
+    train: Tensor
+    held_out: Tensor
+    held_out_sources: list[str]
+    description: str
+
+
+def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: float = 1.25) -> Pools:
+    """Training and held-out clips: synth of each kind plus windows of the recordings.
+
+    ``n_synth`` training clips per synth kind (held out: 1/32 as many, at least 4); recordings are cut
+    into ``clip_s`` windows every 0.1 s (train part) or every ``clip_s`` (held-out part).
+    """
+    n_samples = int(round(clip_s * config.sample_rate))
+    train, held_out, sources = [], [], []
+    for index, kind in enumerate(SYNTH_KINDS):
+        train.append(render_synth(kind, n_examples=n_synth, n_samples=n_samples, sample_rate=config.sample_rate,
+                                  seed=seed * 10 + index))
+        n_held = max(4, n_synth // 32)
+        held_out.append(render_synth(kind, n_examples=n_held, n_samples=n_samples, sample_rate=config.sample_rate,
+                                     seed=seed * 10 + index + HELD_OUT_SEED))
+        sources += [kind] * n_held
+    recordings = load_recordings(config=config)
+    for name, (train_part, held_part) in recordings.items():
+        train.append(_windows(train_part, n_samples=n_samples, hop_samples=int(0.1 * config.sample_rate)))
+        windows = _windows(held_part, n_samples=n_samples, hop_samples=n_samples)
+        held_out.append(windows)
+        sources += [f"recording:{name}"] * len(windows)
+    n_recording_windows = sum(len(block) for block in train[len(SYNTH_KINDS):])
+    description = (
+        f"synth ({', '.join(SYNTH_KINDS)}; {n_synth} clips of {clip_s} s each, seed {seed}) + "
+        f"{n_recording_windows} windows of the first {1 - HELD_OUT_FRACTION:.0%} of pyo's {len(recordings)} "
+        f"recordings ({', '.join(recordings)}); held out: synth seed +{HELD_OUT_SEED}, last "
+        f"{HELD_OUT_FRACTION:.0%} of each recording"
+    )
+    return Pools(
+        train=torch.from_numpy(np.concatenate(train).astype(np.float32)),
+        held_out=torch.from_numpy(np.concatenate(held_out).astype(np.float32)),
+        held_out_sources=sources,
+        description=description,
+    )
+
+
+# ---- losses -------------------------------------------------------------------------------------------
+
+
+def multi_resolution_stft_loss(audio_hat: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
+    """Spectral convergence and log-magnitude L1 ``(scalar, scalar)``, averaged over FFT sizes 512–2048.
+
+    As ``training.metrics.multi_resolution_stft_distance`` (Hann window, hop n_fft/4, magnitudes floored at
+    1e-5), but differentiable, float32, and with the spectral convergence taken over the whole batch.
+    ``audio`` is the reference ``(B, n_samples)``.
+    """
+    convergence, log_l1 = 0.0, 0.0
+    for n_fft in STFT_LOSS_FFT_SIZES:
+        window = torch.hann_window(n_fft, device=audio.device)
+        magnitudes = [
+            torch.stft(x, n_fft=n_fft, hop_length=n_fft // 4, window=window, center=True, pad_mode="reflect",
+                       return_complex=True).abs().clamp_min(_MAGNITUDE_FLOOR)
+            for x in (audio_hat, audio)
+        ]
+        # over the whole batch, not per item: a near-silent segment would otherwise dominate the loss
+        convergence = convergence + torch.linalg.vector_norm(magnitudes[1] - magnitudes[0]) / torch.linalg.vector_norm(
+            magnitudes[1]
+        )
+        log_l1 = log_l1 + (magnitudes[0].log() - magnitudes[1].log()).abs().mean()
+    n = len(STFT_LOSS_FFT_SIZES)
+    return convergence / n, log_l1 / n
+
+
+def vocoder_losses(model: Vocoder, audio: Tensor, *, config: SpectralConfig) -> dict[str, Tensor]:
+    """Vocode the mel of ``audio`` ``(B, n_samples)`` and compare: ``total``, ``sc``, ``log_mag``, ``mel_l1``."""
+    mel = audio_to_mel(audio, config=config)
+    audio_hat = model(mel)[..., : audio.shape[-1]]
+    convergence, log_magnitude = multi_resolution_stft_loss(audio_hat, audio)
+    mel_l1 = (audio_to_mel(audio_hat, config=config) - mel).abs().mean()
+    return {
+        "total": convergence + log_magnitude + MEL_LOSS_WEIGHT * mel_l1,
+        "sc": convergence,
+        "log_mag": log_magnitude,
+        "mel_l1": mel_l1,
+    }
+
+
+def _segments(audio: Tensor, *, config: SpectralConfig, generator: torch.Generator,
+              min_s: float = 0.5, max_s: float = 1.0) -> Tensor:
+    """Random ``min_s``–``max_s`` segments (one length per batch, whole frames) with a random gain.
+
+    Gain is uniform in dB between −30 and +6 dB relative to the clip, then lowered where the peak would
+    pass full scale.
+    """
+    hop = config.hop_length
+    min_frames = max(1, int(min_s * config.sample_rate / hop))
+    max_frames = min(int(max_s * config.sample_rate / hop), audio.shape[-1] // hop)
+    n_samples = hop * int(torch.randint(min_frames, max(min_frames, max_frames) + 1, (1,), generator=generator))
+    n_samples = min(n_samples, audio.shape[-1])
+    starts = torch.randint(0, audio.shape[-1] - n_samples + 1, (audio.shape[0],), generator=generator)
+    segments = torch.stack([row[start : start + n_samples] for row, start in zip(audio, starts.tolist())])
+    gain_db = torch.rand(audio.shape[0], 1, generator=generator) * 36.0 - 30.0
+    segments = segments * 10.0 ** (gain_db / 20.0)
+    peak = segments.abs().amax(dim=-1, keepdim=True)
+    return segments / peak.clamp_min(0.99) * 0.99 if bool((peak > 0.99).any()) else segments
+
+
+@torch.no_grad()
+def evaluate(model: Vocoder, held_out: Tensor, *, config: SpectralConfig, batch_size: int = 8) -> dict[str, float]:
+    """Held-out losses, averaged over the clips (in eval mode; the model's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    for start in range(0, len(held_out), batch_size):
+        batch = held_out[start : start + batch_size]
+        for name, value in vocoder_losses(model, batch, config=config).items():
+            totals[name] = totals.get(name, 0.0) + float(value) * len(batch)
+    model.train(was_training)
+    return {name: total / len(held_out) for name, total in totals.items()}
+
+
+# ---- training -----------------------------------------------------------------------------------------
+
+
+class _Objective:
+    """The vocoder's objective for ``training.loop.train_loop`` (cosine learning rate after a warm-up)."""
+
+    def __init__(self, model: Vocoder, *, config: SpectralConfig, pools: Pools, lr: float, steps: int,
+                 out_dir: Path, metadata: dict) -> None:
+        self.modules = {"vocoder": model}
+        self.optimizers = {"vocoder": torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99))}
+        self.config, self.pools, self.lr, self.steps = config, pools, lr, steps
+        self.out_dir, self.metadata = out_dir, metadata
+        self.started = time.perf_counter()
+        self.metrics: dict[str, float] = {}
+
+    def _lr_at(self, step: int) -> float:
+        warmup = min(200, self.steps // 10 + 1)
+        if step <= warmup:
+            return self.lr * step / warmup
+        progress = (step - warmup) / max(1, self.steps - warmup)
+        return self.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    def losses(self, step: int, batch: dict[str, Tensor], generator: torch.Generator):
+        for group in self.optimizers["vocoder"].param_groups:
+            group["lr"] = self._lr_at(step)
+        audio = _segments(batch["audio"], config=self.config, generator=generator)
+        losses = vocoder_losses(self.modules["vocoder"], audio, config=self.config)
+        return {"vocoder": losses["total"]}, {name: float(value.detach()) for name, value in losses.items()}
+
+    def save(self, step: int) -> None:
+        model = self.modules["vocoder"]
+        self.metrics = evaluate(model, self.pools.held_out, config=self.config)
+        metadata = dict(self.metadata, steps=step, held_out_metrics=self.metrics,
+                        seconds=round(time.perf_counter() - self.started, 1))
+        model.save(self.out_dir / "vocoder.pt", metadata=metadata)
+        log.info("step %d: held-out %s", step, self.metrics)
+
+
+def train_vocoder(
+    *,
+    spectral: SpectralConfig,
+    out_dir: str | Path,
+    steps: int,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    model_config: VocoderConfig | None = None,
+    n_synth: int = 512,
+    seed: int = 0,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+    checkpoint_every: int = 250,
+    command: str = "",
+) -> tuple[Path, dict[str, float]]:
+    """Train a vocoder for ``spectral`` and write ``<out_dir>/vocoder.pt``; returns its path and held-out metrics.
+
+    ``model_config`` defaults to ``VocoderConfig()`` sized for ``spectral``; its ``n_mels``, ``n_fft``,
+    ``hop_length`` and ``spectral`` are always taken from ``spectral``.
+    """
+    out_dir = Path(out_dir)
+    base = model_config or VocoderConfig()
+    config = VocoderConfig(**{**vars(base), "n_mels": spectral.n_mels, "n_fft": spectral.n_fft,
+                              "hop_length": spectral.hop_length, "spectral": spectral.to_dict()})
+    started = time.perf_counter()
+    pools = build_pools(config=spectral, seed=seed, n_synth=n_synth)
+    data_seconds = time.perf_counter() - started
+    seed_everything(seed)
+    model = Vocoder(config).to(resolve_device(device))
+    metadata = {
+        "data": pools.description,
+        "batch_size": batch_size,
+        "lr": lr,
+        "losses": f"multi-resolution STFT (SC + log-magnitude L1, FFT {list(STFT_LOSS_FFT_SIZES)}) "
+                  f"+ {MEL_LOSS_WEIGHT} × normalised log-mel L1",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "command": command,
+    }
+    objective = _Objective(model, config=spectral, pools=pools, lr=lr, steps=steps, out_dir=out_dir, metadata=metadata)
+    settings = LoopSettings(name="vocoder", steps=steps, batch_size=batch_size, out_dir=out_dir, seed=seed,
+                            device=device, checkpoint_every=checkpoint_every, resume=resume, progress=progress,
+                            grad_clip=1.0)
+    result = train_loop(objective, {"audio": pools.train}, settings)
+    print(f"vocoder: {result.steps} steps in {result.seconds:.0f} s (+{data_seconds:.0f} s data); "
+          f"held-out {objective.metrics}")
+    return out_dir / "vocoder.pt", objective.metrics
+
+
+# ---- command line -------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``imgsonic train vocoder``'s arguments."""
+    from training.presets import PRESET_SPECS
+
+    defaults = VocoderConfig()
+    parser.add_argument("--preset", choices=sorted(PRESET_SPECS),
+                        help="train for this preset's spectral config (default: SpectralConfig(), 22.05 kHz, 80 mels)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/<preset or spectral-default>)")
+    parser.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
+    parser.add_argument("--batch-size", type=int, default=16, help="segments per step (default 16)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
+    parser.add_argument("--dim", type=int, default=defaults.dim, help=f"backbone channels (default {defaults.dim})")
+    parser.add_argument("--intermediate-dim", type=int, default=defaults.intermediate_dim,
+                        help=f"ConvNeXt MLP width (default {defaults.intermediate_dim})")
+    parser.add_argument("--n-blocks", type=int, default=defaults.n_blocks, help=f"ConvNeXt blocks (default {defaults.n_blocks})")
+    parser.add_argument("--n-synth", type=int, default=512, help="training clips per synth kind (default 512)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the model and the data (default 0)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/vocoder.resume")
+    parser.add_argument("--checkpoint-every", type=int, default=250, metavar="N", help="steps between checkpoints (default 250)")
+    parser.add_argument("--export", metavar="PATH", help="also copy the final checkpoint to PATH")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = ["imgsonic train vocoder"]
+    if args.preset:
+        parts.append(f"--preset {args.preset}")
+    parts += [f"--steps {args.steps}", f"--batch-size {args.batch_size}", f"--lr {args.lr:g}", f"--dim {args.dim}",
+              f"--intermediate-dim {args.intermediate_dim}", f"--n-blocks {args.n_blocks}",
+              f"--n-synth {args.n_synth}", f"--seed {args.seed}", f"--threads {args.threads}"]
+    if args.export:
+        parts.append(f"--export {args.export}")
+    return " ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train what ``args`` asks for; returns the exit code (errors are raised as ImgsonicError)."""
+    from training.presets import get_spec
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    for name in ("steps", "batch_size", "dim", "intermediate_dim", "n_blocks", "n_synth", "threads", "checkpoint_every"):
+        if getattr(args, name) < 1:
+            raise ParameterError(f"--{name.replace('_', '-')}={getattr(args, name)}; expected an int >= 1")
+    if not args.lr > 0:
+        raise ParameterError(f"--lr={args.lr}; expected a positive learning rate")
+    torch.set_num_threads(args.threads)
+    spectral = get_spec(args.preset).spectral if args.preset else SpectralConfig()
+    out_dir = Path(args.out) / (args.preset or "spectral-default")
+    path, _ = train_vocoder(
+        spectral=spectral, out_dir=out_dir, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        model_config=VocoderConfig(dim=args.dim, intermediate_dim=args.intermediate_dim, n_blocks=args.n_blocks),
+        n_synth=args.n_synth, seed=args.seed, device=args.device, resume=args.resume,
+        progress=not args.no_progress, checkpoint_every=args.checkpoint_every, command=_command(args),
+    )
+    if args.export:
+        export = Path(args.export)
+        export.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, export)
+        print(f"vocoder: exported {export}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.train_vocoder``: the same arguments, errors as one line and exit code 2."""
+    from models.errors import ImgsonicError
+
+    parser = argparse.ArgumentParser(prog="training.train_vocoder", description="train the neural vocoder")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except ImgsonicError as error:
+        print(f"{parser.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
