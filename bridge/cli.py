@@ -115,6 +115,18 @@ SUBCOMMANDS: list[Subcommand] = [
         help="print versions, the torch device, audio devices and presets",
         run=_run_info,
     ),
+    Subcommand(
+        name="train",
+        help="train a preset's image VAE, audio VAE, mapper, or all three",
+        run=lambda args: __import__("training.cli", fromlist=["run"]).run(args),
+        add_arguments=lambda parser: __import__("training.cli", fromlist=["add_arguments"]).add_arguments(parser),
+    ),
+    Subcommand(
+        name="eval",
+        help="measure a preset on held-out data, through rendered sound; print a table, write plots",
+        run=lambda args: __import__("training.evaluate", fromlist=["run"]).run(args),
+        add_arguments=lambda parser: __import__("training.evaluate", fromlist=["add_arguments"]).add_arguments(parser),
+    ),
 ]
 
 

@@ -1,0 +1,82 @@
+"""training.losses on cases with known answers."""
+
+import math
+
+import pytest
+import torch
+
+from models.errors import ParameterError
+from training import losses
+
+
+def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
+    assert float(losses.kl_divergence(torch.zeros(4, 3), torch.zeros(4, 3))) == 0.0
+    # KL(N(1, 1) ‖ N(0, 1)) = 1/2 per dim
+    assert math.isclose(float(losses.kl_divergence(torch.ones(4, 3), torch.zeros(4, 3))), 1.5, rel_tol=1e-6)
+
+
+def test_vae_loss_adds_beta_times_kl():
+    logits, target = torch.zeros(2, 1, 4, 4), torch.full((2, 1, 4, 4), 0.5)
+    mu, logvar = torch.ones(2, 3), torch.zeros(2, 3)
+    loss, reconstruction, kl = losses.vae_loss(logits, target, mu, logvar, beta=2.0)
+    assert math.isclose(float(reconstruction), 16 * math.log(2), rel_tol=1e-6)
+    assert math.isclose(float(loss), float(reconstruction) + 2.0 * float(kl), rel_tol=1e-6)
+
+
+def test_permute_dims_keeps_each_marginal_and_breaks_the_joint():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 1)
+    z = torch.cat([x, x], dim=1)  # perfectly dependent dims
+    permuted = losses.permute_dims(z, generator=generator)
+    assert permuted.shape == z.shape
+    for dim in range(2):
+        assert torch.equal(permuted[:, dim].sort().values, z[:, dim].sort().values)
+    assert abs(torch.corrcoef(permuted.T)[0, 1]) < 0.2
+    with pytest.raises(ParameterError):
+        losses.permute_dims(torch.zeros(3))
+
+
+def test_tc_discriminator_shapes_and_loss_at_chance():
+    discriminator = losses.TCDiscriminator(3, hidden_width=8, depth=1)
+    z = torch.randn(10, 3)
+    assert discriminator(z).shape == (10,)
+    nn_zero = losses.TCDiscriminator(3, hidden_width=8, depth=1)
+    for parameter in nn_zero.parameters():
+        torch.nn.init.zeros_(parameter)
+    assert math.isclose(float(losses.discriminator_loss(nn_zero, z, z)), math.log(2), rel_tol=1e-6)
+    assert float(losses.tc_estimate(nn_zero, z)) == 0.0
+
+
+def test_sliced_wasserstein_known_cases():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 4)
+    assert float(losses.sliced_wasserstein(x, x, generator=generator)) == 0.0
+    assert float(losses.sliced_wasserstein(x, x[torch.randperm(256)], generator=generator)) < 1e-12
+    # a shift by c along every axis moves each projection by c·(u·1): mean of (u·1)² over unit u is 1 for any D
+    shifted = losses.sliced_wasserstein(x, x + 1.0, n_projections=4096, generator=generator)
+    assert 0.9 < float(shifted) < 1.1
+    with pytest.raises(ParameterError):
+        losses.sliced_wasserstein(x, x[:10])
+
+
+def test_locality_and_distance_losses():
+    z = torch.randn(32, 3)
+    assert float(losses.locality_loss(z, z)) == 0.0
+    assert math.isclose(float(losses.locality_loss(z, z + 1)), 3.0, rel_tol=1e-6)
+    rotation = torch.linalg.qr(torch.randn(3, 3))[0]
+    assert float(losses.distance_loss(z, 2 * z @ rotation)) < 1e-8  # scale and rotation keep the geometry
+    padded = torch.cat([z, torch.zeros(32, 2)], dim=1)
+    assert float(losses.distance_loss(z, padded)) < 1e-8  # works across latent sizes
+    assert float(losses.distance_loss(z, torch.randn(32, 5))) > 0.05
+    with pytest.raises(ParameterError, match="distance_loss"):
+        losses.locality_loss(z, padded)
+
+
+def test_latent_stats_and_ramp():
+    z = torch.tensor([[0.0, 1.0], [2.0, 1.0]])
+    stats = losses.LatentStats(z, min_std=0.5)
+    assert torch.allclose(stats.normalize(z)[:, 0], torch.tensor([-1.0, 1.0]) / math.sqrt(2))  # unbiased std √2
+    assert torch.equal(stats.std[1], torch.tensor(0.5))  # a collapsed dim is clamped, not divided by 0
+    assert losses.ramp(0.1, start=0.3, full=0.6) == 0.0
+    assert losses.ramp(0.45, start=0.3, full=0.6) == pytest.approx(0.5)
+    assert losses.ramp(0.9, start=0.3, full=0.6) == 1.0

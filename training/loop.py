@@ -1,0 +1,297 @@
+"""The one training loop every model script uses: seeded, resumable, data-parallel under ``torchrun``.
+
+A script supplies an :class:`Objective` — the modules, one optimiser per loss, a function that turns a batch
+into losses, and a function that writes the model checkpoints — plus in-memory data, and calls
+:func:`train_loop`. The loop owns everything else:
+
+* **seeding**: model initialisation from ``seed``; batches from a per-rank ``torch.Generator``;
+* **resuming**: ``<out>/<name>.resume`` holds modules, optimiser states, the step and every rank's random
+  state; it is written with each periodic checkpoint, and ``resume=True`` continues from it exactly;
+* **progress**: a tqdm bar with the running losses and an ETA (on rank 0);
+* **data parallelism**: under ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1) it joins the process group
+  (gloo on CPU, nccl on CUDA), broadcasts rank 0's parameters, and averages gradients with one all-reduce per
+  optimiser after each backward. Each rank draws its own batches, so the effective batch is N × batch_size.
+  Gradients are averaged by hand rather than through ``DistributedDataParallel`` because the objectives call
+  more than ``forward`` (the mapper's inverse, the FactorVAE discriminator, frozen encoders and decoders).
+
+Example
+-------
+>>> import torch, tempfile
+>>> from torch import nn
+>>> class Fit:
+...     def __init__(self):
+...         self.modules = {"line": nn.Linear(1, 1)}
+...         self.optimizers = {"line": torch.optim.Adam(self.modules["line"].parameters(), lr=0.1)}
+...     def losses(self, step, batch, generator):
+...         loss = (self.modules["line"](batch["x"]) - 2 * batch["x"]).pow(2).mean()
+...         return {"line": loss}, {"mse": float(loss)}
+...     def save(self, step):
+...         pass
+>>> settings = LoopSettings(name="fit", steps=200, batch_size=8, out_dir=tempfile.mkdtemp(), progress=False)
+>>> result = train_loop(Fit(), {"x": torch.linspace(-1, 1, 64)[:, None]}, settings)
+>>> result.logs["mse"] < 1e-2
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from models.errors import InputError, ParameterError
+
+__all__ = ["Objective", "LoopSettings", "LoopResult", "train_loop", "resolve_device", "seed_everything", "is_main_process"]
+
+log = logging.getLogger(__name__)
+
+RESUME_FORMAT_VERSION = 1
+_LOG_WINDOW = 50  # steps averaged for the progress bar and the final summary
+
+
+class Objective(Protocol):
+    """What a training script hands to :func:`train_loop`.
+
+    ``optimizers`` maps each loss name returned by ``losses`` to the optimiser that minimises it; losses are
+    back-propagated in that order, each followed by its optimiser's step (so a discriminator can be trained
+    on the same batch after the model it judges).
+    """
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def losses(self, step: int, batch: dict[str, Tensor], generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """Batch → (loss per optimiser name, numbers to log)."""
+        ...
+
+    def save(self, step: int) -> None:
+        """Write the model checkpoint(s); called on rank 0 only."""
+        ...
+
+
+@dataclass
+class LoopSettings:
+    """How long and where to train.
+
+    name : file stem of the resume file and the progress bar's label.
+    steps : total optimiser steps (a resumed run continues up to this number).
+    batch_size : examples per step and per process.
+    checkpoint_every : steps between periodic checkpoints (and resume files); the last step always saves.
+    """
+
+    name: str
+    steps: int
+    batch_size: int
+    out_dir: str | os.PathLike
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 500
+    resume: bool = False
+    progress: bool = True
+    grad_clip: float = 10.0
+
+
+@dataclass
+class LoopResult:
+    """What a run did: steps done, wall seconds of this process's run, and the last logged values (averaged
+    over the final steps)."""
+
+    steps: int
+    seconds: float
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"cpu"`` or ``"cuda"`` (``"cuda:N"``) → a device; ParameterError when CUDA is asked for but absent."""
+    if not isinstance(name, str) or not (name == "cpu" or name.startswith("cuda")):
+        raise ParameterError(f"device={name!r}; expected 'cpu' or 'cuda'")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError(f"device={name!r} but CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's global generator (model initialisation, VAE sampling) on CPU and CUDA."""
+    torch.manual_seed(seed)
+
+
+def is_main_process() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _join_process_group(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, this rank's device); joins the group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _average_gradients(parameters: list[nn.Parameter], world: int) -> None:
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if world <= 1 or not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
+
+
+def _resume_path(settings: LoopSettings) -> Path:
+    # Not ".pt": the resume file sits beside the checkpoints and must not be shipped with them.
+    return Path(settings.out_dir) / f"{settings.name}.resume"
+
+
+def _random_state(generator: torch.Generator) -> dict[str, Tensor]:
+    return {"batches": generator.get_state(), "torch": torch.get_rng_state()}
+
+
+def _write_resume(objective: Objective, step: int, generator: torch.Generator, settings: LoopSettings, world: int) -> None:
+    states = [_random_state(generator)]
+    if world > 1:
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, states[0])
+        states = gathered
+    if not is_main_process():
+        return
+    path = _resume_path(settings)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "format_version": RESUME_FORMAT_VERSION,
+            "name": settings.name,
+            "step": step,
+            "seed": settings.seed,
+            "world_size": world,
+            "modules": {name: module.state_dict() for name, module in objective.modules.items()},
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in objective.optimizers.items()},
+            "random": states,
+        },
+        temporary,
+    )
+    os.replace(temporary, path)  # a crash mid-write never leaves a broken resume file
+
+
+def _read_resume(objective: Objective, generator: torch.Generator, settings: LoopSettings, rank: int, world: int) -> int:
+    path = _resume_path(settings)
+    if not path.is_file():
+        raise InputError(f"--resume given but there is no resume file {path}; train without --resume first")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format_version") != RESUME_FORMAT_VERSION or state.get("name") != settings.name:
+        raise InputError(f"{path} is not a resume file of {settings.name!r} (format {RESUME_FORMAT_VERSION})")
+    if state["world_size"] != world:
+        raise InputError(f"{path} was written by {state['world_size']} process(es); resume with as many, not {world}")
+    for name, module in objective.modules.items():
+        module.load_state_dict(state["modules"][name], strict=True)
+    for name, optimizer in objective.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][name])
+    generator.set_state(state["random"][rank]["batches"])
+    torch.set_rng_state(state["random"][rank]["torch"])
+    return int(state["step"])
+
+
+def _sample_batch(data: Mapping[str, Tensor], batch_size: int, generator: torch.Generator, device: torch.device) -> dict[str, Tensor]:
+    """Independent random rows of each named tensor (with replacement across steps, none within a batch)."""
+    batch = {}
+    for name, tensor in data.items():
+        n = len(tensor)
+        rows = torch.randperm(n, generator=generator)[:batch_size] if n <= 4 * batch_size else torch.randint(n, (batch_size,), generator=generator)
+        batch[name] = tensor[rows].to(device, non_blocking=True)
+    return batch
+
+
+def train_loop(
+    objective: Objective,
+    data: Mapping[str, Tensor],
+    settings: LoopSettings,
+    *,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> LoopResult:
+    """Run ``settings.steps`` optimiser steps of ``objective`` on batches drawn from ``data``.
+
+    Parameters
+    ----------
+    objective : see :class:`Objective`; its modules must already be on ``settings.device``.
+    data : named tensors, each ``(n_i, ...)``; every step draws ``batch_size`` rows of each independently
+        (the mapper draws image latents and audio latents that way: the data are unpaired).
+    settings : see :class:`LoopSettings`.
+    on_log : optional callback with (step, averaged logs) at each periodic checkpoint.
+
+    Returns
+    -------
+    LoopResult with the final step, this run's wall seconds and the losses averaged over the last steps.
+    """
+    if settings.steps < 1 or settings.batch_size < 1:
+        raise ParameterError(f"steps={settings.steps}, batch_size={settings.batch_size}; expected both >= 1")
+    if not data or any(len(tensor) == 0 for tensor in data.values()):
+        raise InputError("no training data: every data set must hold at least one example")
+    device = resolve_device(settings.device)
+    rank, world, device = _join_process_group(device)
+    Path(settings.out_dir).mkdir(parents=True, exist_ok=True)
+
+    for module in objective.modules.values():
+        if world > 1:
+            for tensor in module.state_dict().values():
+                dist.broadcast(tensor, src=0)
+        module.train()
+    generator = torch.Generator().manual_seed(settings.seed * 7919 + rank)
+    start = _read_resume(objective, generator, settings, rank, world) if settings.resume else 0
+    if start >= settings.steps:
+        log.info("%s: already at step %d of %d; nothing to do", settings.name, start, settings.steps)
+    parameters = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in objective.optimizers.items()}
+
+    progress = None
+    if settings.progress and rank == 0:
+        from tqdm import tqdm
+
+        progress = tqdm(total=settings.steps, initial=start, desc=settings.name, dynamic_ncols=True)
+    history: list[dict[str, float]] = []
+    began = time.perf_counter()
+    step = start
+    for step in range(start + 1, settings.steps + 1):
+        batch = _sample_batch(data, settings.batch_size, generator, device)
+        losses, logs = objective.losses(step, batch, generator)
+        for name, loss in losses.items():
+            optimizer = objective.optimizers[name]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            _average_gradients(parameters[name], world)
+            if settings.grad_clip:
+                nn.utils.clip_grad_norm_(parameters[name], settings.grad_clip)
+            optimizer.step()
+        history = (history + [logs])[-_LOG_WINDOW:]
+        if progress is not None:
+            progress.update(1)
+            if step % 10 == 0 or step == settings.steps:
+                progress.set_postfix({key: f"{value:.4g}" for key, value in _mean_logs(history).items()}, refresh=False)
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            if rank == 0:
+                objective.save(step)
+            _write_resume(objective, step, generator, settings, world)
+            if on_log is not None and rank == 0:
+                on_log(step, _mean_logs(history))
+    if progress is not None:
+        progress.close()
+    return LoopResult(steps=max(step, start), seconds=time.perf_counter() - began, logs=_mean_logs(history))
+
+
+def _mean_logs(history: list[dict[str, float]]) -> dict[str, float]:
+    if not history:
+        return {}
+    return {key: sum(entry[key] for entry in history) / len(history) for key in history[-1]}

@@ -1,0 +1,155 @@
+"""Training objectives: VAE evidence bound, FactorVAE total correlation, and the mapper's losses.
+
+All losses are means over the batch, so their size does not depend on the batch size.
+
+Example
+-------
+>>> import torch
+>>> z = torch.randn(256, 2)
+>>> float(sliced_wasserstein(z, z, n_projections=16, generator=torch.Generator().manual_seed(0)))
+0.0
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.errors import ParameterError
+
+__all__ = [
+    "kl_divergence",
+    "vae_loss",
+    "permute_dims",
+    "TCDiscriminator",
+    "tc_estimate",
+    "discriminator_loss",
+    "LatentStats",
+    "locality_loss",
+    "distance_loss",
+    "sliced_wasserstein",
+    "ramp",
+]
+
+
+def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, exp(logvar)) ‖ N(0, I)) summed over latent dims, mean over the batch; ``(B, D)`` in."""
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(dim=1).mean()
+
+
+def vae_loss(logits: Tensor, target: Tensor, mu: Tensor, logvar: Tensor, *, beta: float) -> tuple[Tensor, Tensor, Tensor]:
+    """β-VAE loss: Bernoulli reconstruction (BCE on the decoder's logits, summed per example) + β · KL.
+
+    ``logits`` and ``target`` share any shape ``(B, ...)``, ``target`` in [0, 1]. Returns
+    ``(loss, reconstruction, kl)``, each a scalar.
+    """
+    reconstruction = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1).mean()
+    kl = kl_divergence(mu, logvar)
+    return reconstruction + beta * kl, reconstruction, kl
+
+
+def permute_dims(z: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """Shuffle each latent dim independently across the batch: samples of the product of the marginals.
+
+    ``(B, D)`` in and out (FactorVAE's trick: the discriminator tells ``z`` from ``permute_dims(z)``).
+    """
+    if z.ndim != 2:
+        raise ParameterError(f"z has shape {tuple(z.shape)}; expected (B, D)")
+    batch, dims = z.shape
+    order = torch.argsort(torch.rand(batch, dims, generator=generator, device="cpu"), dim=0).to(z.device)
+    return torch.gather(z, 0, order)
+
+
+class TCDiscriminator(nn.Module):
+    """MLP that tells joint latents from permuted ones; logit > 0 means "joint". ``(B, D)`` → ``(B,)``."""
+
+    def __init__(self, latent_dim: int, *, hidden_width: int = 256, depth: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = latent_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden_width), nn.LeakyReLU(0.2)]
+            width = hidden_width
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).squeeze(1)
+
+
+def tc_estimate(discriminator: nn.Module, z: Tensor) -> Tensor:
+    """Total-correlation estimate: mean discriminator logit on joint samples (density-ratio trick)."""
+    return discriminator(z).mean()
+
+
+def discriminator_loss(discriminator: nn.Module, z: Tensor, z_permuted: Tensor) -> Tensor:
+    """Binary cross-entropy: ``z`` labelled joint (1), ``z_permuted`` labelled product of marginals (0).
+
+    Pass detached latents so this loss trains only the discriminator.
+    """
+    joint = discriminator(z)
+    product = discriminator(z_permuted)
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(joint, torch.ones_like(joint))
+        + F.binary_cross_entropy_with_logits(product, torch.zeros_like(product))
+    )
+
+
+class LatentStats(nn.Module):
+    """Per-dim mean and spread of a latent data set, to compare latents of two models on one scale.
+
+    ``std`` is clamped to ``min_std`` so collapsed (unused) dims do not blow up small differences.
+    """
+
+    def __init__(self, latents: Tensor, *, min_std: float = 0.05) -> None:
+        super().__init__()
+        self.register_buffer("mean", latents.mean(0))
+        self.register_buffer("std", latents.std(0).clamp_min(min_std))
+
+    def normalize(self, z: Tensor) -> Tensor:
+        return (z - self.mean) / self.std
+
+
+def locality_loss(source: Tensor, mapped: Tensor) -> Tensor:
+    """Per-axis locality: mapped ≈ source, dim by dim; both normalised ``(B, D)`` of equal D."""
+    if source.shape != mapped.shape:
+        raise ParameterError(
+            f"per-axis locality needs equal latent sizes; got {tuple(source.shape)} and {tuple(mapped.shape)} "
+            "(use distance_loss when they differ)"
+        )
+    return (mapped - source).pow(2).sum(1).mean()
+
+
+def distance_loss(source: Tensor, mapped: Tensor) -> Tensor:
+    """Pairwise-distance preservation: within-batch distances of ``mapped`` ≈ those of ``source``, each divided by
+    its own mean (so only the shape of the geometry counts). ``(B, D1)`` and ``(B, D2)`` normalised latents."""
+    d_source = torch.cdist(source, source)
+    d_mapped = torch.cdist(mapped, mapped)
+    d_source = d_source / d_source.mean().clamp_min(1e-8)
+    d_mapped = d_mapped / d_mapped.mean().clamp_min(1e-8)
+    return (d_mapped - d_source).pow(2).mean()
+
+
+def sliced_wasserstein(x: Tensor, y: Tensor, *, n_projections: int = 64, generator: torch.Generator | None = None) -> Tensor:
+    """Sliced Wasserstein-2 distance (squared) between two point sets ``(B, D)`` of the same size.
+
+    Projects both on random unit directions, sorts, and averages the squared differences: 0 for identical
+    sets, and differentiable in both.
+    """
+    if x.ndim != 2 or x.shape != y.shape:
+        raise ParameterError(f"point sets have shapes {tuple(x.shape)} and {tuple(y.shape)}; expected equal (B, D)")
+    directions = torch.randn(x.shape[1], n_projections, generator=generator, device="cpu").to(x)
+    directions = directions / directions.norm(dim=0, keepdim=True)
+    x_sorted = (x @ directions).sort(dim=0).values
+    y_sorted = (y @ directions).sort(dim=0).values
+    return (x_sorted - y_sorted).pow(2).mean()
+
+
+def ramp(progress: float, *, start: float, full: float) -> float:
+    """0 before ``start``, 1 after ``full``, linear between (fractions of the run, 0–1)."""
+    if progress <= start:
+        return 0.0
+    if progress >= full or full <= start:
+        return 1.0
+    return (progress - start) / (full - start)

@@ -1,0 +1,174 @@
+"""Train a preset's image VAE (β-VAE, or FactorVAE when the preset's ``image_tc_gamma`` > 0).
+
+Run as ``imgsonic train image-vae --preset NAME`` or, data-parallel, as
+``torchrun --nproc_per_node 2 -m training.train_image_vae --preset NAME``.
+Writes ``<out>/<preset>/image_vae.pt``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from models.image_vae import ImageVAE, reparameterize
+from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
+from training.losses import TCDiscriminator, discriminator_loss, permute_dims, tc_estimate, vae_loss
+from training.presets import PresetSpec, TrainSettings, preset_images
+
+__all__ = ["VAEObjective", "train_image_vae", "evaluate_vae", "main"]
+
+
+class VAEObjective:
+    """β-VAE or FactorVAE objective for either VAE (both expose ``encode`` and ``decode_logits``).
+
+    Losses per step: ``"vae"`` = reconstruction + β·KL + γ·TC, and with γ > 0 ``"discriminator"``, trained on
+    the same batch's detached latents against their dimension-wise permutation.
+    """
+
+    def __init__(self, model: nn.Module, *, beta: float, tc_gamma: float, lr: float, checkpoint: Path,
+                 metadata: dict, device: torch.device) -> None:
+        self.model = model
+        self.beta = beta
+        self.tc_gamma = tc_gamma
+        self.checkpoint = checkpoint
+        self.metadata = metadata
+        self.modules: dict[str, nn.Module] = {"vae": model}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"vae": torch.optim.Adam(model.parameters(), lr=lr)}
+        if tc_gamma > 0:
+            self.discriminator = TCDiscriminator(model.config.latent_dim).to(device)
+            self.modules["discriminator"] = self.discriminator
+            self.optimizers["discriminator"] = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
+
+    def losses(self, step: int, batch: dict[str, Tensor], generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, float]]:
+        x = batch["x"]
+        mu, logvar = self.model.encode(x)
+        z = reparameterize(mu, logvar)
+        loss, reconstruction, kl = vae_loss(self.model.decode_logits(z), x, mu, logvar, beta=self.beta)
+        logs = {"recon": reconstruction.item(), "kl": kl.item()}
+        losses = {"vae": loss}
+        if self.tc_gamma > 0:
+            tc = tc_estimate(self.discriminator, z)
+            losses["vae"] = loss + self.tc_gamma * tc
+            z_detached = z.detach()
+            losses["discriminator"] = discriminator_loss(self.discriminator, z_detached, permute_dims(z_detached, generator=generator))
+            logs["tc"] = tc.item()
+        return losses, logs
+
+    def save(self, step: int) -> None:
+        self.model.save(self.checkpoint, metadata={**self.metadata, "steps": step})
+
+
+@torch.no_grad()
+def evaluate_vae(model: nn.Module, data: Tensor, *, batch_size: int = 512) -> dict[str, float]:
+    """Mean per-example BCE reconstruction (decoding ``mu``) and KL over ``data``; model in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    totals = {"recon": 0.0, "kl": 0.0, "mse": 0.0}
+    for start in range(0, len(data), batch_size):
+        x = data[start : start + batch_size].to(device)
+        mu, logvar = model.encode(x)
+        logits = model.decode_logits(mu)
+        _, reconstruction, kl = vae_loss(logits, x, mu, logvar, beta=1.0)
+        totals["recon"] += reconstruction.item() * len(x)
+        totals["kl"] += kl.item() * len(x)
+        totals["mse"] += float((torch.sigmoid(logits) - x).pow(2).mean()) * len(x)
+    model.train(was_training)
+    return {key: value / len(data) for key, value in totals.items()}
+
+
+def run_vae_training(
+    model: nn.Module,
+    *,
+    kind: str,
+    train_data: Tensor,
+    test_data: Tensor,
+    settings: TrainSettings,
+    beta: float,
+    tc_gamma: float,
+    out_dir: Path,
+    data_description: str,
+    steps: int | None,
+    device: torch.device,
+    seed: int,
+    resume: bool,
+    progress: bool,
+    checkpoint_every: int,
+) -> tuple[Path, dict[str, float]]:
+    """Shared by both VAE scripts: train, then evaluate on ``test_data`` and rewrite the checkpoint with metrics."""
+    checkpoint = out_dir / f"{kind}.pt"
+    total_steps = steps or settings.steps
+    metadata = {"data": data_description, "batch_size": settings.batch_size, "lr": settings.lr, "beta": beta,
+                "tc_gamma": tc_gamma, "seed": seed, "command": " ".join(sys.argv)}
+    objective = VAEObjective(model, beta=beta, tc_gamma=tc_gamma, lr=settings.lr, checkpoint=checkpoint,
+                             metadata=metadata, device=device)
+    loop_settings = LoopSettings(name=kind, steps=total_steps, batch_size=settings.batch_size, out_dir=out_dir,
+                                 seed=seed, device=str(device), checkpoint_every=checkpoint_every, resume=resume,
+                                 progress=progress)
+    result = train_loop(objective, {"x": train_data}, loop_settings)
+    metrics = {f"test_{key}": value for key, value in evaluate_vae(model, test_data).items()}
+    metrics.update({f"train_{key}": value for key, value in result.logs.items()})
+    if is_main_process():
+        model.save(checkpoint, metadata={**metadata, "steps": result.steps, "seconds": round(result.seconds, 1),
+                                         "metrics": metrics})
+        _print_summary(kind, checkpoint, result.steps, result.seconds, metrics)
+    return checkpoint, metrics
+
+
+def _print_summary(kind: str, checkpoint: Path, steps: int, seconds: float, metrics: dict[str, float]) -> None:
+    print(f"{kind}: {steps} steps in {seconds:.0f} s → {checkpoint}")
+    for key, value in metrics.items():
+        print(f"  {key:<18} {value:.5g}")
+
+
+def train_image_vae(
+    spec: PresetSpec,
+    *,
+    out_dir: str | os.PathLike,
+    steps: int | None = None,
+    device: str = "cpu",
+    images: Tensor | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    checkpoint_every: int = 500,
+    n_examples: int | None = None,
+) -> tuple[Path, dict[str, float]]:
+    """Train ``spec``'s image VAE and write ``<out_dir>/image_vae.pt``; returns its path and test metrics.
+
+    ``images`` ``(n, C, size, size)`` replaces the preset's data (e.g. from ``--images DIR``): 10 % of them
+    are held out for the metrics. ``n_examples`` shrinks generated data sets (tests).
+    """
+    torch_device = resolve_device(device)
+    seed_everything(spec.seed)
+    if images is None:
+        train_data, _ = preset_images(spec, split="train", n=n_examples)
+        test_data, _ = preset_images(spec, split="test", n=min(2000, n_examples or 2000))
+        description = f"{spec.image_data} (preset {spec.name})"
+    else:
+        n_test = max(1, len(images) // 10)
+        train_data, test_data = images[n_test:] if len(images) > 1 else images, images[:n_test]
+        description = f"{len(images)} user images"
+    model = ImageVAE(spec.image_vae).to(torch_device)
+    started = time.perf_counter()
+    result = run_vae_training(model, kind="image_vae", train_data=train_data, test_data=test_data,
+                              settings=spec.image_training, beta=spec.image_beta, tc_gamma=spec.image_tc_gamma,
+                              out_dir=Path(out_dir), data_description=description, steps=steps, device=torch_device,
+                              seed=spec.seed, resume=resume, progress=progress, checkpoint_every=checkpoint_every)
+    if is_main_process():
+        print(f"image_vae: {time.perf_counter() - started:.0f} s including data")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.cli import main_for
+
+    return main_for("image-vae", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Train a preset's latent mapper between its (frozen) image and audio VAEs, without paired data.
+
+The objective, in stages (weights and stage boundaries in ``PresetSpec.mapper_weights``):
+
+* **locality** from the start: per axis (mapped ≈ source, dim by dim) when the latent sizes match, otherwise
+  pairwise-distance preservation; latents are compared after normalising each model's latents per dim by
+  their data mean and spread, so the two spaces' extents match;
+* **prior matching** throughout: sliced Wasserstein between mapped image latents and real audio latents (and
+  the inverse direction against real image latents);
+* **cycle consistency**, ramped in: image → mapper → audio decoder → mel → audio encoder → inverse mapper ≈ the
+  image latent, and audio → inverse → image decoder → image → image encoder → mapper ≈ the audio latent; plus
+  the re-encoded mel ≈ the mapped latent (the mapped latent decodes to a sound the audio model recognises)
+  and the direct cycles inverse(forward(z)) ≈ z.
+
+Run as ``imgsonic train mapper --preset NAME`` after both VAEs. Writes ``<out>/<preset>/mapper.pt``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from models.audio_vae import AudioVAE
+from models.errors import InputError, ParameterError
+from models.image_vae import ImageVAE
+from models.mapper import LatentMapper
+from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
+from training.losses import LatentStats, distance_loss, locality_loss, ramp, sliced_wasserstein
+from training.presets import MapperWeights, PresetSpec, preset_images, preset_sounds
+
+__all__ = ["MapperObjective", "encode_all", "train_mapper", "evaluate_mapper", "main"]
+
+
+@torch.no_grad()
+def encode_all(encode, data: Tensor, *, device: torch.device, batch_size: int = 512) -> Tensor:
+    """``mu`` of every example, ``(n, latent_dim)`` on the CPU."""
+    return torch.cat([encode(data[i : i + batch_size].to(device))[0].cpu() for i in range(0, len(data), batch_size)])
+
+
+class MapperObjective:
+    """The staged mapper objective (see the module docstring); one optimiser, one loss ``"mapper"``."""
+
+    def __init__(self, mapper: LatentMapper, image_vae: ImageVAE, audio_vae: AudioVAE, *, image_stats: LatentStats,
+                 audio_stats: LatentStats, weights: MapperWeights, steps: int, lr: float, checkpoint: Path,
+                 metadata: dict) -> None:
+        self.mapper, self.image_vae, self.audio_vae = mapper, image_vae, audio_vae
+        self.image_stats, self.audio_stats = image_stats, audio_stats
+        self.weights = weights
+        self.steps = steps
+        self.checkpoint = checkpoint
+        self.metadata = metadata
+        kind = weights.locality_kind
+        if kind == "auto":
+            kind = "axis" if mapper.config.image_latent_dim == mapper.config.audio_latent_dim else "distance"
+        if kind not in ("axis", "distance"):
+            raise ParameterError(f"locality_kind={weights.locality_kind!r}; expected 'axis', 'distance' or 'auto'")
+        self.locality = locality_loss if kind == "axis" else distance_loss
+        self.locality_kind = kind
+        self.modules: dict[str, nn.Module] = {"mapper": mapper}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"mapper": torch.optim.Adam(mapper.parameters(), lr=lr)}
+
+    def losses(self, step: int, batch: dict[str, Tensor], generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, float]]:
+        w = self.weights
+        norm_i, norm_a = self.image_stats.normalize, self.audio_stats.normalize
+        z_img, z_aud = batch["image"], batch["audio"]
+        mapped = self.mapper(z_img)
+        inverted = self.mapper.inverse(z_aud)
+
+        locality = self.locality(norm_i(z_img), norm_a(mapped)) + self.locality(norm_a(z_aud), norm_i(inverted))
+        prior = (sliced_wasserstein(norm_a(mapped), norm_a(z_aud), generator=generator)
+                 + sliced_wasserstein(norm_i(inverted), norm_i(z_img), generator=generator))
+        direct = ((norm_i(self.mapper.inverse(mapped)) - norm_i(z_img)).pow(2).sum(1).mean()
+                  + (norm_a(self.mapper(inverted)) - norm_a(z_aud)).pow(2).sum(1).mean())
+
+        re_encoded_audio = self.audio_vae.encode(self.audio_vae.decode(mapped))[0]
+        re_encoded_image = self.image_vae.encode(self.image_vae.decode(inverted))[0]
+        cycle = ((norm_i(self.mapper.inverse(re_encoded_audio)) - norm_i(z_img)).pow(2).sum(1).mean()
+                 + (norm_a(self.mapper(re_encoded_image)) - norm_a(z_aud)).pow(2).sum(1).mean()
+                 + (norm_a(re_encoded_audio) - norm_a(mapped)).pow(2).sum(1).mean())
+
+        cycle_weight = w.cycle * ramp(step / self.steps, start=w.cycle_start, full=w.cycle_full)
+        loss = w.locality * locality + w.prior * prior + w.direct_cycle * direct + cycle_weight * cycle
+        logs = {"loss": loss.item(), "locality": locality.item(), "prior": prior.item(), "direct": direct.item(),
+                "cycle": cycle.item()}
+        return {"mapper": loss}, logs
+
+    def save(self, step: int) -> None:
+        self.mapper.save(self.checkpoint, metadata={**self.metadata, "steps": step})
+
+
+@torch.no_grad()
+def evaluate_mapper(mapper: LatentMapper, image_vae: ImageVAE, audio_vae: AudioVAE, z_img: Tensor, z_aud: Tensor,
+                    *, image_stats: LatentStats, audio_stats: LatentStats) -> dict[str, float]:
+    """Held-out cycle errors (normalised units, per example) and the sliced-Wasserstein prior distance."""
+    mapper.eval()
+    device = next(mapper.parameters()).device
+    z_img, z_aud = z_img.to(device), z_aud.to(device)
+    norm_i, norm_a = image_stats.normalize, audio_stats.normalize
+    mapped = mapper(z_img)
+    through_sound = mapper.inverse(audio_vae.encode(audio_vae.decode(mapped))[0])
+    n = min(len(z_img), len(z_aud))
+    return {
+        "direct_cycle": float((norm_i(mapper.inverse(mapped)) - norm_i(z_img)).pow(2).sum(1).mean()),
+        "decoded_cycle": float((norm_i(through_sound) - norm_i(z_img)).pow(2).sum(1).mean()),
+        "audio_direct_cycle": float((norm_a(mapper(mapper.inverse(z_aud))) - norm_a(z_aud)).pow(2).sum(1).mean()),
+        "prior_sw": float(sliced_wasserstein(norm_a(mapped[:n]), norm_a(z_aud[:n]), n_projections=256,
+                                             generator=torch.Generator().manual_seed(0))),
+    }
+
+
+def _load_frozen(model_class, path: Path, device: torch.device) -> nn.Module:
+    if not path.is_file():
+        raise InputError(f"{path} does not exist; train it first (imgsonic train {model_class.checkpoint_kind.replace('_', '-')})")
+    model = model_class.from_checkpoint(path).to(device).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def train_mapper(
+    spec: PresetSpec,
+    *,
+    out_dir: str | os.PathLike,
+    steps: int | None = None,
+    device: str = "cpu",
+    images: Tensor | None = None,
+    mels: Tensor | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    checkpoint_every: int = 500,
+    n_examples: int | None = None,
+) -> tuple[Path, dict[str, float]]:
+    """Train ``spec``'s mapper between ``<out_dir>/image_vae.pt`` and ``<out_dir>/audio_vae.pt``.
+
+    Writes ``<out_dir>/mapper.pt`` and returns its path and held-out metrics. ``images``/``mels`` replace the
+    preset's data, as in the VAE scripts.
+    """
+    out_dir = Path(out_dir)
+    torch_device = resolve_device(device)
+    seed_everything(spec.seed + 2)
+    image_vae = _load_frozen(ImageVAE, out_dir / "image_vae.pt", torch_device)
+    audio_vae = _load_frozen(AudioVAE, out_dir / "audio_vae.pt", torch_device)
+    audio_vae.check_spectral(spec.spectral.to_dict())
+    settings = spec.mapper_training
+    if images is None:
+        images, _ = preset_images(spec, split="train", n=n_examples)
+    if mels is None:
+        mels, _ = preset_sounds(spec, split="train", n=n_examples)
+    z_img = encode_all(image_vae.encode, images, device=torch_device)
+    z_aud = encode_all(audio_vae.encode, mels, device=torch_device)
+    n_test = max(1, min(len(z_img), len(z_aud)) // 10)
+    image_stats = LatentStats(z_img[n_test:]).to(torch_device)
+    audio_stats = LatentStats(z_aud[n_test:]).to(torch_device)
+
+    mapper = LatentMapper(spec.mapper).to(torch_device)
+    total_steps = steps or settings.steps
+    checkpoint = out_dir / "mapper.pt"
+    metadata = {"data": f"latents of {len(z_img)} images and {len(z_aud)} sounds (preset {spec.name})",
+                "batch_size": settings.batch_size, "lr": settings.lr, "seed": spec.seed + 2,
+                "weights": {key: value for key, value in vars(spec.mapper_weights).items()},
+                "image_latent_mean": image_stats.mean.tolist(), "image_latent_std": image_stats.std.tolist(),
+                "audio_latent_mean": audio_stats.mean.tolist(), "audio_latent_std": audio_stats.std.tolist(),
+                "command": " ".join(sys.argv)}
+    objective = MapperObjective(mapper, image_vae, audio_vae, image_stats=image_stats, audio_stats=audio_stats,
+                                weights=spec.mapper_weights, steps=total_steps, lr=settings.lr, checkpoint=checkpoint,
+                                metadata=metadata)
+    loop_settings = LoopSettings(name="mapper", steps=total_steps, batch_size=settings.batch_size, out_dir=out_dir,
+                                 seed=spec.seed + 2, device=str(torch_device), checkpoint_every=checkpoint_every,
+                                 resume=resume, progress=progress)
+    started = time.perf_counter()
+    result = train_loop(objective, {"image": z_img[n_test:], "audio": z_aud[n_test:]}, loop_settings)
+    metrics = evaluate_mapper(mapper, image_vae, audio_vae, z_img[:n_test], z_aud[:n_test],
+                              image_stats=image_stats, audio_stats=audio_stats)
+    metrics.update({f"train_{key}": value for key, value in result.logs.items()})
+    if is_main_process():
+        mapper.save(checkpoint, metadata={**metadata, "locality": objective.locality_kind, "steps": result.steps,
+                                          "seconds": round(result.seconds, 1), "metrics": metrics})
+        print(f"mapper: {result.steps} steps in {time.perf_counter() - started:.0f} s → {checkpoint}")
+        for key, value in metrics.items():
+            print(f"  {key:<22} {value:.5g}")
+    return checkpoint, metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.cli import main_for
+
+    return main_for("mapper", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
