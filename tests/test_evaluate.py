@@ -1,0 +1,86 @@
+"""``imgsonic eval`` end to end on tiny, randomly initialised presets in a temporary registry."""
+
+import json
+
+import pytest
+import torch
+
+from bridge.cli import main
+from models import registry
+from models.audio_vae import AudioVAE, AudioVAEConfig
+from models.errors import ParameterError
+from models.image_vae import ImageVAE, ImageVAEConfig
+from models.mapper import LatentMapper, LatentMapperConfig
+from training.evaluate import TARGETS, _count_distinct, evaluate_preset, format_table
+from training.presets import PRESET_SPECS
+
+COMMON_METRICS = {
+    "image_recon_mse", "audio_recon_mse", "image_kl", "audio_kl", "mapper_cycle_image", "mapper_cycle_audio",
+    "prior_distance", "prior_distance_floor", "distance_preservation",
+}
+PLOTS = {"image_traversal.png", "audio_traversal.png", "spectrogram_strip.png", "metrics.json"}
+
+
+def _write_tiny_preset(folder, name):
+    """Random models with the preset's sizes (so its data sets fit) but tiny widths."""
+    spec = PRESET_SPECS[name]
+    torch.manual_seed(0)
+    image = spec.image_vae
+    ImageVAE(ImageVAEConfig(image_size=image.image_size, channels=image.channels, latent_dim=image.latent_dim,
+                            base_width=4, n_layers=image.n_layers, hidden_width=16)).save(folder / name / "image_vae.pt")
+    audio = spec.audio_vae
+    AudioVAE(AudioVAEConfig(n_mels=audio.n_mels, n_frames=audio.n_frames, latent_dim=audio.latent_dim,
+                            hidden_width=16, n_hidden_layers=1, spectral=audio.spectral)).save(folder / name / "audio_vae.pt")
+    LatentMapper(LatentMapperConfig(image.latent_dim, audio.latent_dim, hidden_width=8, depth=1)).save(
+        folder / name / "mapper.pt")
+    (folder / f"{name}.toml").write_text(
+        "\n".join(f'{kind} = "{name}/{kind}.pt"' for kind in ("image_vae", "audio_vae", "mapper")) + "\n")
+
+
+@pytest.fixture
+def presets_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "presets"
+    for name in TARGETS:
+        _write_tiny_preset(folder, name)
+    monkeypatch.setattr(registry, "PRESETS_DIR", folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_eval_end_to_end_writes_metrics_and_plots(presets_dir, tmp_path, name):
+    out = tmp_path / "out"
+    result = evaluate_preset(name, n=200, out_dir=out, method="pghi", render_seconds=0.1)
+    assert COMMON_METRICS <= set(result["metrics"])
+    assert set(result["targets"]) == {target.metric for target in TARGETS[name]}
+    for target in result["targets"].values():
+        assert set(target) == {"op", "value", "measured", "passed"}
+    assert {p.name for p in out.iterdir()} == PLOTS  # no temporary files left behind
+    assert json.loads((out / "metrics.json").read_text())["metrics"] == result["metrics"]
+    assert -1.0 <= result["metrics"]["distance_preservation"] <= 1.0
+    assert result["n_images"] == 200
+
+
+def test_cli_json_and_table(presets_dir, tmp_path, capsys):
+    code = main(["eval", "--preset", "squares-sines", "--json", "-o", str(tmp_path / "o"), "--n", "200",
+                 "--method", "pghi"])
+    printed = json.loads(capsys.readouterr().out)
+    assert code == (0 if printed["all_targets_met"] else 1)  # random models may miss the targets
+    assert {"factor_abs_rho", "cross_leakage", "factor_pairing"} <= set(printed["metrics"])
+    assert printed["targets"]["factor_abs_rho_min"]["op"] == ">="
+    table = format_table(printed)
+    assert "factor_abs_rho_min" in table and ">= 0.98" in table and "wrote" in table
+
+
+def test_cli_rejects_bad_arguments(presets_dir, capsys):
+    assert main(["eval", "--preset", "squares-sines", "--n", "10"]) == 2
+    assert "n=10" in capsys.readouterr().err
+    assert main(["eval", "--preset", "nonexistent"]) == 2
+    with pytest.raises(ParameterError, match="evaluable presets"):
+        evaluate_preset("nonexistent")
+
+
+def test_count_distinct_links_chains():
+    import numpy as np
+
+    features = np.array([[0.0], [0.6], [1.2], [5.0]])  # 0–1–2 chained below 1 dB, 3 apart
+    assert _count_distinct(features, 1.0) == (2, pytest.approx(0.6))

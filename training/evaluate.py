@@ -1,0 +1,451 @@
+"""``imgsonic eval --preset NAME``: the research's metrics for a trained preset, measured on rendered sound.
+
+Every metric that involves sound is measured on the **rendered waveform**, never on the decoder's intent::
+
+    held-out image ─► z_img ─► mapper ─► z_aud ─► decoded mel, tiled to RENDER_SECONDS
+        ─► synth.phase.mel_to_audio(method) ─► audio ─► re-analysis (audio_to_mel / pitch / loudness / MFCC)
+
+Only the *interior* of each rendered clip is analysed: whole decoder windows that lie at least
+``n_fft / 2`` samples away from both ends, where the STFT's reflect padding and the phase reconstruction's
+boundary would otherwise leak in. Re-analysed frame ``m`` lines up with decoded frame ``m``, so the audio
+encoder sees whole tiles.
+
+Metrics (keys of ``result["metrics"]``)
+---------------------------------------
+All presets
+    ``image_recon_mse`` / ``audio_recon_mse``: mean squared error per pixel / per normalised log-mel value of
+    each VAE's reconstruction (posterior mean) of held-out data; ``image_kl`` / ``audio_kl``: mean KL of the
+    posterior to N(0, I) per item, nats; ``mapper_cycle_image`` / ``mapper_cycle_audio``: relative cycle
+    error of the mapper, ``Σ|inverse(forward(z)) − z|² / Σ|z − mean z|²`` on held-out image latents (and the
+    audio analogue on held-out sounds' latents: 0 is perfect, 1 is as large as the latents' spread);
+    ``prior_distance``: sliced Wasserstein distance between mapped image latents and the audio VAE's latents
+    of held-out sounds, next to ``prior_distance_floor``, the same distance between two halves of the audio
+    latents (what sampling noise alone gives); ``distance_preservation``: Spearman ρ between the pairwise
+    distances of the image latents and of the rendered sounds' log-mel features (time-averaged re-analysed
+    normalised log-mel, one value per band) over ≥ 200 held-out images.
+``squares-sines``
+    Pitch (YIN, :func:`training.metrics.pitch_hz`) and loudness (RMS dBFS) measured from the rendered audio;
+    ``factor_pairing`` (which image factor drives which), ``factor_abs_rho`` and ``cross_leakage`` from
+    :func:`training.metrics.best_pairing`; ``voiced_fraction``, the share of clips with a detectable pitch
+    (unvoiced clips count as pitch 0, the lowest rank).
+``digits-fm``
+    ``classifier_accuracy_real`` (an RBF SVM trained on the real training digits, tested on real test digits),
+    ``accuracy_without_sound`` (test digit → image VAE → classifier) and ``accuracy_through_sound`` (test
+    digit → rendered audio → ``audio_to_mel`` → audio encoder → inverse mapper → image decoder → classifier);
+    ``audio_precision_at_10`` of the audio latents encoded from the rendered audio, by digit class;
+    ``listener_proxy`` (:func:`training.metrics.listener_proxy`) on MFCC statistics of the rendered audio.
+``default``
+    ``n_distinct_sounds`` among the first 200 distinct held-out images: two rendered sounds are *the same*
+    when the RMS over mel bands of the difference of their log-mel features is below ``SAME_SOUND_DB``
+    (1 dB, about the just-noticeable level difference); sounds linked by chains of "same" pairs count once.
+    ``min_sound_distance_db`` is the smallest such difference.
+
+Outputs go to ``-o DIR`` (default ``imgsonic-eval/<preset>``): ``metrics.json`` and three PNGs, each written
+atomically: ``image_traversal.png`` (rows: image-latent axes; columns: that axis swept over the held-out
+latents' 2nd–98th percentile, the others held at their median), ``audio_traversal.png`` (the same for the
+audio latents, decoded mel windows) and ``spectrogram_strip.png`` (held-out images above the re-analysed
+spectrograms of their rendered sounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.errors import ParameterError
+from models.pipeline import SonificationModels
+from synth.phase import METHODS, mel_to_audio
+from synth.sources import hz_to_midi
+from synth.spectral import SpectralConfig, audio_to_mel
+from training import metrics, plots
+from training.presets import PresetSpec, get_spec, preset_images, preset_sounds
+
+__all__ = ["TARGETS", "RENDER_SECONDS", "SAME_SOUND_DB", "add_arguments", "run", "evaluate_preset", "format_table"]
+
+RENDER_SECONDS = 1.0
+SAME_SOUND_DB = 1.0
+MIN_ITEMS = 200
+DEFAULT_N = 400
+_N_DISTINCT_IMAGES = 200
+_TRAVERSAL_STEPS = 9
+_STRIP_ITEMS = 8
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal from the issue: ``metric`` compared by ``op`` (">=" or "<=") with ``value``."""
+
+    metric: str
+    op: str
+    value: float
+
+    def check(self, measured: float) -> bool:
+        return measured >= self.value if self.op == ">=" else measured <= self.value
+
+
+TARGETS: dict[str, tuple[Target, ...]] = {
+    "squares-sines": (Target("factor_abs_rho_min", ">=", 0.98), Target("cross_leakage_max", "<=", 0.1)),
+    "digits-fm": (
+        Target("accuracy_through_sound", ">=", 0.96),
+        Target("listener_proxy", ">=", 0.90),
+        Target("audio_precision_at_10", ">=", 0.80),
+    ),
+    "default": (
+        Target("distance_preservation", ">=", 0.5),
+        Target("n_distinct_sounds", ">=", _N_DISTINCT_IMAGES),
+    ),
+}
+
+
+# ---- the command line ----------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``imgsonic eval``'s arguments."""
+    parser.add_argument("--preset", required=True, help=f"preset to evaluate ({', '.join(TARGETS)})")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("-o", "--out", metavar="DIR", help="folder for metrics.json and the PNG plots "
+                        "(default imgsonic-eval/PRESET)")
+    parser.add_argument("--n", type=int, default=DEFAULT_N, help=f"held-out images and sounds (default {DEFAULT_N}, "
+                        f"at least {MIN_ITEMS}; digits have at most 359)")
+    parser.add_argument("--method", default="pghi+fgla", choices=METHODS, help="phase reconstruction used to "
+                        "render (default pghi+fgla)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, print the table (or JSON) and return 0; 1 when a target is missed."""
+    out = Path(args.out) if args.out else Path("imgsonic-eval") / args.preset
+    result = evaluate_preset(args.preset, n=args.n, method=args.method, out_dir=out)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0 if result["all_targets_met"] else 1
+
+
+# ---- evaluation ------------------------------------------------------------------------------------------
+
+
+def _kl_per_item(mu: Tensor, logvar: Tensor) -> float:
+    return float((0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(dim=1).mean())
+
+
+def _relative_error(estimate: Tensor, reference: Tensor) -> float:
+    spread = (reference - reference.mean(dim=0)).pow(2).sum()
+    return float((estimate - reference).pow(2).sum() / spread.clamp_min(1e-12))
+
+
+def _render_layout(models: SonificationModels, spectral: SpectralConfig, seconds: float) -> tuple[int, int]:
+    """(frames to render, whole windows trimmed at each end) for clips of at least ``seconds``.
+
+    At least one whole window is left between the trimmed ends, however short ``seconds`` is.
+    """
+    window = models.window_frames
+    edge_frames = math.ceil(spectral.n_fft / 2 / spectral.hop_length)
+    edge_windows = math.ceil(edge_frames / window)
+    n_windows = max(2 * edge_windows + 1, math.ceil(seconds * spectral.frame_rate_hz / window))
+    return n_windows * window, edge_windows
+
+
+@dataclass
+class _Rendered:
+    """The rendered sounds of a batch of image latents, and their re-analysis (interior only)."""
+
+    audio: Tensor  # (n, n_samples_interior)
+    mel: Tensor  # (n, n_mels, n_frames_interior), whole windows
+    features: np.ndarray  # (n, n_mels), time-averaged normalised log-mel
+
+
+def _render(
+    models: SonificationModels, z_img: Tensor, *, spectral: SpectralConfig, method: str, seconds: float
+) -> _Rendered:
+    n_frames, edge_windows = _render_layout(models, spectral, seconds)
+    mel = models.decode_audio(models.image_to_audio_latent(z_img), n_frames_out=n_frames)
+    audio = torch.cat([mel_to_audio(chunk, config=spectral, method=method) for chunk in mel.split(128)])
+    reanalysed = audio_to_mel(audio, config=spectral)[..., :n_frames]
+    first, last = edge_windows * models.window_frames, n_frames - edge_windows * models.window_frames
+    interior_mel = reanalysed[..., first:last]
+    interior_audio = audio[..., first * spectral.hop_length : last * spectral.hop_length]
+    return _Rendered(interior_audio, interior_mel, interior_mel.mean(dim=-1).double().numpy())
+
+
+def _count_distinct(features_db: np.ndarray, threshold_db: float) -> tuple[int, float]:
+    """Groups of items linked by chains of RMS distances below ``threshold_db``, and the smallest distance."""
+    n = len(features_db)
+    difference = features_db[:, None, :] - features_db[None, :, :]
+    distance = np.sqrt(np.mean(difference**2, axis=-1))
+    np.fill_diagonal(distance, np.inf)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(distance < threshold_db)):
+        parent[root(int(i))] = root(int(j))
+    return len({root(i) for i in range(n)}), float(distance.min())
+
+
+def _distinct_rows(images: Tensor, count: int) -> Tensor:
+    """Indices of the first ``count`` images that differ from every earlier one in some pixel."""
+    flat = images.flatten(1)
+    keep: list[int] = []
+    for index in range(len(flat)):
+        if all(not torch.equal(flat[index], flat[k]) for k in keep):
+            keep.append(index)
+            if len(keep) == count:
+                break
+    return torch.tensor(keep)
+
+
+def _digit_classifier(spec: PresetSpec):
+    from sklearn.svm import SVC
+
+    images, labels = preset_images(spec, split="train")
+    return SVC(C=10.0, gamma="scale").fit(images.flatten(1).numpy(), labels.numpy())
+
+
+def _traversal_values(latents: Tensor) -> tuple[Tensor, Tensor]:
+    """(base latent (d,), sweep values (d, steps)): medians, and each axis's 2nd–98th percentile range."""
+    base = latents.median(dim=0).values
+    low, high = torch.quantile(latents, torch.tensor([0.02, 0.98]), dim=0)
+    steps = torch.linspace(0.0, 1.0, _TRAVERSAL_STEPS)
+    return base, low[:, None] + (high - low)[:, None] * steps[None, :]
+
+
+def _traverse(base: Tensor, values: Tensor) -> Tensor:
+    """Latents ``(d·steps, d)``: row ``i·steps + s`` is ``base`` with axis ``i`` set to ``values[i, s]``."""
+    n_dims, n_steps = values.shape
+    z = base.repeat(n_dims * n_steps, 1)
+    for axis in range(n_dims):
+        z[axis * n_steps : (axis + 1) * n_steps, axis] = values[axis]
+    return z
+
+
+def _write_plots(
+    models: SonificationModels, out_dir: Path, *, z_img: Tensor, z_aud: Tensor, images: Tensor, rendered: _Rendered
+) -> list[str]:
+    base, values = _traversal_values(z_img)
+    decoded = models.decode_images(_traverse(base, values)).unflatten(0, values.shape)
+    scale = max(1, 48 // models.image_size)
+    labels_img = [f"z{i}" for i in range(len(values))]
+    image_png = plots.save_png(plots.image_grid(decoded.numpy(), scale=scale, row_labels=labels_img),
+                               out_dir / "image_traversal.png")
+
+    base, values = _traversal_values(z_aud)
+    n_frames = max(models.window_frames, 8) if models.window_frames > 1 else 1
+    mels = models.decode_audio(_traverse(base, values), n_frames_out=n_frames).unflatten(0, values.shape)
+    labels_aud = [f"a{i}" for i in range(len(values))]
+    audio_png = plots.save_png(plots.mel_grid(mels.numpy(), row_labels=labels_aud), out_dir / "audio_traversal.png")
+
+    count = min(_STRIP_ITEMS, len(images))
+    strip_png = plots.save_png(plots.spectrogram_strip(images[:count].numpy(), rendered.mel[:count].numpy()),
+                               out_dir / "spectrogram_strip.png")
+    return [str(image_png), str(audio_png), str(strip_png)]
+
+
+def _write_json(result: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def evaluate_preset(
+    name: str,
+    *,
+    n: int = DEFAULT_N,
+    method: str = "pghi+fgla",
+    out_dir: str | os.PathLike | None = None,
+    render_seconds: float = RENDER_SECONDS,
+) -> dict[str, Any]:
+    """Evaluate preset ``name`` on held-out data; return (and, with ``out_dir``, write) the result.
+
+    The checkpoints come from the registry (:func:`models.registry.load_preset`); the data sets from
+    :data:`training.presets.PRESET_SPECS` (test split), built at the sizes the checkpoints were trained at.
+    ``n`` held-out images and sounds are used (digits: at most the 359 of their test split). Each sound is
+    rendered for about ``render_seconds`` (shorter clips make a quicker, noisier check).
+
+    Returns
+    -------
+    dict with ``preset``, ``method``, ``n_images``, ``n_sounds``, ``render_seconds``, ``metrics`` (see the
+    module docstring), ``targets`` (per target: ``op``, ``value``, ``measured``, ``passed``),
+    ``all_targets_met``, ``plots`` (paths, when written) and ``seconds``.
+    """
+    started = time.perf_counter()
+    if name not in TARGETS:
+        raise ParameterError(f"no evaluation defined for preset {name!r}; evaluable presets: {', '.join(TARGETS)}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_ITEMS:
+        raise ParameterError(f"n={n!r}; expected an int >= {MIN_ITEMS} (distance preservation needs that many)")
+    if method not in METHODS:
+        raise ParameterError(f"method={method!r}; accepted: {', '.join(METHODS)}")
+    models = SonificationModels.from_preset(name)
+    spectral = SpectralConfig.from_dict(models.spectral_config)
+    spec = dataclasses.replace(
+        get_spec(name), spectral=spectral, image_vae=models.image_vae.config, audio_vae=models.audio_vae.config
+    )
+    images, image_targets = preset_images(spec, split="test", n=n)
+    images = images[:n]
+    image_targets = None if image_targets is None else image_targets[:n]
+    sounds, _ = preset_sounds(spec, split="test", n=n)
+    if len(images) < MIN_ITEMS:
+        raise ParameterError(f"preset {name!r} has {len(images)} held-out images; the evaluation needs {MIN_ITEMS}")
+
+    found: dict[str, Any] = {}
+    with torch.inference_mode():
+        mu_img, logvar_img = models.image_vae.encode(images)
+        mu_aud, logvar_aud = models.audio_vae.encode(sounds)
+        found["image_recon_mse"] = float((models.decode_images(mu_img) - images).pow(2).mean())
+        found["audio_recon_mse"] = float((models.audio_vae.decode(mu_aud) - sounds).pow(2).mean())
+        found["image_kl"] = _kl_per_item(mu_img, logvar_img)
+        found["audio_kl"] = _kl_per_item(mu_aud, logvar_aud)
+        z_aud = models.image_to_audio_latent(mu_img)
+        found["mapper_cycle_image"] = _relative_error(models.audio_to_image_latent(z_aud), mu_img)
+        found["mapper_cycle_audio"] = _relative_error(
+            models.image_to_audio_latent(models.audio_to_image_latent(mu_aud)), mu_aud
+        )
+        found["prior_distance"] = metrics.sliced_wasserstein(z_aud.numpy(), mu_aud.numpy())
+        half = len(mu_aud) // 2
+        found["prior_distance_floor"] = metrics.sliced_wasserstein(mu_aud[:half].numpy(), mu_aud[half:].numpy())
+
+        rendered = _render(models, mu_img, spectral=spectral, method=method, seconds=render_seconds)
+        found["distance_preservation"] = metrics.distance_preservation(mu_img.numpy(), rendered.features)
+
+        if name == "squares-sines":
+            found.update(_squares_sines(rendered, image_targets.numpy(), spectral=spectral))
+        elif name == "digits-fm":
+            found.update(_digits_fm(models, spec, rendered, images, image_targets.numpy(), mu_img, spectral=spectral))
+        else:
+            keep = _distinct_rows(images, _N_DISTINCT_IMAGES)
+            db_range = spectral.db_ceiling - spectral.db_floor
+            n_distinct, closest = _count_distinct(rendered.features[keep.numpy()] * db_range, SAME_SOUND_DB)
+            found.update(n_distinct_sounds=n_distinct, n_distinct_images=len(keep), min_sound_distance_db=closest,
+                         same_sound_threshold_db=SAME_SOUND_DB)
+
+        plot_paths = []
+        if out_dir is not None:
+            plot_paths = _write_plots(models, Path(out_dir), z_img=mu_img, z_aud=mu_aud, images=images,
+                                      rendered=rendered)
+
+    targets = {
+        target.metric: {
+            "op": target.op,
+            "value": target.value,
+            "measured": found[target.metric],
+            "passed": target.check(found[target.metric]),
+        }
+        for target in TARGETS[name]
+    }
+    result = {
+        "preset": name,
+        "method": method,
+        "n_images": len(images),
+        "n_sounds": len(sounds),
+        "render_seconds": rendered.audio.shape[-1] / spectral.sample_rate,
+        "metrics": found,
+        "targets": targets,
+        "all_targets_met": all(t["passed"] for t in targets.values()),
+        "plots": plot_paths,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if out_dir is not None:
+        result["plots"].append(str(_write_json(result, Path(out_dir) / "metrics.json")))
+    return result
+
+
+def _squares_sines(rendered: _Rendered, factors: np.ndarray, *, spectral: SpectralConfig) -> dict[str, Any]:
+    pitch = metrics.pitch_hz(rendered.audio, sample_rate=spectral.sample_rate)
+    voiced = np.isfinite(pitch)
+    pitch_midi = np.where(voiced, hz_to_midi(np.where(voiced, pitch, 1.0)), 0.0)
+    loudness = metrics.loudness_db(rendered.audio)
+    pairing = metrics.best_pairing(factors, np.c_[pitch_midi, loudness])
+    audio_names = ("pitch", "loudness")
+    return {
+        "factor_pairing": [f"{image}→{audio_names[j]}" for image, j in zip(("x", "y"), pairing["pairing"])],
+        "factor_abs_rho": pairing["abs_rho"],
+        "factor_abs_rho_min": min(pairing["abs_rho"]),
+        "cross_leakage": pairing["cross_leakage"],
+        "cross_leakage_max": max(pairing["cross_leakage"]),
+        "voiced_fraction": float(voiced.mean()),
+        "pitch_midi_range": [float(pitch_midi[voiced].min()), float(pitch_midi[voiced].max())] if voiced.any() else None,
+        "loudness_db_range": [float(loudness.min()), float(loudness.max())],
+    }
+
+
+def _digits_fm(
+    models: SonificationModels,
+    spec: PresetSpec,
+    rendered: _Rendered,
+    images: Tensor,
+    labels: np.ndarray,
+    mu_img: Tensor,
+    *,
+    spectral: SpectralConfig,
+) -> dict[str, Any]:
+    classifier = _digit_classifier(spec)
+
+    def accuracy(batch: Tensor) -> float:
+        return float(np.mean(classifier.predict(batch.flatten(1).numpy()) == labels))
+
+    z_aud_heard = models.encode_mel(rendered.mel)
+    through_sound = models.decode_images(models.audio_to_image_latent(z_aud_heard))
+    listener = metrics.listener_proxy(metrics.mfcc_stats(rendered.audio, sample_rate=spectral.sample_rate), labels,
+                                      seed=0)
+    return {
+        "classifier_accuracy_real": accuracy(images),
+        "accuracy_without_sound": accuracy(models.decode_images(mu_img)),
+        "accuracy_through_sound": accuracy(through_sound),
+        "audio_precision_at_10": metrics.precision_at_k(z_aud_heard.numpy(), labels, k=10),
+        "listener_proxy": listener["accuracy"],
+        "listener_proxy_std": listener["accuracy_std"],
+        "listener_proxy_classes": listener["classes"],
+    }
+
+
+# ---- the table -----------------------------------------------------------------------------------------------
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The result as a plain-text table: metric, value, target and PASS/FAIL, then the plot paths."""
+    rows = []
+    for key, value in result["metrics"].items():
+        target = result["targets"].get(key)
+        goal = f"{target['op']} {target['value']:g}" if target else ""
+        verdict = ("PASS" if target["passed"] else "FAIL") if target else ""
+        rows.append((key, _format_value(value), goal, verdict))
+    width = [max(len(row[i]) for row in rows + [("metric", "value", "target", "")]) for i in range(4)]
+    lines = [
+        f"preset {result['preset']}: {result['n_images']} held-out images, {result['n_sounds']} sounds, "
+        f"rendered with {result['method']} ({result['render_seconds']:.2f} s analysed per clip), "
+        f"{result['seconds']:.1f} s",
+        f"{'metric':<{width[0]}}  {'value':<{width[1]}}  {'target':<{width[2]}}",
+    ]
+    lines += [f"{k:<{width[0]}}  {v:<{width[1]}}  {g:<{width[2]}}  {p}".rstrip() for k, v, g, p in rows]
+    verdict = "all targets met" if result["all_targets_met"] else "some targets missed"
+    lines.append(verdict)
+    lines += [f"wrote {path}" for path in result["plots"]]
+    return "\n".join(lines)
