@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from models.audio_vae import AudioVAE

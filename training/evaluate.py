@@ -442,7 +442,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"preset {result['preset']}: {result['n_images']} held-out images, {result['n_sounds']} sounds, "
         f"rendered with {result['method']} ({result['render_seconds']:.2f} s analysed per clip), "
         f"{result['seconds']:.1f} s",
-        f"{'metric':<{width[0]}}  {'value':<{width[1]}}  {'target':<{width[2]}}",
+        f"{'metric':<{width[0]}}  {'value':<{width[1]}}  target",
     ]
     lines += [f"{k:<{width[0]}}  {v:<{width[1]}}  {g:<{width[2]}}  {p}".rstrip() for k, v, g, p in rows]
     verdict = "all targets met" if result["all_targets_met"] else "some targets missed"
