@@ -1,7 +1,7 @@
 """A small Vocos-style neural vocoder: normalised log-mel frames → audio, offline and streaming.
 
 Design (after Vocos, Siuzdak 2023): a 1-D ConvNeXt backbone runs at the frame rate, and a linear head
-predicts each frame's complex STFT (log-magnitude and phase); an inverse STFT (irfft, Hann window,
+predicts each frame's complex STFT (log-magnitude, as a level in the mel's normalised-dB unit, and phase); an inverse STFT (irfft, Hann window,
 overlap-add normalised by the summed squared window, as ``torch.istft``) turns frames into samples. All
 the work is at the frame rate, so the model is cheap on a CPU.
 
@@ -22,6 +22,7 @@ theirs with :meth:`Vocoder.check_spectral`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,8 @@ __all__ = ["VocoderConfig", "Vocoder", "VocoderState"]
 
 # exp() of a larger log-magnitude overflows float16 and means a broken model anyway.
 _MAX_LOG_MAGNITUDE = 11.0
-_ENVELOPE_EPS = 1e-11  # as torch.istft: samples no window covers stay 0 instead of dividing by 0
+_ENVELOPE_EPS = 1e-11
+_DEFAULT_DB_RANGE = (-90.0, 30.0)  # SpectralConfig's, for configs built without a spectral dict  # as torch.istft: samples no window covers stay 0 instead of dividing by 0
 
 
 @dataclass
@@ -201,8 +203,16 @@ class Vocoder(CheckpointMixin, nn.Module):
         )
         self.final_norm = nn.LayerNorm(config.dim, eps=1e-6)
         self.head = nn.Linear(config.dim, config.n_fft + 2)
-        with torch.no_grad():  # start near silence (|S| ≈ e^-6) rather than at unit magnitudes in every bin
-            self.head.bias[: config.n_fft // 2 + 1].fill_(-6.0)
+        # The head's magnitude outputs are levels in the input's unit (normalised dB, ``db_floor`` at 0,
+        # ``db_ceiling`` at 1), so the mel → magnitude map starts at the right scale instead of needing
+        # weights ~14× larger; it starts quiet (level 0.3) and with small random levels.
+        db_floor = float(config.spectral.get("db_floor", _DEFAULT_DB_RANGE[0]))
+        db_ceiling = float(config.spectral.get("db_ceiling", _DEFAULT_DB_RANGE[1]))
+        self._nepers_per_level = math.log(10.0) / 20.0 * (db_ceiling - db_floor)
+        self._floor_nepers = math.log(10.0) / 20.0 * db_floor
+        with torch.no_grad():
+            self.head.weight[: config.n_fft // 2 + 1].mul_(0.1)
+            self.head.bias[: config.n_fft // 2 + 1].fill_(0.3)
         window = torch.hann_window(config.n_fft, periodic=True)
         self.register_buffer("window", window, persistent=False)
 
@@ -235,7 +245,8 @@ class Vocoder(CheckpointMixin, nn.Module):
 
     def _frames_to_spectrum(self, x: Tensor) -> Tensor:
         """Backbone output ``(B, n, dim)`` → complex STFT frames ``(B, n, n_freqs)``."""
-        log_magnitude, phase = self.head(self.final_norm(x)).chunk(2, dim=-1)
+        level, phase = self.head(self.final_norm(x)).chunk(2, dim=-1)
+        log_magnitude = level * self._nepers_per_level + self._floor_nepers
         magnitude = torch.exp(log_magnitude.clamp(max=_MAX_LOG_MAGNITUDE))
         return torch.polar(magnitude, phase)
 

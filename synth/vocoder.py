@@ -12,9 +12,9 @@ Push chunks of ≥ 8 frames: every call has a fixed cost of a few dozen small to
 
 Example
 -------
->>> from synth.spectral import SpectralConfig, audio_to_mel
->>> vocoder = NeuralVocoder.from_checkpoint(shipped_vocoder_path(), config=SpectralConfig())
->>> mel = audio_to_mel(torch.zeros(22050), config=vocoder.config)   # (80, 87)
+>>> from synth.spectral import audio_to_mel
+>>> vocoder = NeuralVocoder.from_checkpoint(shipped_vocoder_path())   # its own spectral config
+>>> mel = audio_to_mel(torch.zeros(22050), config=vocoder.config)   # (n_mels, 87) at 22.05 kHz, hop 256
 >>> vocoder.vocode(mel).shape
 torch.Size([22272])
 >>> stream = vocoder.stream()

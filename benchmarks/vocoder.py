@@ -1,0 +1,237 @@
+"""Neural vocoder vs phase reconstruction, all from the same mels: quality and speed in one run.
+
+Usage: ``python -m benchmarks.vocoder [--checkpoint PATH] [--json]``
+
+All methods use the vocoder checkpoint's spectral config. Sounds (none seen in training): held-out synth clips (sine, FM with envelopes and vibrato, noise bursts;
+the training script's held-out seed) and the held-out last 20 % of each recording pyo ships.
+
+Methods: ``neural`` (the checkpoint), ``pghi+fgla`` (``synth.phase.mel_to_audio``'s default) and
+``griffinlim-100`` (``torchaudio.transforms.GriffinLim``, 100 iterations, on the pseudo-inverse magnitude).
+
+Columns
+-------
+* ``mel_l1``: log-mel L1 between the input mel and the mel of the output, in normalised units (× 120 for dB
+  with the default config's range);
+* ``sc``, ``log_mag``: multi-resolution STFT distance to the true audio (``training.metrics``: spectral
+  convergence and log-magnitude L1, FFT 512/1024/2048); ``mrstft`` is their sum;
+* ``xRT``: × real time offline on ``--threads`` threads (10 s of audio, median of ``--repeats``);
+* ``stream ms/hop``: streaming cost per hop on one thread, pushing chunks of ``--chunk-frames`` frames;
+* ``gpu xRT``: batched throughput on CUDA, when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torchaudio
+
+from synth.phase import mel_to_audio
+from synth.spectral import SpectralConfig, audio_to_mel, mel_to_magnitude, normalized_db_to_amplitude
+from synth.streaming import StreamingInverter
+from synth.vocoder import NeuralVocoder, shipped_vocoder_path
+from training.metrics import log_mel_l1, multi_resolution_stft_distance
+from training.train_vocoder import HELD_OUT_SEED, SYNTH_KINDS, load_recordings, render_synth
+
+METHODS = ("neural", "pghi+fgla", "griffinlim-100")
+QUALITY_TARGET = 0.7  # neural ≤ 0.7 × pghi+fgla on both distances (issue 5)
+
+
+def held_out_sounds(*, config: SpectralConfig, n_per_kind: int, clip_s: float, seed: int = 0,
+                    min_recording_s: float = 0.25) -> dict[str, list[np.ndarray]]:
+    """``{"synth": [...], "recordings": [...]}`` of 1-D float32 clips at the config's rate.
+
+    Recordings whose held-out part is shorter than ``min_recording_s`` are left out.
+    """
+    min_samples = max(int(min_recording_s * config.sample_rate), config.n_fft)
+    n_samples = int(clip_s * config.sample_rate)
+    synth = []
+    for index, kind in enumerate(SYNTH_KINDS):
+        # another seed than the training script's held-out pool, from the same held-out seed range
+        clips = render_synth(kind, n_examples=n_per_kind, n_samples=n_samples, sample_rate=config.sample_rate,
+                             seed=seed * 10 + index + HELD_OUT_SEED + 7)
+        synth += list(clips)
+    # a few files are so short that their last 20 % is under a window long: too short to judge anything
+    recordings = [held for _, held in load_recordings(config=config).values() if len(held) >= min_samples]
+    return {"synth": synth, "recordings": recordings}
+
+
+def make_methods(vocoder: NeuralVocoder, *, config: SpectralConfig) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    griffinlim = torchaudio.transforms.GriffinLim(n_fft=config.n_fft, hop_length=config.hop_length, power=1.0,
+                                                  n_iter=100, momentum=0.99, length=None)
+
+    def griffinlim_100(mel: torch.Tensor) -> torch.Tensor:
+        magnitude = mel_to_magnitude(normalized_db_to_amplitude(mel, config=config), config=config)
+        return griffinlim(magnitude)
+
+    return {
+        "neural": vocoder.vocode,
+        "pghi+fgla": lambda mel: mel_to_audio(mel, config=config, method="pghi+fgla"),
+        "griffinlim-100": griffinlim_100,
+    }
+
+
+def quality(methods: dict[str, Callable], sounds: list[np.ndarray], *, config: SpectralConfig) -> dict[str, dict[str, float]]:
+    """Mean ``mel_l1``, ``sc``, ``log_mag``, ``mrstft`` per method over ``sounds``."""
+    sums = {name: {"mel_l1": 0.0, "sc": 0.0, "log_mag": 0.0} for name in methods}
+    for clip in sounds:
+        audio = torch.from_numpy(np.ascontiguousarray(clip))
+        mel = audio_to_mel(audio, config=config)
+        n_frames = mel.shape[-1]
+        for name, method in methods.items():
+            output = method(mel).float().cpu()
+            n = min(len(audio), output.shape[-1])
+            sums[name]["mel_l1"] += float(log_mel_l1(mel, audio_to_mel(output, config=config)[..., :n_frames]))
+            distance = multi_resolution_stft_distance(output[:n], audio[:n])
+            sums[name]["sc"] += float(distance["spectral_convergence"])
+            sums[name]["log_mag"] += float(distance["log_magnitude_l1"])
+    result = {}
+    for name, totals in sums.items():
+        means = {key: value / len(sounds) for key, value in totals.items()}
+        means["mrstft"] = means["sc"] + means["log_mag"]
+        result[name] = means
+    return result
+
+
+def _median_seconds(function: Callable[[], Any], *, repeats: int) -> float:
+    function()  # warm-up: caches, allocator, lazy initialisation
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def offline_speed(methods: dict[str, Callable], mel: torch.Tensor, *, seconds: float, threads: int, repeats: int) -> dict[str, float]:
+    """× real time of each method on ``mel`` (``seconds`` of audio) with ``threads`` torch threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return {name: seconds / _median_seconds(lambda m=method: m(mel), repeats=repeats) for name, method in methods.items()}
+    finally:
+        torch.set_num_threads(previous)
+
+
+def streaming_cost_ms(vocoder: NeuralVocoder, mel: torch.Tensor, *, chunk_frames: int, config: SpectralConfig) -> dict[str, float]:
+    """Milliseconds per hop on one thread: the neural stream in chunks, and the PGHI streaming inverter."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        n_frames = mel.shape[-1]
+
+        def neural() -> None:
+            stream = vocoder.stream()
+            for start in range(0, n_frames, chunk_frames):
+                stream.push(mel[:, start : start + chunk_frames])
+            stream.flush()
+
+        def pghi() -> None:
+            inverter = StreamingInverter(config=config)
+            for start in range(0, n_frames, chunk_frames):
+                inverter.push(mel[:, start : start + chunk_frames])
+            inverter.flush()
+
+        return {
+            "neural": 1e3 * _median_seconds(neural, repeats=3) / n_frames,
+            "pghi (StreamingInverter)": 1e3 * _median_seconds(pghi, repeats=3) / n_frames,
+        }
+    finally:
+        torch.set_num_threads(previous)
+
+
+def gpu_throughput(vocoder: NeuralVocoder, mel: torch.Tensor, *, seconds: float, batch_size: int = 64) -> float | None:
+    """× real time of the neural vocoder on CUDA for a batch of ``batch_size`` mels, or None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    model = vocoder.model.to("cuda")
+    batch = mel.to("cuda")[None].expand(batch_size, -1, -1).contiguous()
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(batch)
+        torch.cuda.synchronize()
+
+    elapsed = _median_seconds(run, repeats=5)
+    vocoder.model.to("cpu")
+    return batch_size * seconds / elapsed
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    path = args.checkpoint or shipped_vocoder_path()
+    vocoder = NeuralVocoder.from_checkpoint(path)
+    config = vocoder.config  # every method runs on the mels the vocoder was trained for
+    methods = make_methods(vocoder, config=config)
+    torch.set_num_threads(args.threads)
+    sounds = held_out_sounds(config=config, n_per_kind=args.n_per_kind, clip_s=args.clip_s)
+    report: dict[str, Any] = {
+        "checkpoint": str(path),
+        "parameters": sum(p.numel() for p in vocoder.model.parameters()),
+        "spectral": f"{config.sample_rate} Hz, n_fft {config.n_fft}, hop {config.hop_length}, {config.n_mels} mels",
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "quality": {group: quality(methods, clips, config=config) for group, clips in sounds.items()},
+        "n_sounds": {group: len(clips) for group, clips in sounds.items()},
+    }
+    ratios = {}
+    for group, table in report["quality"].items():
+        ratios[group] = {key: table["neural"][key] / table["pghi+fgla"][key] for key in ("mel_l1", "mrstft")}
+    report["neural_over_pghi_fgla"] = ratios
+    report["quality_target_met"] = all(r <= QUALITY_TARGET for group in ratios.values() for r in group.values())
+
+    rng = np.random.default_rng(0)
+    long_audio = np.concatenate(sounds["synth"] + sounds["recordings"])
+    n_samples = int(args.seconds * config.sample_rate)
+    start = int(rng.integers(0, max(1, len(long_audio) - n_samples)))
+    speed_mel = audio_to_mel(torch.from_numpy(np.resize(long_audio[start:], n_samples)), config=config)
+    report["offline_xrt"] = offline_speed(methods, speed_mel, seconds=args.seconds, threads=args.threads,
+                                          repeats=args.repeats)
+    report["stream_ms_per_hop"] = streaming_cost_ms(vocoder, speed_mel, chunk_frames=args.chunk_frames, config=config)
+    report["gpu_batched_xrt"] = gpu_throughput(vocoder, speed_mel, seconds=args.seconds)
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"checkpoint {report['checkpoint']} ({report['parameters']:,} parameters; {report['spectral']}); "
+             f"load average at start {report['load_average']}"]
+    header = f"{'sounds':<12} {'method':<16} {'mel_l1':>8} {'sc':>7} {'log_mag':>8} {'mrstft':>8} {'xRT':>7}"
+    lines += [header, "-" * len(header)]
+    for group, table in report["quality"].items():
+        for name, row in table.items():
+            lines.append(f"{group + ' (' + str(report['n_sounds'][group]) + ')':<12} {name:<16} {row['mel_l1']:>8.4f} "
+                         f"{row['sc']:>7.3f} {row['log_mag']:>8.3f} {row['mrstft']:>8.3f} "
+                         f"{report['offline_xrt'][name]:>7.1f}")
+    for group, ratio in report["neural_over_pghi_fgla"].items():
+        lines.append(f"neural / pghi+fgla on {group}: mel_l1 × {ratio['mel_l1']:.2f}, mrstft × {ratio['mrstft']:.2f} "
+                     f"(target ≤ {QUALITY_TARGET})")
+    for name, cost in report["stream_ms_per_hop"].items():
+        lines.append(f"streaming {name}: {cost:.3f} ms per hop (1 thread)")
+    gpu = report["gpu_batched_xrt"]
+    lines.append("GPU batched: " + (f"{gpu:.0f}× real time" if gpu is not None else "no CUDA here"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks.vocoder", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="vocoder checkpoint (default: the shipped spectral-default)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for the offline runs (default 2)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per method, median taken (default 5)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="audio length for the speed runs (default 10)")
+    parser.add_argument("--chunk-frames", type=int, default=8, help="frames per streaming push (default 8)")
+    parser.add_argument("--n-per-kind", type=int, default=4, help="held-out synth clips per kind (default 4)")
+    parser.add_argument("--clip-s", type=float, default=2.0, help="length of each synth clip (default 2 s)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    report = run_benchmark(args)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
