@@ -1,9 +1,19 @@
 """A small Vocos-style neural vocoder: normalised log-mel frames → audio, offline and streaming.
 
 Design (after Vocos, Siuzdak 2023): a 1-D ConvNeXt backbone runs at the frame rate, and a linear head
-predicts each frame's complex STFT (log-magnitude, as a level in the mel's normalised-dB unit, and phase); an inverse STFT (irfft, Hann window,
+predicts each frame's complex STFT: log-magnitude (as a level in the mel's normalised-dB unit) and phase;
+an inverse STFT (irfft, Hann window,
 overlap-add normalised by the summed squared window, as ``torch.istft``) turns frames into samples. All
 the work is at the frame rate, so the model is cheap on a CPU.
+
+Phase is integrated, not predicted outright. A feed-forward, time-invariant network maps identical input
+frames (a steady tone) to identical output frames, and identical frames overlap-add to a signal periodic in
+the hop: only multiples of ``sample_rate / hop`` (86 Hz here) come out right — a 440 Hz tone came back at
+431 Hz. So the head predicts, per bin, the phase advance over one hop relative to that of a partial at the
+bin's centre frequency (``2π k hop / n_fft``), and the phase is the running sum of the advances, starting
+from the centred window's ``π k`` (as phase-gradient heap integration does for tonal bins). A steady
+partial at any frequency is then a constant output. The sum runs in float64 and is wrapped to [0, 2π),
+and in streaming it is carried between calls like the convolution caches.
 
 Streaming. Every time-mixing layer is a convolution with bounded context: the input convolution sees
 ``lookahead_frames`` future frames, every ConvNeXt block is causal. Each convolution keeps a cache of its
@@ -106,13 +116,14 @@ class VocoderState:
 
     ``conv_caches[i]`` is ``(B, C, ≤ kernel_size - 1)``: the last input frames of convolution ``i``
     (input convolution first). ``ola`` and ``envelope`` ``(B, n_fft - hop)`` / ``(n_fft - hop,)`` are the
-    overlap-added samples not finished yet; ``n_frames_out`` counts frames already overlap-added and
+    overlap-added samples not finished yet; ``phase`` ``(B, n_freqs)`` float64 the last frame's phase; ``n_frames_out`` counts frames already overlap-added and
     ``n_frames_in`` the mel frames received.
     """
 
     conv_caches: list[Tensor]
     ola: Tensor
     envelope: Tensor
+    phase: Tensor
     n_frames_in: int = 0
     n_frames_out: int = 0
 
@@ -215,6 +226,10 @@ class Vocoder(CheckpointMixin, nn.Module):
             self.head.bias[: config.n_fft // 2 + 1].fill_(0.3)
         window = torch.hann_window(config.n_fft, periodic=True)
         self.register_buffer("window", window, persistent=False)
+        bins = torch.arange(config.n_fft // 2 + 1, dtype=torch.float64)
+        bin_advance = torch.remainder(2.0 * math.pi * bins * config.hop_length / config.n_fft, 2.0 * math.pi)
+        self.register_buffer("bin_advance", bin_advance, persistent=False)
+        self.register_buffer("phase_origin", torch.remainder(math.pi * bins, 2.0 * math.pi), persistent=False)
 
     # ---- spectral config -------------------------------------------------------------------------
     def check_spectral(self, other: dict[str, Any]) -> None:
@@ -243,12 +258,18 @@ class Vocoder(CheckpointMixin, nn.Module):
         """Input convolution output ``(B, dim, n)`` → normalised frames ``(B, n, dim)``."""
         return self.embed_norm(x.transpose(1, 2))
 
-    def _frames_to_spectrum(self, x: Tensor) -> Tensor:
-        """Backbone output ``(B, n, dim)`` → complex STFT frames ``(B, n, n_freqs)``."""
-        level, phase = self.head(self.final_norm(x)).chunk(2, dim=-1)
+    def _frames_to_spectrum(self, x: Tensor, previous_phase: Tensor) -> tuple[Tensor, Tensor]:
+        """Backbone output ``(B, n, dim)`` and the phase before it ``(B, n_freqs)`` (float64) → complex STFT
+        frames ``(B, n, n_freqs)`` and the last frame's phase."""
+        level, advance = self.head(self.final_norm(x)).chunk(2, dim=-1)
         log_magnitude = level * self._nepers_per_level + self._floor_nepers
         magnitude = torch.exp(log_magnitude.clamp(max=_MAX_LOG_MAGNITUDE))
-        return torch.polar(magnitude, phase)
+        phase = previous_phase[:, None] + torch.cumsum(advance.double() + self.bin_advance, dim=1)
+        phase = torch.remainder(phase, 2.0 * math.pi)
+        return torch.polar(magnitude, phase.to(magnitude.dtype)), phase[:, -1]
+
+    def _initial_phase(self, batch_size: int) -> Tensor:
+        return self.phase_origin.expand(batch_size, -1).clone()
 
     def spectrum(self, mel: Tensor) -> Tensor:
         """Predicted complex STFT ``(B, n_freqs, T)`` of mels ``(B, n_mels, T)`` (torch.stft's convention)."""
@@ -260,7 +281,7 @@ class Vocoder(CheckpointMixin, nn.Module):
         x = self._embed(self.embed(F.pad(mel, (self.config.kernel_size - 1 - lookahead, lookahead))))
         for block in self.blocks:
             x = block(x)
-        return self._frames_to_spectrum(x)
+        return self._frames_to_spectrum(x, self._initial_phase(mel.shape[0]))[0]
 
     def _overlap_add(self, spectrum_frames: Tensor) -> tuple[Tensor, Tensor]:
         """STFT frames ``(B, n, n_freqs)`` → windowed, summed signal ``(B, (n - 1) * hop + n_fft)`` and its
@@ -306,6 +327,7 @@ class Vocoder(CheckpointMixin, nn.Module):
         return VocoderState(
             conv_caches=caches,
             ola=reference.new_zeros(batch_size, n_tail),
+            phase=self._initial_phase(batch_size),
             envelope=reference.new_zeros(n_tail),
         )
 
@@ -344,7 +366,8 @@ class Vocoder(CheckpointMixin, nn.Module):
         x = self._embed(x)
         for index, block in enumerate(self.blocks, start=1):
             x, state.conv_caches[index] = block.step(x, state.conv_caches[index])
-        signal, envelope = self._overlap_add(self._frames_to_spectrum(x))
+        spectrum_frames, state.phase = self._frames_to_spectrum(x, state.phase)
+        signal, envelope = self._overlap_add(spectrum_frames)
         n_tail = state.ola.shape[-1]
         signal[:, :n_tail] += state.ola
         envelope[:n_tail] += state.envelope
