@@ -31,7 +31,9 @@ All presets
 ``digits-fm``
     ``classifier_accuracy_real`` (an RBF SVM trained on the real training digits, tested on real test digits),
     ``accuracy_without_sound`` (test digit → image VAE → classifier) and ``accuracy_through_sound`` (test
-    digit → rendered audio → ``audio_to_mel`` → audio encoder → inverse mapper → image decoder → classifier);
+    digit → rendered audio → ``audio_to_mel`` → audio encoder → inverse mapper → image decoder → classifier),
+    and, to tell the rendering's losses from the models', ``accuracy_through_decoded_mel`` (the same chain
+    with the decoded mel window fed straight back to the audio encoder, no audio in between);
     ``audio_precision_at_10`` of the audio latents encoded from the rendered audio, by digit class;
     ``listener_proxy`` (:func:`training.metrics.listener_proxy`) on MFCC statistics of the rendered audio.
 ``default``
@@ -249,8 +251,8 @@ def _write_plots(
     labels_aud = [f"a{i}" for i in range(len(values))]
     audio_png = plots.save_png(plots.mel_grid(mels.numpy(), row_labels=labels_aud), out_dir / "audio_traversal.png")
 
-    count = min(_STRIP_ITEMS, len(images))
-    strip_png = plots.save_png(plots.spectrogram_strip(images[:count].numpy(), rendered.mel[:count].numpy()),
+    chosen = torch.linspace(0, len(images) - 1, min(_STRIP_ITEMS, len(images))).round().long()  # spread out
+    strip_png = plots.save_png(plots.spectrogram_strip(images[chosen].numpy(), rendered.mel[chosen].numpy()),
                                out_dir / "spectrogram_strip.png")
     return [str(image_png), str(audio_png), str(strip_png)]
 
@@ -405,11 +407,14 @@ def _digits_fm(
 
     z_aud_heard = models.encode_mel(rendered.mel)
     through_sound = models.decode_images(models.audio_to_image_latent(z_aud_heard))
+    z_aud_intended = models.encode_mel(models.decode_audio(models.image_to_audio_latent(mu_img)))
+    through_decoded_mel = models.decode_images(models.audio_to_image_latent(z_aud_intended))
     listener = metrics.listener_proxy(metrics.mfcc_stats(rendered.audio, sample_rate=spectral.sample_rate), labels,
                                       seed=0)
     return {
         "classifier_accuracy_real": accuracy(images),
         "accuracy_without_sound": accuracy(models.decode_images(mu_img)),
+        "accuracy_through_decoded_mel": accuracy(through_decoded_mel),
         "accuracy_through_sound": accuracy(through_sound),
         "audio_precision_at_10": metrics.precision_at_k(z_aud_heard.numpy(), labels, k=10),
         "listener_proxy": listener["accuracy"],
