@@ -177,3 +177,10 @@ def test_shipped_vocoder_keeps_a_tones_pitch():
     spectrum = torch.fft.rfft(audio * torch.hann_window(len(audio)))
     peak_hz = float(spectrum.abs().argmax()) * config.sample_rate / len(audio)
     assert abs(peak_hz - 440.0) < 10.0
+
+
+def test_train_command_line_rejects_bad_values(capsys):
+    from training.train_vocoder import main
+
+    assert main(["--steps", "0"]) == 2
+    assert "--steps=0" in capsys.readouterr().err

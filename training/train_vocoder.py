@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from models.checkpoint import load_checkpoint
 from models.errors import InputError, ParameterError
 from models.vocoder import Vocoder, VocoderConfig
 from synth.audio_io import READ_FORMATS, read_audio
@@ -392,6 +393,8 @@ def _command(args: argparse.Namespace) -> str:
     parts += [f"--steps {args.steps}", f"--batch-size {args.batch_size}", f"--lr {args.lr:g}", f"--dim {args.dim}",
               f"--intermediate-dim {args.intermediate_dim}", f"--n-blocks {args.n_blocks}",
               f"--n-synth {args.n_synth}", f"--seed {args.seed}", f"--threads {args.threads}"]
+    if args.resume:
+        parts.append("--resume")
     if args.export:
         parts.append(f"--export {args.export}")
     return " ".join(parts)
@@ -410,11 +413,16 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     spectral = get_spec(args.preset).spectral if args.preset else SpectralConfig()
     out_dir = Path(args.out) / (args.preset or "spectral-default")
+    command = _command(args)
+    if args.resume and (out_dir / "vocoder.pt").is_file():
+        # a resumed run is reproduced by the commands of every part, in order
+        previous = load_checkpoint(out_dir / "vocoder.pt", kind="vocoder")["metadata"].get("command", "")
+        command = f"{previous} && {command}" if previous else command
     path, _ = train_vocoder(
         spectral=spectral, out_dir=out_dir, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         model_config=VocoderConfig(dim=args.dim, intermediate_dim=args.intermediate_dim, n_blocks=args.n_blocks),
         n_synth=args.n_synth, seed=args.seed, device=args.device, resume=args.resume,
-        progress=not args.no_progress, checkpoint_every=args.checkpoint_every, command=_command(args),
+        progress=not args.no_progress, checkpoint_every=args.checkpoint_every, command=command,
     )
     if args.export:
         export = Path(args.export)
