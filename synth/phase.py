@@ -8,8 +8,9 @@ Methods
     Phase-gradient integration (Průša et al. 2017) for a Hann window modelled as a Gaussian with
     γ = 0.25645·n_fft². Non-iterative.
 ``pghi+fgla`` (default)
-    PGHI's phase refined by a few fast Griffin-Lim iterations: the quality of ~100 plain iterations at a
-    fraction of the cost.
+    PGHI's phase refined by a few fast Griffin-Lim iterations. From a mel (:func:`mel_to_audio`) each
+    iteration also re-fits the magnitude to the mel, so a dozen iterations beat 100 plain ones on mel
+    consistency at a fraction of the cost (``benchmarks/phase.py`` measures it).
 
 How PGHI is computed here
 -------------------------
@@ -43,6 +44,7 @@ from synth.spectral import (
     SpectralConfig,
     audio_to_stft,
     check_mel,
+    mel_filterbank,
     mel_to_magnitude,
     normalized_db_to_amplitude,
     stft_to_audio,
@@ -51,7 +53,7 @@ from synth.spectral import (
 __all__ = ["METHODS", "DEFAULT_N_ITER", "magnitude_to_audio", "mel_to_audio", "pghi_phase", "griffinlim"]
 
 METHODS = ("pghi+fgla", "pghi", "griffinlim")
-DEFAULT_N_ITER = {"pghi+fgla": 16, "pghi": 0, "griffinlim": 32}
+DEFAULT_N_ITER = {"pghi+fgla": 12, "pghi": 0, "griffinlim": 32}
 
 PGHI_GAMMA_FACTOR = 0.25645  # γ = 0.25645·n_fft² for a Hann window (Průša et al.)
 _EPS = 1e-10
@@ -219,12 +221,20 @@ def griffinlim(
     config: SpectralConfig,
     n_iter: int,
     initial_phase: torch.Tensor | None = None,
+    mel_amplitude: torch.Tensor | None = None,
     momentum: float = 0.99,
     seed: int = 0,
 ) -> torch.Tensor:
     """Fast Griffin-Lim: magnitudes ``(B, K, T)`` → audio ``(B, T·hop)``.
 
     ``initial_phase`` (``torch.stft`` convention) defaults to a seeded uniform random phase.
+
+    With ``mel_amplitude`` ``(B, n_mels, T)`` (what the magnitude was estimated from), the magnitude is
+    not held fixed: after every projection onto consistent spectrograms it is re-fitted to the mel by one
+    multiplicative non-negative least-squares step from the projection's own magnitude. The linear
+    magnitude is only a guess when a mel is all there is; this keeps the fine structure the iterations find
+    while matching what is known. Measured here on the benchmark signals, 8 such iterations beat 100
+    fixed-magnitude ones on mel consistency.
     """
     if not 0.0 <= momentum < 1.0:
         raise ParameterError(f"momentum={momentum} must be in [0, 1)")
@@ -233,15 +243,65 @@ def griffinlim(
         initial_phase = (torch.rand(magnitude.shape, generator=gen, dtype=magnitude.dtype) * 2 * math.pi).to(
             magnitude.device
         )
-    t = magnitude.shape[-1]
+    n_frames = magnitude.shape[-1]
+    inner_length = (n_frames - 1) * config.hop_length  # STFT of this length has exactly n_frames frames
+    if inner_length <= config.n_fft // 2:  # too short for reflect padding: go through the padded helpers
+        def project(spec: torch.Tensor) -> torch.Tensor:
+            return audio_to_stft(stft_to_audio(spec, config=config), config=config)[..., :n_frames]
+    else:
+        window = torch.hann_window(config.n_fft, periodic=True, device=magnitude.device, dtype=magnitude.dtype)
+        kwargs = {"n_fft": config.n_fft, "hop_length": config.hop_length, "window": window, "center": True}
+
+        def project(spec: torch.Tensor) -> torch.Tensor:
+            audio = torch.istft(spec, length=inner_length, **kwargs)
+            return torch.stft(audio, pad_mode="reflect", return_complex=True, **kwargs)
+
+    if mel_amplitude is not None:
+        fb = mel_filterbank(config=config, device=magnitude.device).to(magnitude.dtype)
+        target = fb.T @ mel_amplitude
+        floor = 10.0 ** (config.db_floor / 20.0)
     angles = torch.polar(torch.ones_like(magnitude), initial_phase)
     previous = torch.zeros_like(angles)
     for _ in range(n_iter):
-        rebuilt = audio_to_stft(stft_to_audio(magnitude * angles, config=config), config=config)[..., :t]
+        rebuilt = project(magnitude * angles)
         angles = rebuilt - previous * (momentum / (1 + momentum))
         angles = angles / (angles.abs() + 1e-16)
         previous = rebuilt
+        if mel_amplitude is not None:
+            found = rebuilt.abs() + floor
+            magnitude = found * target / (fb.T @ (fb @ found) + 1e-12)
     return stft_to_audio(magnitude * angles, config=config)
+
+
+def _check_method(method: str, n_iter: int | None) -> int:
+    if method not in METHODS:
+        raise ParameterError(f"unknown phase method {method!r}; accepted: {', '.join(METHODS)}")
+    n_iter = DEFAULT_N_ITER[method] if n_iter is None else n_iter
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ParameterError(f"n_iter={n_iter!r} must be a non-negative integer")
+    if method == "pghi" and n_iter:
+        raise ParameterError(f"method 'pghi' takes no iterations (n_iter={n_iter}); use 'pghi+fgla'")
+    return n_iter
+
+
+def _reconstruct(
+    magnitude: torch.Tensor,
+    *,
+    config: SpectralConfig,
+    method: str,
+    n_iter: int,
+    seed: int,
+    mel_amplitude: torch.Tensor | None,
+) -> torch.Tensor:
+    """Dispatch over methods for magnitudes ``(..., K, T)`` (and the mel they came from, if any)."""
+    batch_shape = magnitude.shape[:-2]
+    flat = magnitude.reshape(-1, *magnitude.shape[-2:])
+    flat_mel = None if mel_amplitude is None else mel_amplitude.reshape(-1, *mel_amplitude.shape[-2:])
+    phase = None if method == "griffinlim" else pghi_phase(flat, config=config)
+    audio = griffinlim(
+        flat, config=config, n_iter=n_iter, initial_phase=phase, mel_amplitude=flat_mel, seed=seed
+    )
+    return audio.reshape(*batch_shape, audio.shape[-1])
 
 
 def magnitude_to_audio(
@@ -254,15 +314,10 @@ def magnitude_to_audio(
 ) -> torch.Tensor:
     """Audio from STFT magnitudes ``(..., n_freqs, n_frames)`` → ``(..., n_frames·hop)``, same device.
 
-    ``n_iter`` is the number of (fast) Griffin-Lim iterations; defaults per method in ``DEFAULT_N_ITER``.
+    The magnitude is trusted as given (Griffin-Lim iterations keep it fixed). ``n_iter`` is the number of
+    (fast) Griffin-Lim iterations; defaults per method in ``DEFAULT_N_ITER``.
     """
-    if method not in METHODS:
-        raise ParameterError(f"unknown phase method {method!r}; accepted: {', '.join(METHODS)}")
-    n_iter = DEFAULT_N_ITER[method] if n_iter is None else n_iter
-    if not isinstance(n_iter, int) or n_iter < 0:
-        raise ParameterError(f"n_iter={n_iter!r} must be a non-negative integer")
-    if method == "pghi" and n_iter:
-        raise ParameterError(f"method 'pghi' takes no iterations (n_iter={n_iter}); use 'pghi+fgla'")
+    n_iter = _check_method(method, n_iter)
     magnitude = torch.as_tensor(magnitude)
     if magnitude.ndim < 2 or magnitude.shape[-2] != config.n_freqs or magnitude.shape[-1] == 0:
         raise ParameterError(
@@ -270,15 +325,8 @@ def magnitude_to_audio(
         )
     if not torch.isfinite(magnitude).all():
         raise ParameterError("magnitude contains NaN or inf values")
-    magnitude = magnitude.float() if not magnitude.is_floating_point() else magnitude
-    batch_shape = magnitude.shape[:-2]
-    flat = magnitude.reshape(-1, *magnitude.shape[-2:])
-    if method == "griffinlim":
-        audio = griffinlim(flat, config=config, n_iter=n_iter, seed=seed)
-    else:
-        phase = pghi_phase(flat, config=config)
-        audio = griffinlim(flat, config=config, n_iter=n_iter, initial_phase=phase)
-    return audio.reshape(*batch_shape, audio.shape[-1])
+    magnitude = magnitude if magnitude.is_floating_point() else magnitude.float()
+    return _reconstruct(magnitude, config=config, method=method, n_iter=n_iter, seed=seed, mel_amplitude=None)
 
 
 def mel_to_audio(
@@ -291,13 +339,17 @@ def mel_to_audio(
 ) -> torch.Tensor:
     """Audio from normalised log-mel frames — the inverse of :func:`synth.spectral.audio_to_mel`.
 
+    The linear magnitude is estimated from the mel (:func:`synth.spectral.mel_to_magnitude`); Griffin-Lim
+    iterations then keep re-fitting it to the mel rather than holding the estimate fixed (see
+    :func:`griffinlim`).
+
     Parameters
     ----------
     mel : Tensor or array ``(..., n_mels, n_frames)``, values in ``[0, 1]``
         Any batch shape and device; the result stays on that device.
     method : {"pghi+fgla", "pghi", "griffinlim"}
     n_iter : int, optional
-        Griffin-Lim iterations (default 16 for ``pghi+fgla``, 32 for ``griffinlim``).
+        Griffin-Lim iterations (defaults in ``DEFAULT_N_ITER``).
     seed : int
         Seeds ``griffinlim``'s random initial phase (the others are deterministic).
 
@@ -314,6 +366,8 @@ def mel_to_audio(
     >>> audio.shape
     torch.Size([22272])
     """
+    n_iter = _check_method(method, n_iter)
     mel = check_mel(mel, config=config)
-    magnitude = mel_to_magnitude(normalized_db_to_amplitude(mel, config=config), config=config)
-    return magnitude_to_audio(magnitude, config=config, method=method, n_iter=n_iter, seed=seed)
+    amplitude = normalized_db_to_amplitude(mel, config=config)
+    magnitude = mel_to_magnitude(amplitude, config=config)
+    return _reconstruct(magnitude, config=config, method=method, n_iter=n_iter, seed=seed, mel_amplitude=amplitude)

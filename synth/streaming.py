@@ -16,7 +16,7 @@ import numpy as np
 
 from models.errors import ParameterError
 from synth.phase import centred_to_stft_phase, pghi_step, pghi_terms
-from synth.spectral import SpectralConfig, mel_pseudo_inverse
+from synth.spectral import SpectralConfig, mel_to_magnitude
 
 __all__ = ["StreamingInverter"]
 
@@ -42,7 +42,6 @@ class StreamingInverter:
     def __init__(self, *, config: SpectralConfig) -> None:
         self.config = config
         self.latency_samples = config.hop_length + config.n_fft // 2
-        self._pinv = mel_pseudo_inverse(config=config)  # (n_freqs, n_mels), float64
         self._window = 0.5 - 0.5 * np.cos(2 * math.pi * np.arange(config.n_fft) / config.n_fft)
         self._window_sq = self._window**2
         self.reset()
@@ -74,7 +73,7 @@ class StreamingInverter:
             raise ParameterError("mel frames contain NaN or inf values")
         cfg = self.config
         amplitude = np.power(10.0, (mel.reshape(cfg.n_mels, -1) * (cfg.db_ceiling - cfg.db_floor) + cfg.db_floor) / 20)
-        return self._push(np.maximum(self._pinv @ amplitude, 0.0))
+        return self._push(mel_to_magnitude(amplitude, config=cfg))
 
     def push_magnitude(self, magnitude: Any) -> np.ndarray:
         """Feed STFT magnitude frames ``(n_freqs,)`` or ``(n_freqs, n)``; returns ``n * hop`` samples."""
