@@ -55,7 +55,7 @@ class StreamingInverter:
         self._has_phase = False
         self._ola = np.zeros(n_fft)  # padded-signal samples not yet emitted
         self._env = np.zeros(n_fft)
-        self._n_done = 0  # frames reconstructed and overlap-added
+        self._emitted_blocks: list[np.ndarray] = []
         self._n_emitted = 0  # padded-signal samples emitted so far
 
     def push(self, mel: Any) -> np.ndarray:
@@ -91,39 +91,56 @@ class StreamingInverter:
         """Finish the signal: reconstruct the last frame and return the remaining ``latency_samples``."""
         if not self._frames:
             return np.zeros(0, dtype=np.float32)
-        self._reconstruct(last=True)
+        self._reconstruct(n_final=len(self._frames) - (1 if self._has_phase else 0), include_last=True)
         tail = self._emit(self.latency_samples)
         self.reset()
         return tail
 
     def _push(self, magnitude: np.ndarray) -> np.ndarray:
+        """Reconstruct every pushed frame that has its look-ahead, all in one block."""
         hop = self.config.hop_length
-        out = np.zeros(magnitude.shape[1] * hop, dtype=np.float32)
-        for i in range(magnitude.shape[1]):
-            self._frames.append(magnitude[:, i])
-            if len(self._frames) >= 2:
-                self._reconstruct(last=False)
-            if self._n_done:
-                out[i * hop : (i + 1) * hop] = self._emit(hop)
+        n_new = magnitude.shape[1]
+        out = np.zeros(n_new * hop, dtype=np.float32)
+        if n_new == 0:
+            return out
+        had_phase = self._has_phase
+        self._frames.extend(magnitude.T)
+        # frames waiting for a phase: all but the previous (already done) one and the look-ahead
+        n_final = len(self._frames) - 1 - (1 if had_phase else 0)
+        if n_final > 0:
+            self._reconstruct(n_final=n_final, include_last=False)
+        # every push returns hop samples per frame: zeros until the first frame is reconstructed
+        n_ready = n_final if had_phase else max(n_final, 0)
+        for i in range(n_ready):
+            out[(n_new - n_ready + i) * hop : (n_new - n_ready + i + 1) * hop] = self._emitted_blocks[i]
+        self._emitted_blocks.clear()
         return out
 
-    def _reconstruct(self, *, last: bool) -> None:
-        """Phase for the current frame (the one before the look-ahead, or the last one), then overlap-add."""
+    def _reconstruct(self, *, n_final: int, include_last: bool) -> None:
+        """Phase for the next ``n_final`` frames (PGHI terms for the whole block at once), overlap-add each."""
         frames = self._frames
         has_previous = self._has_phase
         block = np.stack(frames)[:, None, :]  # (n, 1, K)
         terms = pghi_terms(block, config=self.config, first_frame=self._first_index, has_previous=has_previous)
-        row = (len(frames) - 1 if last else len(frames) - 2) - (1 if has_previous else 0)
-        self._phase = pghi_step(self._phase, *(term[row] for term in terms))
+        first_row = 1 if has_previous else 0
+        phases = np.empty((n_final, self.config.n_freqs))
+        for i in range(n_final):
+            self._phase = pghi_step(self._phase, *(term[i] for term in terms))
+            phases[i] = self._phase[0]
         self._has_phase = True
-        magnitude = frames[row + (1 if has_previous else 0)]
-        spectrum = magnitude * np.exp(1j * centred_to_stft_phase(self._phase[0]))
-        self._ola += np.fft.irfft(spectrum, n=self.config.n_fft) * self._window
-        self._env += self._window_sq
-        self._n_done += 1
-        if len(frames) == 3:
-            frames.pop(0)
-            self._first_index += 1
+        magnitude = block[first_row : first_row + n_final, 0]
+        spectra = magnitude * np.exp(1j * centred_to_stft_phase(phases))
+        grains = np.fft.irfft(spectra, n=self.config.n_fft, axis=-1) * self._window
+        for i, grain in enumerate(grains):
+            self._ola += grain
+            self._env += self._window_sq
+            if not include_last:
+                self._emitted_blocks.append(self._emit(self.config.hop_length))
+        # keep the last reconstructed frame (for its phase's neighbours) and the look-ahead
+        keep = 0 if include_last else 2
+        drop = len(frames) - keep
+        del frames[:drop]
+        self._first_index += drop
 
     def _emit(self, n_samples: int) -> np.ndarray:
         """Pop ``n_samples`` finished samples, normalised; samples before the signal start become zeros."""
