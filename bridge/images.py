@@ -1,0 +1,238 @@
+"""Image sources for rendering: files, folders, globs and (optionally) video, decoded to arrays.
+
+Inputs expand in the order given; a folder contributes its image (and video) files sorted naturally
+(``img2.png`` before ``img10.png``), a glob its matches sorted the same way. Decoding uses Pillow:
+EXIF orientation is applied, palette and grey+alpha images become RGBA, 16-bit images stay 16-bit, so
+:func:`models.preprocess.prepare_image` gets an array it accepts. Video files need the optional
+``imageio`` reader with an FFmpeg/PyAV plugin (``pip install "imgsonic[video]"``); without it a video
+input is an :class:`~models.errors.InputError` that says what to install.
+
+Descriptors (:func:`describe_image`) are simple, bounded image statistics a mapping can use as a
+parameter source next to the latent dims.
+
+Example
+-------
+>>> from bridge.images import expand_inputs, load_images             # doctest: +SKIP
+>>> paths = expand_inputs(["frames/", "extra/*.png"])                  # doctest: +SKIP
+>>> items = load_images(paths)                                         # doctest: +SKIP
+>>> items[0].name, items[0].pixels.shape                               # doctest: +SKIP
+('frames/img1.png', (480, 640, 3))
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import InputError, ParameterError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "DESCRIPTORS",
+    "ImageItem",
+    "natural_sort_key",
+    "expand_inputs",
+    "read_image",
+    "load_images",
+    "describe_image",
+]
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
+
+DESCRIPTORS = ("brightness", "contrast", "saturation", "hue", "edge_density", "entropy", "red", "green", "blue")
+"""Names :func:`describe_image` returns, each in [0, 1]."""
+
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_EDGE_THRESHOLD = 0.1  # luma step between neighbours (of 1.0) counted as an edge
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One decoded image: ``name`` (file path, or ``video.mp4#frame12``) and channel-last ``pixels``."""
+
+    name: str
+    pixels: np.ndarray
+
+
+def natural_sort_key(path: str | os.PathLike) -> list:
+    """Sort key that orders digit runs by value: ``a2.png < a10.png``; case-insensitive."""
+    parts = re.split(r"(\d+)", str(path).lower())
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts]
+
+
+def _is_media(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Expand files, folders (their images, not recursive) and glob patterns into a list of files.
+
+    Raises
+    ------
+    InputError
+        An input does not exist, a folder holds no images, or a glob matches nothing (the message names it).
+    """
+    if not inputs:
+        raise InputError("no inputs given; pass image files, folders or glob patterns")
+    paths: list[Path] = []
+    for entry in inputs:
+        text = str(entry)
+        path = Path(text)
+        if path.is_dir():
+            found = sorted((p for p in path.iterdir() if p.is_file() and _is_media(p)), key=natural_sort_key)
+            if not found:
+                raise InputError(f"folder {text!r} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        elif glob.has_magic(text):
+            found = sorted((Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()), key=natural_sort_key)
+            if not found:
+                raise InputError(f"glob {text!r} matches no files")
+            paths += found
+        else:
+            raise InputError(f"input {text!r} does not exist")
+    return paths
+
+
+def _pil_to_array(image) -> np.ndarray:
+    """A loaded PIL image → a uint8/uint16/float32 array that ``prepare_image`` accepts."""
+    mode = image.mode
+    if mode in ("P", "PA", "LA", "La"):
+        image = image.convert("RGBA")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
+        image = image.convert("RGB")
+    elif mode.startswith("I;16"):
+        return np.asarray(image, dtype=np.uint16)
+    elif mode == "I":
+        array = np.asarray(image, dtype=np.int64)
+        # 32-bit integer PNG/TIFF: usually 16-bit data widened on load.
+        return np.clip(array, 0, 65535).astype(np.uint16)
+    elif mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        low, high = float(array.min()), float(array.max())
+        return ((array - low) / (high - low)) if high > low else np.zeros_like(array)
+    return np.asarray(image)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode one image file to a channel-last array (uint8, uint16 or float32 in [0, 1]).
+
+    Raises InputError naming the file when it is missing, empty, corrupt or not an image.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"image {str(path)!r} is an empty file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            array = _pil_to_array(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise InputError(f"image {str(path)!r} cannot be decoded ({error})") from error
+    if array.size == 0:
+        raise InputError(f"image {str(path)!r} has no pixels")
+    return array
+
+
+def _iter_video(path: Path, *, frames_per_second: float) -> Iterator[ImageItem]:
+    try:
+        import imageio.v3 as iio
+    except ImportError as error:
+        raise InputError(
+            f"{str(path)!r} is a video; reading video needs imageio with a video plugin: "
+            'pip install "imgsonic[video]" (imageio, imageio-ffmpeg)'
+        ) from error
+    try:
+        metadata = iio.immeta(path)
+        source_fps = float(metadata.get("fps") or frames_per_second)
+        step = max(1, round(source_fps / frames_per_second))
+        for index, frame in enumerate(iio.imiter(path)):
+            if index % step == 0:
+                yield ImageItem(name=f"{path}#frame{index}", pixels=np.asarray(frame))
+    except InputError:
+        raise
+    except Exception as error:  # imageio raises plugin-specific types for unreadable videos
+        raise InputError(f"video {str(path)!r} cannot be read ({error}); is imageio-ffmpeg installed?") from error
+
+
+def load_images(paths: Sequence[str | os.PathLike], *, video_frames_per_second: float = 1.0) -> list[ImageItem]:
+    """Decode files (from :func:`expand_inputs`) in order; a video adds ``video_frames_per_second`` frames per second."""
+    if video_frames_per_second <= 0:
+        raise ParameterError(f"video_frames_per_second={video_frames_per_second!r}; expected > 0")
+    items: list[ImageItem] = []
+    for path in map(Path, paths):
+        if path.suffix.lower() in VIDEO_EXTENSIONS:
+            items += _iter_video(path, frames_per_second=video_frames_per_second)
+        else:
+            items.append(ImageItem(name=str(path), pixels=read_image(path)))
+    if not items:
+        raise InputError("no images found in the inputs")
+    return items
+
+
+def describe_image(image: np.ndarray) -> dict[str, float]:
+    """Bounded statistics of an RGB image ``(3, H, W)`` or ``(H, W, 3)`` float in [0, 1]: each value in [0, 1].
+
+    brightness: mean luma; contrast: luma standard deviation / 0.5; saturation: mean HSV saturation;
+    hue: circular mean hue weighted by saturation (0 = red, 1/3 = green, 2/3 = blue); edge_density: fraction of
+    neighbouring pixels whose luma differs by more than 0.1; entropy: luma histogram entropy (32 bins) / 5 bits;
+    red/green/blue: channel means.
+
+    >>> values = describe_image(np.zeros((8, 8, 3), dtype=np.float32))
+    >>> values["brightness"], values["edge_density"]
+    (0.0, 0.0)
+    """
+    rgb = np.asarray(image, dtype=np.float32)
+    if rgb.ndim == 3 and rgb.shape[0] == 3 and rgb.shape[-1] != 3:
+        rgb = np.moveaxis(rgb, 0, -1)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ParameterError(f"image has shape {rgb.shape}; expected (3, H, W) or (H, W, 3)")
+    luma = rgb @ _LUMA_WEIGHTS
+    high, low = rgb.max(axis=-1), rgb.min(axis=-1)
+    chroma = high - low
+    saturation = np.where(high > 0, chroma / np.maximum(high, 1e-8), 0.0)
+
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    safe = np.maximum(chroma, 1e-8)
+    hue6 = np.where(high == r, ((g - b) / safe) % 6, np.where(high == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    angle = hue6 / 6 * 2 * np.pi
+    weights = chroma
+    if weights.sum() > 1e-6:
+        mean_angle = np.arctan2((np.sin(angle) * weights).sum(), (np.cos(angle) * weights).sum())
+        hue = float((mean_angle / (2 * np.pi)) % 1.0)
+    else:
+        hue = 0.0
+
+    steps = [np.abs(np.diff(luma, axis=axis)) for axis in (0, 1) if luma.shape[axis] > 1]
+    edge_density = float(np.mean(np.concatenate([s.ravel() for s in steps]) > _EDGE_THRESHOLD)) if steps else 0.0
+    histogram, _ = np.histogram(luma, bins=32, range=(0.0, 1.0))
+    p = histogram[histogram > 0] / luma.size
+    entropy = float(-(p * np.log2(p)).sum() / 5.0)
+
+    values = {
+        "brightness": float(luma.mean()),
+        "contrast": float(min(luma.std() / 0.5, 1.0)),
+        "saturation": float(saturation.mean()),
+        "hue": hue,
+        "edge_density": edge_density,
+        "entropy": entropy,
+        "red": float(r.mean()),
+        "green": float(g.mean()),
+        "blue": float(b.mean()),
+    }
+    return {name: min(max(value, 0.0), 1.0) for name, value in values.items()}

@@ -1,0 +1,155 @@
+"""The latent stream: image latents (and descriptors) placed on a timeline, crossfaded, sampled at a control rate.
+
+The stream is a list of **events** — "at time ``t`` the image becomes this one" — each carrying named
+vectors (``z_img``, ``z_aud``, ``descriptors``, …). From an event on, every vector glides from the value
+the stream had at that moment to the event's value over ``crossfade_s`` seconds (a raised-cosine
+S-curve, so the glide starts and ends with zero slope); an event arriving mid-glide starts from wherever
+the glide had got to. Before the first event the stream holds the first event's value.
+
+The offline renderer builds the events from a sequence (:meth:`LatentStream.from_sequence`: image ``i``
+owns ``[i·s, (i+1)·s)`` and each crossfade is centred on the boundary); the live engine appends events as
+images arrive (:meth:`LatentStream.add`) and samples the same function at its control rate, so both
+paths produce the same latent trajectory for the same events.
+
+Example
+-------
+>>> import numpy as np
+>>> stream = LatentStream.from_sequence({"z": np.array([[0.0], [1.0]])}, seconds_per_image=1.0, crossfade_s=0.5)
+>>> stream.duration_s
+2.0
+>>> stream.sample(np.array([0.5, 1.0, 1.5]))["z"].ravel().tolist()
+[0.0, 0.5, 1.0]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from models.errors import ParameterError
+
+__all__ = ["LatentStream", "frame_times", "smoothstep"]
+
+
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    """Raised-cosine S-curve on [0, 1] (clamped outside): 0 → 0, 0.5 → 0.5, 1 → 1, zero slope at both ends."""
+    x = np.clip(x, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+def frame_times(*, duration_s: float, frame_rate_hz: float) -> np.ndarray:
+    """Times of the control frames ``m / frame_rate_hz`` for ``m < round(duration_s · frame_rate_hz)``."""
+    n_frames = int(round(duration_s * frame_rate_hz))
+    return np.arange(n_frames, dtype=np.float64) / frame_rate_hz
+
+
+def _check_seconds(name: str, value: float, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ParameterError(f"{name}={value!r}; expected a finite number of seconds")
+    if value < 0 or (positive and value == 0):
+        raise ParameterError(f"{name}={value!r}; expected {'> 0' if positive else '>= 0'} seconds")
+    return float(value)
+
+
+class LatentStream:
+    """Named vectors that change at event times and glide between values.
+
+    Parameters
+    ----------
+    crossfade_s : float
+        Glide time after each event, ≥ 0 (0 = switch instantly).
+    """
+
+    def __init__(self, *, crossfade_s: float = 0.0) -> None:
+        self.crossfade_s = _check_seconds("crossfade_s", crossfade_s, positive=False)
+        self.event_times_s: list[float] = []
+        self._targets: dict[str, list[np.ndarray]] = {}
+        self._starts: dict[str, list[np.ndarray]] = {}
+        self.duration_s: float | None = None
+
+    @classmethod
+    def from_sequence(
+        cls,
+        values: Mapping[str, np.ndarray],
+        *,
+        seconds_per_image: float,
+        crossfade_s: float = 0.0,
+    ) -> LatentStream:
+        """A stream for ``n`` images shown ``seconds_per_image`` each: ``duration_s = n · seconds_per_image``.
+
+        ``values`` maps names to arrays ``(n, D)``. Image ``i`` is fully present in
+        ``[i·s + c/2, (i+1)·s − c/2]``; the crossfade into it spans ``i·s ± c/2`` (``c = crossfade_s ≤ s``).
+        """
+        seconds_per_image = _check_seconds("seconds_per_image", seconds_per_image, positive=True)
+        crossfade_s = _check_seconds("crossfade_s", crossfade_s, positive=False)
+        if crossfade_s > seconds_per_image:
+            raise ParameterError(
+                f"crossfade_s={crossfade_s} is longer than seconds_per_image={seconds_per_image}; expected ≤ it"
+            )
+        arrays = {name: np.asarray(value, dtype=np.float64) for name, value in values.items()}
+        counts = {array.shape[0] if array.ndim == 2 else -1 for array in arrays.values()}
+        if len(counts) != 1 or min(counts) < 1:
+            shapes = {name: array.shape for name, array in arrays.items()}
+            raise ParameterError(f"values have shapes {shapes}; expected (n_images, D) each with the same n_images ≥ 1")
+        n_images = counts.pop()
+        stream = cls(crossfade_s=crossfade_s)
+        for index in range(n_images):
+            time_s = 0.0 if index == 0 else index * seconds_per_image - crossfade_s / 2
+            stream.add(time_s, {name: array[index] for name, array in arrays.items()})
+        stream.duration_s = n_images * seconds_per_image
+        return stream
+
+    @property
+    def n_events(self) -> int:
+        return len(self.event_times_s)
+
+    def add(self, time_s: float, values: Mapping[str, np.ndarray]) -> None:
+        """Append an event at ``time_s`` (not before the previous one) with a vector per name (same names each time)."""
+        time_s = _check_seconds("time_s", time_s, positive=False)
+        if self.event_times_s and time_s < self.event_times_s[-1]:
+            raise ParameterError(f"event at {time_s} s comes before the previous one at {self.event_times_s[-1]} s")
+        vectors = {name: np.asarray(value, dtype=np.float64).reshape(-1) for name, value in values.items()}
+        if self._targets and set(vectors) != set(self._targets):
+            raise ParameterError(f"event has values {sorted(vectors)}; the stream carries {sorted(self._targets)}")
+        for name, vector in vectors.items():
+            if not np.isfinite(vector).all():
+                raise ParameterError(f"event value {name!r} contains NaN or inf")
+            if self._targets and vector.shape != self._targets[name][0].shape:
+                raise ParameterError(f"{name!r} has {vector.size} dims; the stream's has {self._targets[name][0].size}")
+            start = vector if not self._targets else self._value_at(name, len(self.event_times_s) - 1, time_s)
+            self._starts.setdefault(name, []).append(start)
+            self._targets.setdefault(name, []).append(vector)
+        self.event_times_s.append(time_s)
+
+    def _value_at(self, name: str, event: int, time_s: float) -> np.ndarray:
+        alpha = self._alpha(np.array([time_s - self.event_times_s[event]]))[0]
+        start, target = self._starts[name][event], self._targets[name][event]
+        return start + alpha * (target - start)
+
+    def _alpha(self, elapsed_s: np.ndarray) -> np.ndarray:
+        if self.crossfade_s == 0:
+            return (elapsed_s >= 0).astype(np.float64)
+        return smoothstep(elapsed_s / self.crossfade_s)
+
+    def event_index(self, times_s: np.ndarray) -> np.ndarray:
+        """Index of the latest event at or before each time (0 before the first event)."""
+        index = np.searchsorted(np.asarray(self.event_times_s), np.asarray(times_s, dtype=np.float64), side="right") - 1
+        return np.maximum(index, 0)
+
+    def sample(self, times_s: np.ndarray) -> dict[str, np.ndarray]:
+        """Every named vector at ``times_s`` ``(T,)``: a dict of arrays ``(T, D)``."""
+        if not self.event_times_s:
+            raise ParameterError("the stream has no events yet")
+        times_s = np.asarray(times_s, dtype=np.float64).reshape(-1)
+        index = self.event_index(times_s)
+        elapsed = np.maximum(times_s - np.asarray(self.event_times_s)[index], 0.0)
+        alpha = self._alpha(elapsed)[:, None]
+        first = times_s < self.event_times_s[0]
+        alpha[first] = 1.0  # before the first event: hold its value
+        result = {}
+        for name in self._targets:
+            starts, targets = np.stack(self._starts[name])[index], np.stack(self._targets[name])[index]
+            result[name] = starts + alpha * (targets - starts)
+        return result
