@@ -10,9 +10,10 @@ Phase is integrated, not predicted outright. A feed-forward, time-invariant netw
 frames (a steady tone) to identical output frames, and identical frames overlap-add to a signal periodic in
 the hop: only multiples of ``sample_rate / hop`` (86 Hz here) come out right — a 440 Hz tone came back at
 431 Hz. So the head predicts, per bin, the phase advance over one hop relative to that of a partial at the
-bin's centre frequency (``2π k hop / n_fft``), and the phase is the running sum of the advances, starting
-from the centred window's ``π k`` (as phase-gradient heap integration does for tonal bins). A steady
-partial at any frequency is then a constant output. The sum runs in float64 and is wrapped to [0, 2π),
+bin's centre frequency (``2π k hop / n_fft``) and PGHI's estimate from the slope of the predicted
+log-magnitude across bins (``hop·n_fft/γ · ∂ln|S|/∂k``, Průša et al.), and the phase is the running sum of
+the advances, starting from the centred window's ``π k`` (as phase-gradient heap integration does for tonal
+bins). A steady partial at any frequency is then a constant output, mostly right from the magnitudes alone. The sum runs in float64 and is wrapped to [0, 2π),
 and in streaming it is carried between calls like the convolution caches.
 
 Streaming. Every time-mixing layer is a convolution with bounded context: the input convolution sees
@@ -48,7 +49,8 @@ __all__ = ["VocoderConfig", "Vocoder", "VocoderState"]
 # exp() of a larger log-magnitude overflows float16 and means a broken model anyway.
 _MAX_LOG_MAGNITUDE = 11.0
 _ENVELOPE_EPS = 1e-11
-_DEFAULT_DB_RANGE = (-90.0, 30.0)  # SpectralConfig's, for configs built without a spectral dict  # as torch.istft: samples no window covers stay 0 instead of dividing by 0
+_DEFAULT_DB_RANGE = (-90.0, 30.0)
+_PGHI_GAMMA_FACTOR = 0.25645  # γ = 0.25645·n_fft² for a Hann window (Průša et al.), as synth.phase  # SpectralConfig's, for configs built without a spectral dict  # as torch.istft: samples no window covers stay 0 instead of dividing by 0
 
 
 @dataclass
@@ -126,6 +128,12 @@ class VocoderState:
     phase: Tensor
     n_frames_in: int = 0
     n_frames_out: int = 0
+
+
+def _frequency_slope(log_magnitude: Tensor) -> Tensor:
+    """∂/∂k of ``(..., n_freqs)``: central differences, one-sided at the edges (float64)."""
+    s = log_magnitude.double()
+    return torch.cat([s[..., 1:2] - s[..., :1], (s[..., 2:] - s[..., :-2]) / 2, s[..., -1:] - s[..., -2:-1]], dim=-1)
 
 
 def _cached_conv(conv: nn.Conv1d, x: Tensor, cache: Tensor) -> tuple[Tensor, Tensor]:
@@ -230,6 +238,9 @@ class Vocoder(CheckpointMixin, nn.Module):
         bin_advance = torch.remainder(2.0 * math.pi * bins * config.hop_length / config.n_fft, 2.0 * math.pi)
         self.register_buffer("bin_advance", bin_advance, persistent=False)
         self.register_buffer("phase_origin", torch.remainder(math.pi * bins, 2.0 * math.pi), persistent=False)
+        # PGHI's instantaneous frequency k + n_fft²/(2πγ)·∂s/∂k (s = ln|S|, Hann window ≈ Gaussian of
+        # γ = 0.25645·n_fft²) advances the phase by hop·n_fft/γ·∂s/∂k beyond the bin's own advance.
+        self._advance_per_slope = config.hop_length / (_PGHI_GAMMA_FACTOR * config.n_fft)
 
     # ---- spectral config -------------------------------------------------------------------------
     def check_spectral(self, other: dict[str, Any]) -> None:
@@ -264,7 +275,8 @@ class Vocoder(CheckpointMixin, nn.Module):
         level, advance = self.head(self.final_norm(x)).chunk(2, dim=-1)
         log_magnitude = level * self._nepers_per_level + self._floor_nepers
         magnitude = torch.exp(log_magnitude.clamp(max=_MAX_LOG_MAGNITUDE))
-        phase = previous_phase[:, None] + torch.cumsum(advance.double() + self.bin_advance, dim=1)
+        advance = advance.double() + self.bin_advance + self._advance_per_slope * _frequency_slope(log_magnitude.detach())
+        phase = previous_phase[:, None] + torch.cumsum(advance, dim=1)
         phase = torch.remainder(phase, 2.0 * math.pi)
         return torch.polar(magnitude, phase.to(magnitude.dtype)), phase[:, -1]
 
