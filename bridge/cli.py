@@ -127,6 +127,18 @@ SUBCOMMANDS: list[Subcommand] = [
         run=lambda args: __import__("training.evaluate", fromlist=["run"]).run(args),
         add_arguments=lambda parser: __import__("training.evaluate", fromlist=["add_arguments"]).add_arguments(parser),
     ),
+    Subcommand(
+        name="render",
+        help="render images (files, folders, globs, videos) to a sound file, with optional MIDI and JSON",
+        run=lambda args: __import__("bridge.render", fromlist=["run"]).run(args),
+        add_arguments=lambda parser: __import__("bridge.render", fromlist=["add_arguments"]).add_arguments(parser),
+    ),
+    Subcommand(
+        name="demo",
+        help="render the bundled example images with the default preset to demo.wav, demo.mid and demo.png",
+        run=lambda args: __import__("bridge.demo", fromlist=["run"]).run(args),
+        add_arguments=lambda parser: __import__("bridge.demo", fromlist=["add_arguments"]).add_arguments(parser),
+    ),
 ]
 
 

@@ -113,7 +113,7 @@ def _pil_to_array(image) -> np.ndarray:
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
         image = image.convert("RGB")
     elif mode.startswith("I;16"):
-        return np.asarray(image, dtype=np.uint16)
+        return np.array(image, dtype=np.uint16)
     elif mode == "I":
         array = np.asarray(image, dtype=np.int64)
         # 32-bit integer PNG/TIFF: usually 16-bit data widened on load.
@@ -122,7 +122,7 @@ def _pil_to_array(image) -> np.ndarray:
         array = np.asarray(image, dtype=np.float32)
         low, high = float(array.min()), float(array.max())
         return ((array - low) / (high - low)) if high > low else np.zeros_like(array)
-    return np.asarray(image)
+    return np.array(image)  # a copy: PIL's buffer is read-only and torch warns about that
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -111,14 +111,15 @@ class LatentStream:
         if self.event_times_s and time_s < self.event_times_s[-1]:
             raise ParameterError(f"event at {time_s} s comes before the previous one at {self.event_times_s[-1]} s")
         vectors = {name: np.asarray(value, dtype=np.float64).reshape(-1) for name, value in values.items()}
-        if self._targets and set(vectors) != set(self._targets):
+        first = not self.event_times_s
+        if not first and set(vectors) != set(self._targets):
             raise ParameterError(f"event has values {sorted(vectors)}; the stream carries {sorted(self._targets)}")
         for name, vector in vectors.items():
             if not np.isfinite(vector).all():
                 raise ParameterError(f"event value {name!r} contains NaN or inf")
-            if self._targets and vector.shape != self._targets[name][0].shape:
+            if not first and vector.shape != self._targets[name][0].shape:
                 raise ParameterError(f"{name!r} has {vector.size} dims; the stream's has {self._targets[name][0].size}")
-            start = vector if not self._targets else self._value_at(name, len(self.event_times_s) - 1, time_s)
+            start = vector if first else self._value_at(name, len(self.event_times_s) - 1, time_s)
             self._starts.setdefault(name, []).append(start)
             self._targets.setdefault(name, []).append(vector)
         self.event_times_s.append(time_s)
