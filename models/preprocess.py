@@ -29,6 +29,8 @@ def _as_tensor(image: Any) -> Tensor:
         return image.detach().cpu()
     if not hasattr(image, "__array_interface__") and not hasattr(image, "__array__"):
         raise InputError(f"image is a {type(image).__name__}; expected a numpy array or a torch tensor")
+    if not getattr(getattr(image, "flags", None), "writeable", True):
+        image = image.copy()  # a read-only array (e.g. from PIL): torch would warn about sharing it
     try:
         return torch.as_tensor(image)
     except ValueError:  # negative strides (a flipped view): torch needs a copy
