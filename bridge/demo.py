@@ -110,7 +110,7 @@ def spectrogram_strip(
         x = round(second / duration_s * width)
         draw.line([(x, canvas.height - 6), (x, canvas.height)], fill=(255, 255, 255))
         draw.text((x + 2, canvas.height - 16), f"{second} s", fill=(255, 255, 255))
-    draw.text((4, strip_height + 2), f"mel spectrogram, 30 Hz–{config.f_max_hz / 1000:g} kHz, top {dynamic_range_db:g} dB",
+    draw.text((4, strip_height + 2), f"mel spectrogram, 30 Hz - {config.f_max_hz / 1000:g} kHz, top {dynamic_range_db:g} dB",
               fill=(255, 255, 255))
     return canvas
 

@@ -12,8 +12,9 @@ The ``[midi]`` table of a mapping (see :mod:`bridge.mapping`) says which paramet
     velocity_range = [40, 120]
     cc = { 74 = "cutoff_hz", 91 = "reverb_mix" }   # controller number → parameter (position → 0–127)
 
-A note starts at each image's onset and whenever the quantised note changes; it ends when the next one
-starts or at the end of the audio. Times are converted to ticks at 120 bpm, 480 ticks per beat (about
+Each image plays one note, from its onset to the next image's (or the end of the audio): the scale note
+its parameter stays on longest, so a crossfade or a smoothing glide does not add passing notes; the
+velocity is taken at the middle of the image. Times are converted to ticks at 120 bpm, 480 ticks per beat (about
 1 ms resolution), from absolute times, so events never drift from the audio. Only file output lives here;
 ports are the live engine's business.
 
@@ -159,7 +160,7 @@ def controls_to_midi(
     Parameters
     ----------
     positions : parameter name → positions ``(T,)`` in [0, 1] (from :meth:`bridge.mapping.Mapping.positions`).
-    onsets_s : image start times; each starts a new note.
+    onsets_s : image start times, ascending; each image plays one note.
     duration_s : length of the audio; every note ends by then.
     """
     import mido
@@ -174,22 +175,21 @@ def controls_to_midi(
         if spec.velocity
         else np.full(len(times_s), 100)
     )
-    onset_frames = {int(np.searchsorted(times_s, onset - 1e-9)) for onset in onsets_s}
+    boundaries = [int(np.searchsorted(times_s, onset - 1e-9)) for onset in onsets_s] + [len(times_s)]
 
     # (tick, order, message): note-offs (order 0) before CCs (1) before note-ons (2) at the same tick.
     events: list[tuple[int, int, Any]] = []
-    sounding: int | None = None
-    for frame, (time_s, note) in enumerate(zip(times_s, notes)):
-        if frame in onset_frames or note != sounding:
-            tick = _seconds_to_ticks(time_s)
-            if sounding is not None:
-                events.append((tick, 0, mido.Message("note_off", channel=spec.channel, note=int(sounding), velocity=0)))
-            events.append((tick, 2, mido.Message("note_on", channel=spec.channel, note=int(note),
-                                                   velocity=int(velocities[frame]))))
-            sounding = int(note)
+    for index, (first, stop) in enumerate(zip(boundaries[:-1], boundaries[1:])):
+        if stop <= first:
+            continue
+        values, counts = np.unique(notes[first:stop], return_counts=True)
+        note = int(values[np.argmax(counts)])  # the note the image holds longest, not a glide's passing one
+        start_tick = _seconds_to_ticks(onsets_s[index])
+        end_tick = _seconds_to_ticks(onsets_s[index + 1] if index + 1 < len(onsets_s) else duration_s)
+        velocity = int(velocities[(first + stop) // 2])
+        events.append((start_tick, 2, mido.Message("note_on", channel=spec.channel, note=note, velocity=velocity)))
+        events.append((end_tick, 0, mido.Message("note_off", channel=spec.channel, note=note, velocity=0)))
     end_tick = _seconds_to_ticks(duration_s)
-    if sounding is not None:
-        events.append((end_tick, 0, mido.Message("note_off", channel=spec.channel, note=sounding, velocity=0)))
     for number, name in spec.cc.items():
         values = np.rint(np.clip(positions[name], 0, 1) * 127).astype(int)
         previous = None

@@ -84,7 +84,7 @@ class RenderSettings:
     peak_db: float | None = -1.0
     fade_s: float = 0.02
     chunk_s: float = 30.0
-    overlap_s: float = 0.25
+    overlap_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.vocoder not in VOCODERS:

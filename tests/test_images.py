@@ -1,0 +1,93 @@
+"""Image sources: natural order, folders and globs, Pillow decoding of awkward files, bad files, descriptors."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bridge.images import DESCRIPTORS, describe_image, expand_inputs, load_images, natural_sort_key, read_image
+from models.errors import InputError
+
+
+def _png(path, size=(6, 4), value=128):
+    Image.fromarray(np.full((size[1], size[0], 3), value, dtype=np.uint8)).save(path)
+    return path
+
+
+def test_natural_sort_orders_numbers_by_value():
+    names = ["img10.png", "img2.png", "IMG1.png", "img1b.png"]
+    assert sorted(names, key=natural_sort_key) == ["IMG1.png", "img1b.png", "img2.png", "img10.png"]
+
+
+def test_folder_expands_naturally_and_skips_other_files(tmp_path):
+    for name in ("f10.png", "f2.jpg", "f1.png"):
+        _png(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "sub").mkdir()
+    assert [p.name for p in expand_inputs([tmp_path])] == ["f1.png", "f2.jpg", "f10.png"]
+
+
+def test_inputs_keep_their_order_and_globs_sort_naturally(tmp_path):
+    for name in ("a3.png", "a20.png", "b.png"):
+        _png(tmp_path / name)
+    paths = expand_inputs([str(tmp_path / "b.png"), str(tmp_path / "a*.png")])
+    assert [p.name for p in paths] == ["b.png", "a3.png", "a20.png"]
+
+
+@pytest.mark.parametrize("entry", ["missing.png", "nothing-*.png"])
+def test_missing_inputs_are_named(tmp_path, entry):
+    with pytest.raises(InputError, match=entry.replace("*", r"\*")):
+        expand_inputs([str(tmp_path / entry)])
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(InputError, match="holds no image"):
+        expand_inputs([tmp_path])
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n garbage that is no image", b"hello"])
+def test_corrupt_or_empty_images_name_the_file(tmp_path, content):
+    path = tmp_path / "broken.png"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="broken.png"):
+        load_images([path])
+
+
+def test_truncated_image_names_the_file(tmp_path):
+    path = tmp_path / "cut.png"
+    _png(path, size=(64, 64))
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(InputError, match="cut.png"):
+        read_image(path)
+
+
+def test_palette_becomes_rgba_and_16_bit_stays_16_bit(tmp_path):
+    palette = Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).convert("P")
+    palette.save(tmp_path / "palette.png")
+    assert read_image(tmp_path / "palette.png").shape == (3, 4, 4)
+
+    deep = np.full((3, 5), 40000, dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    pixels = read_image(tmp_path / "deep.png")
+    assert pixels.dtype == np.uint16 and pixels.shape == (3, 5) and int(pixels[0, 0]) == 40000
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.fromarray(np.zeros((2, 6, 3), dtype=np.uint8))  # 6 wide, 2 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    assert read_image(tmp_path / "rotated.jpg").shape[:2] == (6, 2)
+
+
+def test_descriptors_are_bounded_and_mean_what_they_say(rng):
+    black = describe_image(np.zeros((16, 16, 3)))
+    white = describe_image(np.ones((3, 16, 16)))  # channel-first works too
+    assert black["brightness"] == 0.0 and white["brightness"] == pytest.approx(1.0)
+    checker = np.indices((16, 16)).sum(axis=0) % 2 * np.ones((3, 1, 1))
+    assert describe_image(checker)["edge_density"] == 1.0
+    assert describe_image(checker)["contrast"] == pytest.approx(1.0)
+    hues = [describe_image(np.broadcast_to(colour, (8, 8, 3)))["hue"] for colour in np.eye(3)]
+    assert hues == pytest.approx([0.0, 1 / 3, 2 / 3], abs=1e-6)
+    noise = describe_image(rng.random((16, 16, 3)))
+    assert set(noise) == set(DESCRIPTORS)
+    assert all(0.0 <= value <= 1.0 for value in noise.values())

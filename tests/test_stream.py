@@ -1,0 +1,69 @@
+"""Latent stream: timeline length, held values, crossfades centred on boundaries, live events mid-glide."""
+
+import numpy as np
+import pytest
+
+from bridge.stream import LatentStream, frame_times, smoothstep
+from models.errors import ParameterError
+
+
+@pytest.fixture
+def values():
+    return {"z": np.array([[0.0, 10.0], [1.0, 20.0], [-1.0, 0.0]]), "d": np.array([[0.1], [0.5], [0.9]])}
+
+
+def test_duration_is_images_times_seconds(values):
+    stream = LatentStream.from_sequence(values, seconds_per_image=0.75, crossfade_s=0.2)
+    assert stream.duration_s == pytest.approx(3 * 0.75)
+    assert len(frame_times(duration_s=stream.duration_s, frame_rate_hz=100)) == 225
+
+
+def test_each_image_holds_outside_the_crossfades(values):
+    stream = LatentStream.from_sequence(values, seconds_per_image=1.0, crossfade_s=0.4)
+    held = stream.sample(np.array([0.0, 0.5, 0.79, 1.21, 1.5, 1.79, 2.21, 2.99]))
+    np.testing.assert_allclose(held["z"], values["z"][[0, 0, 0, 1, 1, 1, 2, 2]])
+    np.testing.assert_allclose(held["d"], values["d"][[0, 0, 0, 1, 1, 1, 2, 2]])
+
+
+def test_crossfade_is_a_blend_centred_on_the_boundary(values):
+    stream = LatentStream.from_sequence(values, seconds_per_image=1.0, crossfade_s=0.4)
+    times = np.linspace(0.8, 1.2, 41)
+    z = stream.sample(times)["z"]
+    a, b = values["z"][0], values["z"][1]
+    np.testing.assert_allclose(z[20], (a + b) / 2)  # the boundary is the midpoint
+    weights = (z[:, 0] - a[0]) / (b[0] - a[0])
+    np.testing.assert_allclose(z, a + weights[:, None] * (b - a), atol=1e-12)  # a blend of the two
+    assert np.all(np.diff(weights) >= 0) and weights[0] == pytest.approx(0) and weights[-1] == pytest.approx(1)
+
+
+def test_zero_crossfade_switches_at_the_boundary(values):
+    stream = LatentStream.from_sequence(values, seconds_per_image=1.0, crossfade_s=0.0)
+    z = stream.sample(np.array([0.999, 1.0]))["z"]
+    np.testing.assert_allclose(z, values["z"][:2])
+
+
+def test_event_mid_glide_starts_where_the_glide_was():
+    stream = LatentStream(crossfade_s=1.0)
+    stream.add(0.0, {"z": [0.0]})
+    stream.add(1.0, {"z": [1.0]})
+    stream.add(1.5, {"z": [-1.0]})  # arrives halfway through the glide to 1.0
+    before, at, after = stream.sample(np.array([1.5 - 1e-9, 1.5, 2.5]))["z"][:, 0]
+    assert before == pytest.approx(at, abs=1e-6) and at == pytest.approx(0.5)
+    assert after == pytest.approx(-1.0)
+
+
+def test_bad_timelines_are_refused(values):
+    with pytest.raises(ParameterError, match="crossfade_s"):
+        LatentStream.from_sequence(values, seconds_per_image=0.5, crossfade_s=0.6)
+    with pytest.raises(ParameterError, match="seconds_per_image"):
+        LatentStream.from_sequence(values, seconds_per_image=0.0)
+    stream = LatentStream()
+    stream.add(1.0, {"z": [0.0]})
+    with pytest.raises(ParameterError, match="before the previous"):
+        stream.add(0.5, {"z": [1.0]})
+    with pytest.raises(ParameterError, match="NaN"):
+        stream.add(2.0, {"z": [np.nan]})
+
+
+def test_smoothstep_shape():
+    np.testing.assert_allclose(smoothstep(np.array([-1.0, 0.0, 0.5, 1.0, 2.0])), [0, 0, 0.5, 1, 1])
