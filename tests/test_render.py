@@ -1,0 +1,154 @@
+"""Offline render and demo end to end on a tiny random preset: durations, rates, JSON/MIDI, levels, seams, atomicity."""
+
+import json
+import math
+
+import mido
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import bridge.render as render_module
+from bridge.cli import main
+from bridge.images import ImageItem
+from bridge.render import RenderSettings, boundary_jump_ratio, load_models, render_files, render_items
+from models import registry
+from models.audio_vae import AudioVAE, AudioVAEConfig
+from models.image_vae import ImageVAE, ImageVAEConfig
+from models.mapper import LatentMapper, LatentMapperConfig
+from synth.audio_io import read_audio, read_audio_info
+from synth.spectral import SpectralConfig, audio_to_mel
+
+SPECTRAL = {"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 16, "f_min_hz": 0.0, "f_max_hz": 4000.0}
+
+
+@pytest.fixture
+def preset(tmp_path, monkeypatch):
+    """A tiny random preset called "default" in a temporary registry (z_img 4 dims, z_aud 2, 8 kHz)."""
+    folder = tmp_path / "presets"
+    torch.manual_seed(0)
+    ImageVAE(ImageVAEConfig(image_size=8, channels=3, latent_dim=4, base_width=4, n_layers=1, hidden_width=16)).save(
+        folder / "default" / "image_vae.pt")
+    AudioVAE(AudioVAEConfig(n_mels=16, n_frames=3, latent_dim=2, hidden_width=16, spectral=SPECTRAL)).save(
+        folder / "default" / "audio_vae.pt")
+    LatentMapper(LatentMapperConfig(4, 2, hidden_width=8, depth=1)).save(folder / "default" / "mapper.pt")
+    (folder / "default.toml").write_text(
+        "\n".join(f'{kind} = "default/{kind}.pt"' for kind in ("image_vae", "audio_vae", "mapper")) + "\n")
+    monkeypatch.setattr(registry, "PRESETS_DIR", folder)
+    return folder
+
+
+@pytest.fixture
+def images(tmp_path, rng):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in (1, 2, 10):
+        pixels = (rng.random((12, 16, 3)) * 255 * index / 10).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"im{index}.png")
+    return folder
+
+
+def test_render_cli_writes_wav_midi_and_json(preset, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["render", str(images), "-o", str(out / "a.wav"), "--seconds-per-image", "0.5", "--crossfade", "0.1",
+                 "--sr", "22050", "--midi", str(out / "a.mid"), "--json", str(out / "a.json"), "--vocoder", "pghi"])
+    assert code == 0, capsys.readouterr().err
+    info = read_audio_info(out / "a.wav")
+    assert (info.sample_rate, info.n_channels, info.n_samples) == (22050, 1, round(3 * 0.5 * 22050))
+    log = json.loads((out / "a.json").read_text())
+    assert [entry["image"].rsplit("/", 1)[-1] for entry in log["images"]] == ["im1.png", "im2.png", "im10.png"]
+    assert [(e["start_s"], e["end_s"]) for e in log["images"]] == [(0.0, 0.5), (0.5, 1.0), (1.0, 1.5)]
+    assert all(len(e["z_img"]) == 4 and len(e["z_aud"]) == 2 and "pitch" in e["parameters"] for e in log["images"])
+    midi_file = mido.MidiFile(out / "a.mid")
+    assert midi_file.length == pytest.approx(1.5, abs=2e-3)
+    assert sum(m.type == "note_on" for m in midi_file.tracks[0]) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mid", "a.wav"]
+
+
+def test_level_fades_and_duration(preset, rng):
+    items = [ImageItem(name=str(i), pixels=rng.random((8, 8, 3))) for i in range(4)]
+    settings = RenderSettings(seconds_per_image=0.3, crossfade_s=0.1, vocoder="pghi", sample_rate=16000)
+    result = render_items(items, loaded=load_models(), settings=settings)
+    audio = result.audio
+    assert audio.dtype == np.float32 and len(audio) == round(1.2 * 16000)
+    assert 20 * math.log10(np.abs(audio).max()) == pytest.approx(-1.0, abs=1e-3)
+    assert abs(audio[0]) < 1e-3 and abs(audio[-1]) < 1e-3  # faded in and out
+    assert boundary_jump_ratio(audio, boundaries_s=[0.3, 0.6, 0.9], sample_rate=16000) < 2.0
+
+
+def test_vocoder_pieces_join_without_clicks_or_dips():
+    """Long renders are vocoded in overlapping pieces: a steady chord must stay steady across the seams."""
+    config = SpectralConfig.from_dict(SPECTRAL)
+    t = torch.arange(3 * 8000) / 8000
+    chord = 0.5 * torch.sin(2 * math.pi * 440 * t) + 0.3 * torch.sin(2 * math.pi * 660 * t + 1)
+    mel = audio_to_mel(chord, config=config)
+    from synth.phase import mel_to_audio
+
+    pieces = render_module._vocode_chunked(lambda m: mel_to_audio(m, config=config), mel, hop=64,
+                                           chunk_frames=125, overlap_frames=62, progress=False)
+    whole = mel_to_audio(mel, config=config).numpy()
+    assert len(pieces) == len(whole)
+    seams = [(k * 63 + 31) * 64 / 8000 for k in range(1, 5)]
+    assert boundary_jump_ratio(pieces, boundaries_s=seams, sample_rate=8000) < 1.5
+
+    def rms(x):
+        return np.sqrt(np.convolve(x**2, np.ones(160) / 160, "valid"))[4000:-4000]
+
+    assert rms(pieces).min() > 0.85 * np.median(rms(whole))
+
+
+def test_failing_vocoder_leaves_no_output(preset, images, tmp_path, monkeypatch):
+    calls = []
+
+    def broken_vocoder(loaded, method, config):
+        def vocode(mel):
+            calls.append(mel.shape)
+            if len(calls) == 2:
+                raise KeyboardInterrupt  # as if Ctrl-C arrived mid-render
+            return torch.zeros(mel.shape[-1] * config.hop_length)
+        return vocode
+
+    monkeypatch.setattr(render_module, "_vocoder_function", broken_vocoder)
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = RenderSettings(seconds_per_image=1.0, crossfade_s=0.0, chunk_s=1.2, overlap_s=0.1, vocoder="pghi")
+    with pytest.raises(KeyboardInterrupt):
+        render_files([images], out_path=out / "x.wav", loaded=load_models(), settings=settings,
+                     midi_path=out / "x.mid", json_path=out / "x.json")
+    assert len(calls) == 2 and list(out.iterdir()) == []
+
+    (out / "x.wav").write_bytes(b"previous render")
+    monkeypatch.setattr(render_module, "write_json", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    calls.clear()
+    monkeypatch.setattr(render_module, "_vocoder_function",
+                        lambda loaded, method, config: lambda mel: torch.zeros(mel.shape[-1] * config.hop_length))
+    with pytest.raises(OSError):
+        render_files([images], out_path=out / "x.wav", loaded=load_models(), settings=settings, json_path=out / "x.json")
+    assert (out / "x.wav").read_bytes() == b"previous render"  # the audio, written last, was never replaced
+
+
+def test_bad_inputs_are_one_line_errors(preset, images, tmp_path, capsys):
+    (images / "im3.png").write_bytes(b"not a png")
+    assert main(["render", str(images), "-o", str(tmp_path / "a.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "im3.png" in err and err.count("\n") == 1
+    assert main(["render", str(images / "im1.png"), "-o", str(tmp_path / "a.mp3")]) == 2
+    assert "a.mp3" in capsys.readouterr().err
+    assert main(["render", str(images / "im1.png"), "-o", str(tmp_path / "a.wav"), "--crossfade", "2"]) == 2
+    assert "crossfade" in capsys.readouterr().err
+    assert not (tmp_path / "a.wav").exists()
+
+
+def test_demo_writes_the_three_files(preset, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--vocoder", "pghi"]) == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["demo.mid", "demo.png", "demo.wav"]
+    for name in ("demo.wav", "demo.mid", "demo.png"):
+        assert str(out / name) in printed
+    audio = read_audio(out / "demo.wav", sample_rate=None)
+    assert audio.shape[-1] == round(8 * 1.5 * 44100)
+    with Image.open(out / "demo.png") as picture:
+        assert picture.size == (1024, 128 + 320)
