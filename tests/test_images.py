@@ -91,3 +91,13 @@ def test_descriptors_are_bounded_and_mean_what_they_say(rng):
     noise = describe_image(rng.random((16, 16, 3)))
     assert set(noise) == set(DESCRIPTORS)
     assert all(0.0 <= value <= 1.0 for value in noise.values())
+
+
+def test_video_without_a_reader_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    monkeypatch.setitem(sys.modules, "imageio.v3", None)  # as if imageio were not installed
+    with pytest.raises(InputError, match=r"clip.mp4.*imgsonic\[video\]"):
+        load_images([video])
