@@ -17,7 +17,7 @@ Example
 >>> stream = LatentStream.from_sequence({"z": np.array([[0.0], [1.0]])}, seconds_per_image=1.0, crossfade_s=0.5)
 >>> stream.duration_s
 2.0
->>> stream.sample(np.array([0.5, 1.0, 1.5]))["z"].ravel().tolist()
+>>> stream.sample(np.array([0.5, 1.0, 1.5]))["z"].ravel().round(6).tolist()
 [0.0, 0.5, 1.0]
 """
 
