@@ -21,7 +21,7 @@ ports are the live engine's business.
 Example
 -------
 >>> quantise_to_scale(np.array([0.0, 0.5, 1.0]), scale="major", root=60, octaves=1).tolist()
-[60, 65, 72]
+[60, 67, 72]
 """
 
 from __future__ import annotations
