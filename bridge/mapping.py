@@ -137,10 +137,14 @@ class Parameter:
         return float(value) if value.ndim == 0 else value
 
 
-def smooth_positions(positions: np.ndarray, *, smoothing_s: float, control_rate_hz: float) -> np.ndarray:
-    """One-pole low-pass of ``(T,)`` positions sampled at ``control_rate_hz``, starting settled at the first value.
+def smooth_positions(
+    positions: np.ndarray, *, smoothing_s: float, control_rate_hz: float, initial: float | None = None
+) -> np.ndarray:
+    """One-pole low-pass of ``(T,)`` positions sampled at ``control_rate_hz``.
 
-    ``smoothing_s`` is the time constant: a step reaches 63 % of its height after that many seconds.
+    ``smoothing_s`` is the time constant: a step reaches 63 % of its height after that many seconds. The
+    filter starts settled at ``initial`` (default: the first position); to smooth block by block, pass the
+    previous block's last output as ``initial`` — the blocks then equal one whole-signal call.
     """
     positions = np.asarray(positions, dtype=np.float64)
     if smoothing_s <= 0 or positions.size == 0:
@@ -148,7 +152,7 @@ def smooth_positions(positions: np.ndarray, *, smoothing_s: float, control_rate_
     coefficient = math.exp(-1.0 / (smoothing_s * control_rate_hz))
     # A plain loop: about 0.1 s for 10 minutes of frames, while importing scipy.signal costs over a second.
     smoothed = np.empty_like(positions)
-    state = float(positions[0])
+    state = float(positions[0]) if initial is None else float(initial)
     for index, value in enumerate(positions.tolist()):
         state = coefficient * state + (1.0 - coefficient) * value
         smoothed[index] = state

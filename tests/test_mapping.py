@@ -95,6 +95,9 @@ def test_smoothing_time_constant():
     assert smoothed[:10] == pytest.approx(0.0)
     assert smoothed[10 + 100] == pytest.approx(1 - math.exp(-101 / 100), abs=1e-9)
     np.testing.assert_array_equal(smooth_positions(step, smoothing_s=0.0, control_rate_hz=rate), step)
+    first = smooth_positions(step[:200], smoothing_s=0.1, control_rate_hz=rate)
+    second = smooth_positions(step[200:], smoothing_s=0.1, control_rate_hz=rate, initial=first[-1])
+    np.testing.assert_allclose(np.r_[first, second], smoothed)  # block by block (live) = whole signal (offline)
 
 
 def test_shipped_default_mapping_loads_with_midi():
