@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -244,33 +245,59 @@ def griffinlim(
             magnitude.device
         )
     n_frames = magnitude.shape[-1]
-    inner_length = (n_frames - 1) * config.hop_length  # STFT of this length has exactly n_frames frames
-    if inner_length <= config.n_fft // 2:  # too short for reflect padding: go through the padded helpers
-        def project(spec: torch.Tensor) -> torch.Tensor:
-            return audio_to_stft(stft_to_audio(spec, config=config), config=config)[..., :n_frames]
-    else:
-        window = torch.hann_window(config.n_fft, periodic=True, device=magnitude.device, dtype=magnitude.dtype)
-        kwargs = {"n_fft": config.n_fft, "hop_length": config.hop_length, "window": window, "center": True}
+    inner_length = max(1, (n_frames - 1) * config.hop_length)  # a signal that gives exactly n_frames frames
 
-        def project(spec: torch.Tensor) -> torch.Tensor:
-            audio = torch.istft(spec, length=inner_length, **kwargs)
-            return torch.stft(audio, pad_mode="reflect", return_complex=True, **kwargs)
+    def project(spec: torch.Tensor) -> torch.Tensor:
+        audio = stft_to_audio(spec, config=config, n_samples=inner_length)
+        return audio_to_stft(audio, config=config)[..., :n_frames]
 
     if mel_amplitude is not None:
-        fb = mel_filterbank(config=config, device=magnitude.device).to(magnitude.dtype)
-        target = fb.T @ mel_amplitude
+        refit = _mel_gram(config, magnitude)
+        target = refit.transpose_apply(mel_amplitude)
         floor = 10.0 ** (config.db_floor / 20.0)
     angles = torch.polar(torch.ones_like(magnitude), initial_phase)
     previous = torch.zeros_like(angles)
     for _ in range(n_iter):
         rebuilt = project(magnitude * angles)
-        angles = rebuilt - previous * (momentum / (1 + momentum))
-        angles = angles / (angles.abs() + 1e-16)
+        angles = torch.sgn(rebuilt - previous * (momentum / (1 + momentum)))
         previous = rebuilt
         if mel_amplitude is not None:
             found = rebuilt.abs() + floor
-            magnitude = found * target / (fb.T @ (fb @ found) + 1e-12)
+            magnitude = found * target / (refit.gram_apply(found) + 1e-12)
     return stft_to_audio(magnitude * angles, config=config)
+
+
+class _MelGram:
+    """``Fᵀ·`` and ``FᵀF·`` for batches ``(B, ·, T)``; sparse on the CPU (the filterbank is ~98 % zeros)."""
+
+    def __init__(self, fb: torch.Tensor, fb_t: torch.Tensor) -> None:
+        self.fb, self.fb_t = fb, fb_t
+
+    def _apply(self, matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        b, rows, t = x.shape
+        flat = x.transpose(0, 1).reshape(rows, b * t)
+        return (matrix @ flat).reshape(-1, b, t).transpose(0, 1)
+
+    def transpose_apply(self, mel: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.fb_t, mel)
+
+    def gram_apply(self, magnitude: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.fb_t, self._apply(self.fb, magnitude))
+
+
+def _mel_gram(config: SpectralConfig, like: torch.Tensor) -> _MelGram:
+    fb = mel_filterbank(config=config, device=like.device).to(like.dtype)
+    if like.device.type != "cpu":
+        return _MelGram(fb, fb.T.contiguous())
+    return _sparse_mel_gram(config, like.dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _sparse_mel_gram(config: SpectralConfig, dtype: torch.dtype) -> _MelGram:
+    fb = mel_filterbank(config=config).to(dtype)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul with a dense matrix is all we use
+        warnings.simplefilter("ignore", UserWarning)
+        return _MelGram(fb.to_sparse_csr(), fb.T.contiguous().to_sparse_csr())
 
 
 def _check_method(method: str, n_iter: int | None) -> int:

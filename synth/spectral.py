@@ -211,19 +211,57 @@ def audio_to_stft(audio: torch.Tensor, *, config: SpectralConfig) -> torch.Tenso
     return spec[..., :n_frames].reshape(*shape[:-1], config.n_freqs, n_frames)
 
 
-def stft_to_audio(spec: torch.Tensor, *, config: SpectralConfig) -> torch.Tensor:
-    """Inverse of :func:`audio_to_stft`: ``(..., n_freqs, n_frames)`` → ``(..., n_frames * hop)``."""
+@functools.lru_cache(maxsize=32)
+def _window_envelope(config: SpectralConfig, n_frames: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    """Σ window² of ``n_frames`` overlapping frames, as ``torch.istft`` divides by it: ``(n_padded,)``."""
+    window_sq = _hann_window(config.n_fft, device, dtype) ** 2
+    return _overlap_add(window_sq.expand(1, n_frames, -1), config=config)[0]
+
+
+def _overlap_add(frames: torch.Tensor, *, config: SpectralConfig) -> torch.Tensor:
+    """Overlap-add frames ``(B, T, n_fft)`` hop apart → ``(B, (T - 1)·hop + n_fft)``.
+
+    With ``n_fft = r·hop`` this is ``r`` shifted adds of contiguous hop-long rows — 3× faster here than
+    the ``fold`` inside ``torch.istft``.
+    """
+    b, t, n_fft = frames.shape
+    hop = config.hop_length
+    ratio = n_fft // hop
+    pieces = frames.reshape(b, t, ratio, hop)
+    out = frames.new_zeros(b, t + ratio - 1, hop)
+    for j in range(ratio):
+        out[:, j : j + t] += pieces[:, :, j]
+    return out.reshape(b, -1)
+
+
+def stft_to_audio(spec: torch.Tensor, *, config: SpectralConfig, n_samples: int | None = None) -> torch.Tensor:
+    """Inverse of :func:`audio_to_stft`: ``(..., n_freqs, n_frames)`` → ``(..., n_samples)``.
+
+    Equal to ``torch.istft(center=True, length=n_samples)``; ``n_samples`` defaults to ``n_frames · hop``.
+    """
     shape = spec.shape
     flat = spec.reshape(-1, shape[-2], shape[-1])
-    n_samples = shape[-1] * config.hop_length
-    audio = torch.istft(
-        flat,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        window=_window_for(config, flat),
-        center=True,
-        length=n_samples,
+    n_frames = shape[-1]
+    n_samples = n_frames * config.hop_length if n_samples is None else n_samples
+    if config.n_fft % config.hop_length:
+        audio = torch.istft(
+            flat,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            window=_window_for(config, flat),
+            center=True,
+            length=n_samples,
+        )
+        return audio.reshape(*shape[:-2], n_samples)
+    frames = torch.fft.irfft(flat.transpose(-1, -2), n=config.n_fft, dim=-1) * _window_for(config, flat)
+    padded = _overlap_add(frames, config=config)
+    envelope = _window_envelope(config, n_frames, str(padded.device), padded.dtype)
+    start = config.n_fft // 2
+    audio = padded[:, start : start + n_samples] / torch.where(
+        envelope[start : start + n_samples] > 1e-11, envelope[start : start + n_samples], 1.0
     )
+    if audio.shape[-1] < n_samples:
+        audio = torch.nn.functional.pad(audio, (0, n_samples - audio.shape[-1]))
     return audio.reshape(*shape[:-2], n_samples)
 
 

@@ -88,6 +88,17 @@ def test_stft_round_trip_reconstructs_audio(rng):
     torch.testing.assert_close(rebuilt[:5000], audio, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("n_samples", [100, 300, 5000, 22050])
+@pytest.mark.parametrize("hop_length", [256, 300])
+def test_inverse_stft_equals_torch_istft(rng, n_samples, hop_length):
+    cfg = SpectralConfig(hop_length=hop_length)  # 300 does not divide n_fft: the torch.istft path
+    spec = audio_to_stft(torch.from_numpy(rng.standard_normal((2, n_samples)).astype(np.float32)), config=cfg)
+    window = torch.hann_window(cfg.n_fft)
+    for length in {spec.shape[-1] * hop_length, n_samples}:
+        expected = torch.istft(spec, cfg.n_fft, hop_length, window=window, center=True, length=length)
+        torch.testing.assert_close(stft_to_audio(spec, config=cfg, n_samples=length), expected, atol=1e-5, rtol=0)
+
+
 def test_frame_count_and_shape_follow_the_convention():
     mel = audio_to_mel(torch.zeros(3, 2, 10_000), config=CFG)
     assert mel.shape == (3, 2, CFG.n_mels, 1 + 10_000 // CFG.hop_length)
