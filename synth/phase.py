@@ -89,9 +89,12 @@ def _climb_to_peaks(s: np.ndarray) -> np.ndarray:
     k = s.shape[-1]
     pad = np.full(s.shape[:-1] + (1,), -np.inf)
     padded = np.concatenate([pad, s, pad], axis=-1)
-    choice = np.argmax(np.stack([padded[..., :-2], s, padded[..., 2:]]), axis=0)
+    left, right = padded[..., :-2], padded[..., 2:]
+    go_left = (left >= s) & (left >= right)  # the first maximum of (left, self, right)
+    go_right = ~go_left & (right > s)
     offsets = (np.arange(s.size // k) * k).reshape(s.shape[:-1] + (1,))
-    flat = (np.arange(k) + choice - 1 + offsets).reshape(-1)  # global indices: one gather per jump
+    step = go_right.astype(np.int64) - go_left
+    flat = (np.arange(k) + step + offsets).reshape(-1)  # global indices: one gather per jump
     for _ in range(max(1, math.ceil(math.log2(k)))):
         jumped = flat[flat]
         if np.array_equal(jumped, flat):
@@ -133,7 +136,8 @@ def pghi_terms(
     Returns
     -------
     (time_step, use_time, anchor, offset), each ``(T', B, K)`` for the frames that get terms:
-    ``phase[m] = take(phase[m-1]·use_time[m] + time_step[m], anchor[m]) + offset[m]``.
+    ``phase[m] = (phase[m-1]·use_time[m] + time_step[m]).ravel()[anchor[m]] + offset[m]`` — ``anchor``
+    holds indices into a frame's flattened ``(B·K)`` values.
     """
     t, b, k = magnitude.shape
     n_fft, hop = config.n_fft, config.hop_length
@@ -178,7 +182,8 @@ def pghi_terms(
     time_step *= use_time
 
     start = 1 if has_previous else 0
-    return time_step[start:], use_time[start:], anchor[start:], offset[start:]
+    flat_anchor = anchor + np.arange(b)[:, None] * k  # indices into a frame's (B·K) values: one gather a step
+    return time_step[start:], use_time[start:], flat_anchor[start:], offset[start:]
 
 
 def pghi_step(
@@ -188,9 +193,10 @@ def pghi_step(
     anchor: np.ndarray,
     offset: np.ndarray,
 ) -> np.ndarray:
-    """One frame of the PGHI recursion; all arguments ``(B, K)``, phase frame-centred, in ``[0, 2π)``."""
+    """One frame of the PGHI recursion; all arguments ``(B, K)`` (``anchor``: flat indices, see
+    :func:`pghi_terms`); the phase is frame-centred, in ``[0, 2π)``."""
     base = previous_phase * use_time + time_step
-    return np.mod(_gather(base, anchor) + offset, 2 * math.pi)
+    return np.mod(base.reshape(-1)[anchor] + offset, 2 * math.pi)
 
 
 def centred_to_stft_phase(phase: np.ndarray) -> np.ndarray:
