@@ -62,15 +62,19 @@ _EPS = 1e-10
 
 def _gradient(s: np.ndarray, axis: int) -> np.ndarray:
     """Central differences along ``axis``, one-sided at the edges (``np.gradient`` without its overhead)."""
-    s = np.moveaxis(s, axis, 0)
+    if s.shape[axis] == 1:
+        return np.zeros_like(s)
+
+    def part(start: int | None, stop: int | None) -> tuple[slice, ...]:
+        index = [slice(None)] * s.ndim
+        index[axis] = slice(start, stop)
+        return tuple(index)
+
     d = np.empty_like(s)
-    if s.shape[0] == 1:
-        d[...] = 0.0
-    else:
-        d[1:-1] = (s[2:] - s[:-2]) / 2
-        d[0] = s[1] - s[0]
-        d[-1] = s[-1] - s[-2]
-    return np.moveaxis(d, 0, axis)
+    d[part(1, -1)] = (s[part(2, None)] - s[part(None, -2)]) / 2
+    d[part(0, 1)] = s[part(1, 2)] - s[part(0, 1)]
+    d[part(-1, None)] = s[part(-1, None)] - s[part(-2, -1)]
+    return d
 
 
 def _gather(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
