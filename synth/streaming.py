@@ -28,6 +28,10 @@ class StreamingInverter:
     ----------
     config : SpectralConfig
 
+    Run it with one BLAS thread as well as one torch thread (``threadpoolctl.threadpool_limits(1, "blas")``
+    around the audio loop): with numpy's default two OpenBLAS threads on a busy machine, the small matrix
+    products here took 12 ms instead of 0.15 ms.
+
     Example
     -------
     >>> from synth.spectral import SpectralConfig
