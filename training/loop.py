@@ -206,19 +206,23 @@ def _read_resume(objective: Objective, generator: torch.Generator, settings: Loo
     return int(state["step"])
 
 
-def _sample_batch(data: Mapping[str, Tensor], batch_size: int, generator: torch.Generator, device: torch.device) -> dict[str, Tensor]:
-    """Independent random rows of each named tensor (with replacement across steps, none within a batch)."""
+def _sample_batch(data: Mapping[str, Tensor | tuple[Tensor, ...]], batch_size: int, generator: torch.Generator,
+                  device: torch.device) -> dict[str, Tensor | tuple[Tensor, ...]]:
+    """Independent random rows of each named entry; a tuple entry (e.g. images and their labels) is sampled with
+    the same rows for all its tensors. Small sets are drawn without repeats within a batch."""
     batch = {}
-    for name, tensor in data.items():
-        n = len(tensor)
+    for name, entry in data.items():
+        tensors = entry if isinstance(entry, tuple) else (entry,)
+        n = len(tensors[0])
         rows = torch.randperm(n, generator=generator)[:batch_size] if n <= 4 * batch_size else torch.randint(n, (batch_size,), generator=generator)
-        batch[name] = tensor[rows].to(device, non_blocking=True)
+        picked = tuple(tensor[rows].to(device, non_blocking=True) for tensor in tensors)
+        batch[name] = picked if isinstance(entry, tuple) else picked[0]
     return batch
 
 
 def train_loop(
     objective: Objective,
-    data: Mapping[str, Tensor],
+    data: Mapping[str, Tensor | tuple[Tensor, ...]],
     settings: LoopSettings,
     *,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
@@ -229,7 +233,8 @@ def train_loop(
     ----------
     objective : see :class:`Objective`; its modules must already be on ``settings.device``.
     data : named tensors, each ``(n_i, ...)``; every step draws ``batch_size`` rows of each independently
-        (the mapper draws image latents and audio latents that way: the data are unpaired).
+        (the mapper draws image latents and audio latents that way: the data are unpaired). A tuple of tensors
+        of equal length is drawn with shared rows (images with their labels).
     settings : see :class:`LoopSettings`.
     on_log : optional callback with (step, averaged logs) at each periodic checkpoint.
 
@@ -239,7 +244,7 @@ def train_loop(
     """
     if settings.steps < 1 or settings.batch_size < 1:
         raise ParameterError(f"steps={settings.steps}, batch_size={settings.batch_size}; expected both >= 1")
-    if not data or any(len(tensor) == 0 for tensor in data.values()):
+    if not data or any(len(entry[0] if isinstance(entry, tuple) else entry) == 0 for entry in data.values()):
         raise InputError("no training data: every data set must hold at least one example")
     device = resolve_device(settings.device)
     rank, world, device = _join_process_group(device)

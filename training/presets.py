@@ -67,6 +67,9 @@ class PresetSpec:
 
     ``image_data``: one of "squares", "digits", "broad"; ``sound_data``: one of "sines", "fm", "palette".
     ``beta`` weighs the VAEs' KL term and ``tc_gamma`` their FactorVAE total-correlation term (0 = β-VAE).
+    ``image_class_weight`` > 0 adds a classification loss on the image latent when the image data have class
+    labels (digits): classes get distinct latents, so the mapper gives them distinct timbres. The mapping
+    itself never sees labels or pairs.
     """
 
     name: str
@@ -85,14 +88,18 @@ class PresetSpec:
     image_tc_gamma: float = 0.0
     audio_beta: float = 1.0
     audio_tc_gamma: float = 0.0
+    image_class_weight: float = 0.0
     seed: int = 0
 
 
 # 8 kHz with a 2048-point FFT gives 3.9 Hz bins: the narrowest of the 64 bands (≈17 Hz wide at 65 Hz) holds
 # several bins, so no band is empty. The band edges enclose the tones' 73–1175 Hz with a little room.
+# The deep floor (−120 dB) keeps the window's side lobes: a tone lights ≈39 bands instead of ≈6, so loudness
+# changes many values (with −60 dB the audio VAE found loudness not worth a latent dim and dropped it) and
+# neighbouring pitches overlap, which makes the pitch axis smooth.
 _SINE_SPECTRAL = SpectralConfig(
     sample_rate=8000, n_fft=2048, hop_length=512, n_mels=64, f_min_hz=65.0, f_max_hz=1300.0,
-    db_floor=-60.0, db_ceiling=40.0,
+    db_floor=-120.0, db_ceiling=40.0,
 )
 # 16 kHz, 1024-point FFT (15.6 Hz bins, no empty band above 30 Hz): room for FM sidebands up to 8 kHz.
 _SYNTH_SPECTRAL = SpectralConfig(
@@ -118,9 +125,10 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             image_data="squares",
             sound_data="sines",
             image_training=TrainSettings(steps=3000, batch_size=64, lr=1e-3, n_examples=20000),
-            audio_training=TrainSettings(steps=3000, batch_size=64, lr=1e-3, n_examples=20000),
-            mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3, n_examples=20000),
+            audio_training=TrainSettings(steps=3000, batch_size=128, lr=1e-3, n_examples=20000),
+            mapper_training=TrainSettings(steps=1000, batch_size=64, lr=1e-3, n_examples=20000),
             image_tc_gamma=10.0,
+            audio_beta=0.1,
             audio_tc_gamma=10.0,
         ),
         PresetSpec(
@@ -137,7 +145,8 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3),
             mapper_weights=MapperWeights(locality_kind="distance"),
             image_beta=0.5,
-            audio_beta=0.5,
+            image_class_weight=20.0,
+            audio_beta=0.2,
         ),
         PresetSpec(
             name="default",
@@ -148,11 +157,11 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             mapper=LatentMapperConfig(image_latent_dim=16, audio_latent_dim=8, hidden_width=128, depth=2),
             image_data="broad",
             sound_data="palette",
-            image_training=TrainSettings(steps=3000, batch_size=32, lr=1e-3, n_examples=12000),
+            image_training=TrainSettings(steps=2500, batch_size=32, lr=1e-3, n_examples=12000),
             audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
-            mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3),
-            image_beta=0.5,
-            audio_beta=0.5,
+            mapper_training=TrainSettings(steps=1000, batch_size=64, lr=1e-3, n_examples=4000),
+            image_beta=0.25,
+            audio_beta=0.1,
         ),
     )
 }

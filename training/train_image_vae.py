@@ -27,33 +27,45 @@ class VAEObjective:
     """β-VAE or FactorVAE objective for either VAE (both expose ``encode`` and ``decode_logits``).
 
     Losses per step: ``"vae"`` = reconstruction + β·KL + γ·TC, and with γ > 0 ``"discriminator"``, trained on
-    the same batch's detached latents against their dimension-wise permutation.
+    the same batch's detached latents against their dimension-wise permutation. With ``n_classes`` and
+    ``class_weight`` > 0 the batch is ``(x, labels)`` and a linear head on ``mu`` adds ``class_weight`` × its
+    cross-entropy: latents of different classes move apart (the head is training-only, never saved).
     """
 
     def __init__(self, model: nn.Module, *, beta: float, tc_gamma: float, lr: float, checkpoint: Path,
-                 metadata: dict, device: torch.device) -> None:
+                 metadata: dict, device: torch.device, n_classes: int = 0, class_weight: float = 0.0) -> None:
         self.model = model
         self.beta = beta
         self.tc_gamma = tc_gamma
         self.checkpoint = checkpoint
         self.metadata = metadata
+        self.class_weight = class_weight if n_classes else 0.0
         self.modules: dict[str, nn.Module] = {"vae": model}
-        self.optimizers: dict[str, torch.optim.Optimizer] = {"vae": torch.optim.Adam(model.parameters(), lr=lr)}
+        parameters = list(model.parameters())
+        if self.class_weight > 0:
+            self.class_head = nn.Linear(model.config.latent_dim, n_classes).to(device)
+            self.modules["class_head"] = self.class_head
+            parameters += list(self.class_head.parameters())
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"vae": torch.optim.Adam(parameters, lr=lr)}
         if tc_gamma > 0:
             self.discriminator = TCDiscriminator(model.config.latent_dim).to(device)
             self.modules["discriminator"] = self.discriminator
             self.optimizers["discriminator"] = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
 
     def losses(self, step: int, batch: dict[str, Tensor], generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, float]]:
-        x = batch["x"]
+        x, labels = batch["x"] if isinstance(batch["x"], tuple) else (batch["x"], None)
         mu, logvar = self.model.encode(x)
         z = reparameterize(mu, logvar)
         loss, reconstruction, kl = vae_loss(self.model.decode_logits(z), x, mu, logvar, beta=self.beta)
         logs = {"recon": reconstruction.item(), "kl": kl.item()}
         losses = {"vae": loss}
+        if self.class_weight > 0:
+            class_loss = nn.functional.cross_entropy(self.class_head(mu), labels)
+            losses["vae"] = loss + self.class_weight * class_loss
+            logs["class"] = class_loss.item()
         if self.tc_gamma > 0:
             tc = tc_estimate(self.discriminator, z)
-            losses["vae"] = loss + self.tc_gamma * tc
+            losses["vae"] = losses["vae"] + self.tc_gamma * tc
             z_detached = z.detach()
             losses["discriminator"] = discriminator_loss(self.discriminator, z_detached, permute_dims(z_detached, generator=generator))
             logs["tc"] = tc.item()
@@ -93,6 +105,8 @@ def run_vae_training(
     tc_gamma: float,
     out_dir: Path,
     data_description: str,
+    train_labels: Tensor | None = None,
+    class_weight: float = 0.0,
     steps: int | None,
     device: torch.device,
     seed: int,
@@ -105,12 +119,15 @@ def run_vae_training(
     total_steps = steps or settings.steps
     metadata = {"data": data_description, "batch_size": settings.batch_size, "lr": settings.lr, "beta": beta,
                 "tc_gamma": tc_gamma, "seed": seed, "command": " ".join(sys.argv)}
+    n_classes = int(train_labels.max()) + 1 if train_labels is not None and class_weight > 0 else 0
+    if n_classes:
+        metadata["class_weight"] = class_weight
     objective = VAEObjective(model, beta=beta, tc_gamma=tc_gamma, lr=settings.lr, checkpoint=checkpoint,
-                             metadata=metadata, device=device)
+                             metadata=metadata, device=device, n_classes=n_classes, class_weight=class_weight)
     loop_settings = LoopSettings(name=kind, steps=total_steps, batch_size=settings.batch_size, out_dir=out_dir,
                                  seed=seed, device=str(device), checkpoint_every=checkpoint_every, resume=resume,
                                  progress=progress)
-    result = train_loop(objective, {"x": train_data}, loop_settings)
+    result = train_loop(objective, {"x": (train_data, train_labels) if n_classes else train_data}, loop_settings)
     metrics = {f"test_{key}": value for key, value in evaluate_vae(model, test_data).items()}
     metrics.update({f"train_{key}": value for key, value in result.logs.items()})
     if is_main_process():
@@ -145,8 +162,10 @@ def train_image_vae(
     """
     torch_device = resolve_device(device)
     seed_everything(spec.seed)
+    labels = None
     if images is None:
-        train_data, _ = preset_images(spec, split="train", n=n_examples)
+        train_data, factors = preset_images(spec, split="train", n=n_examples)
+        labels = factors if factors is not None and factors.dtype == torch.long else None
         test_data, _ = preset_images(spec, split="test", n=min(2000, n_examples or 2000))
         description = f"{spec.image_data} (preset {spec.name})"
     else:
@@ -157,7 +176,8 @@ def train_image_vae(
     started = time.perf_counter()
     result = run_vae_training(model, kind="image_vae", train_data=train_data, test_data=test_data,
                               settings=spec.image_training, beta=spec.image_beta, tc_gamma=spec.image_tc_gamma,
-                              out_dir=Path(out_dir), data_description=description, steps=steps, device=torch_device,
+                              out_dir=Path(out_dir), data_description=description, train_labels=labels,
+                              class_weight=spec.image_class_weight, steps=steps, device=torch_device,
                               seed=spec.seed, resume=resume, progress=progress, checkpoint_every=checkpoint_every)
     if is_main_process():
         print(f"image_vae: {time.perf_counter() - started:.0f} s including data")
