@@ -100,20 +100,25 @@ def test_train_all_writes_a_preset_toml(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(PRESET_SPECS))
 def test_shipped_mapper_inverse_undoes_forward(name):
-    """On the training distribution, inverse(forward(z)) ≈ z: mean squared error below 5 % of the latents'
-    variance (per dim, averaged)."""
+    """On the training distribution the round trip through the mapper returns the latent: mean squared error
+    below 5 % of the latents' variance (per dim, averaged). The round trip starts on the smaller side
+    (image → audio → image when the sizes match): 16 image dims cannot come back through 8 audio dims."""
     folder = REPO / "models" / "presets" / name
     if not (folder / "mapper.pt").is_file():
         pytest.skip(f"preset {name} not shipped yet")
-    from training.presets import preset_images
+    from training.presets import preset_images, preset_sounds
 
     spec = PRESET_SPECS[name]
-    image_vae = ImageVAE.from_checkpoint(folder / "image_vae.pt").eval()
     mapper = LatentMapper.from_checkpoint(folder / "mapper.pt").eval()
-    images, _ = preset_images(spec, split="train", n=256)
     with torch.inference_mode():
-        z = image_vae.encode(images[:256])[0]
-        back = mapper.inverse(mapper(z))
+        if spec.image_vae.latent_dim <= spec.audio_vae.latent_dim:
+            images, _ = preset_images(spec, split="train", n=256)
+            z = ImageVAE.from_checkpoint(folder / "image_vae.pt").eval().encode(images[:256])[0]
+            back = mapper.inverse(mapper(z))
+        else:
+            mels, _ = preset_sounds(spec, split="train", n=256)
+            z = AudioVAE.from_checkpoint(folder / "audio_vae.pt").eval().encode(mels)[0]
+            back = mapper(mapper.inverse(z))
     relative_error = ((back - z).pow(2).mean(0) / z.var(0).clamp_min(1e-3)).mean()
     assert relative_error < 0.05
 
