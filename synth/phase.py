@@ -43,6 +43,7 @@ import torch
 from models.errors import ParameterError
 from synth.spectral import (
     SpectralConfig,
+    _cached_tensor,
     audio_to_stft,
     check_mel,
     mel_filterbank,
@@ -302,7 +303,7 @@ def _mel_gram(config: SpectralConfig, like: torch.Tensor) -> _MelGram:
     return _sparse_mel_gram(config, like.dtype)
 
 
-@functools.lru_cache(maxsize=8)
+@_cached_tensor
 def _sparse_mel_gram(config: SpectralConfig, dtype: torch.dtype) -> _MelGram:
     fb = mel_filterbank(config=config).to(dtype)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": matmul with a dense matrix is all we use

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -181,7 +182,23 @@ def check_mel(mel: Any, *, config: SpectralConfig) -> torch.Tensor:
     return mel
 
 
-@functools.lru_cache(maxsize=32)
+def _cached_tensor(builder: Callable[..., Any]) -> Callable[..., Any]:
+    """``lru_cache`` for functions that build constant tensors, built outside inference mode.
+
+    A tensor first made under ``torch.inference_mode()`` (a live decode, say) is an inference tensor,
+    and a later caller that trains (autograd) could not use the cached copy.
+    """
+
+    @functools.lru_cache(maxsize=32)
+    @functools.wraps(builder)
+    def cached(*args: Any) -> Any:
+        with torch.inference_mode(False):
+            return builder(*args)
+
+    return cached
+
+
+@_cached_tensor
 def _hann_window(n_fft: int, device: str, dtype: torch.dtype) -> torch.Tensor:
     return torch.hann_window(n_fft, periodic=True, device=device, dtype=dtype)
 
@@ -211,7 +228,7 @@ def audio_to_stft(audio: torch.Tensor, *, config: SpectralConfig) -> torch.Tenso
     return spec[..., :n_frames].reshape(*shape[:-1], config.n_freqs, n_frames)
 
 
-@functools.lru_cache(maxsize=32)
+@_cached_tensor
 def _window_envelope(config: SpectralConfig, n_frames: int, device: str, dtype: torch.dtype) -> torch.Tensor:
     """Σ window² of ``n_frames`` overlapping frames, as ``torch.istft`` divides by it: ``(n_padded,)``."""
     window_sq = _hann_window(config.n_fft, device, dtype) ** 2
@@ -271,7 +288,7 @@ def audio_to_magnitude(audio: Any, *, config: SpectralConfig, sample_rate: int |
     return audio_to_stft(audio, config=config).abs()
 
 
-@functools.lru_cache(maxsize=32)
+@_cached_tensor
 def _filterbank(config: SpectralConfig, device: str, dtype: torch.dtype) -> torch.Tensor:
     fb = torchaudio.functional.melscale_fbanks(
         n_freqs=config.n_freqs,
@@ -285,7 +302,7 @@ def _filterbank(config: SpectralConfig, device: str, dtype: torch.dtype) -> torc
     return fb.T.contiguous().to(device=device, dtype=dtype)
 
 
-@functools.lru_cache(maxsize=32)
+@_cached_tensor
 def _filterbank_pinv(config: SpectralConfig, device: str, dtype: torch.dtype) -> torch.Tensor:
     # numpy's SVD takes 0.3 s here where torch.linalg.pinv took 4 s: it would stall a live session's start
     pinv = np.linalg.pinv(_filterbank(config, "cpu", torch.float64).numpy())
