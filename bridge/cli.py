@@ -107,6 +107,33 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- imgsonic train ----------------------------------------------------------------------------
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """One sub-parser per model: the vocoder takes other options than the three preset models."""
+    from training import cli as train_cli
+    from training import train_vocoder
+
+    models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name in train_cli.MODELS:
+        what = "image VAE, audio VAE and mapper in order, then write the preset TOML" if name == "all" else name
+        train_cli.add_arguments(models.add_parser(name, help=f"train the preset's {what}"), model=name)
+    train_vocoder.add_arguments(
+        models.add_parser("vocoder", help="train a neural vocoder for a preset's (or the default) spectral config")
+    )
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    if args.model == "vocoder":
+        from training import train_vocoder
+
+        return train_vocoder.run(args)
+    from training import cli as train_cli
+
+    return train_cli.run(args)
+
+
 # ---- the parser and entry point --------------------------------------------------------------
 
 SUBCOMMANDS: list[Subcommand] = [
@@ -117,9 +144,9 @@ SUBCOMMANDS: list[Subcommand] = [
     ),
     Subcommand(
         name="train",
-        help="train a preset's image VAE, audio VAE, mapper, or all three",
-        run=lambda args: __import__("training.cli", fromlist=["run"]).run(args),
-        add_arguments=lambda parser: __import__("training.cli", fromlist=["add_arguments"]).add_arguments(parser),
+        help="train a preset's image VAE, audio VAE, mapper, all three, or a neural vocoder",
+        run=lambda args: _run_train(args),
+        add_arguments=lambda parser: _add_train_arguments(parser),
     ),
     Subcommand(
         name="eval",

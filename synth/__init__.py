@@ -6,6 +6,7 @@ from synth.phase import METHODS, magnitude_to_audio, mel_to_audio
 from synth.sources import FMParams, SineParams, render_fm, render_noise_bursts, render_sines
 from synth.spectral import SpectralConfig, audio_to_magnitude, audio_to_mel
 from synth.streaming import StreamingInverter
+from synth.vocoder import NeuralVocoder
 
 __all__ = [
     "SpectralConfig",
@@ -15,6 +16,7 @@ __all__ = [
     "magnitude_to_audio",
     "METHODS",
     "StreamingInverter",
+    "NeuralVocoder",
     "SineParams",
     "FMParams",
     "render_sines",
