@@ -121,6 +121,6 @@ def test_usage_error_returns_2_without_raising(capsys):
 
 def test_train_routes_the_vocoder_to_its_own_options(capsys):
     # the vocoder's parser accepts --batch-size (the preset models' does not), then run() rejects --steps 0
-    assert main(["train", "vocoder", "--batch-size", "4", "--steps", "0"]) == 2
+    assert cli.main(["train", "vocoder", "--batch-size", "4", "--steps", "0"]) == 2
     assert "--steps=0" in capsys.readouterr().err
-    assert main(["train", "mapper", "--batch-size", "4", "--preset", "default"]) == 2
+    assert cli.main(["train", "mapper", "--batch-size", "4", "--preset", "default"]) == 2
