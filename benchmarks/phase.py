@@ -130,15 +130,6 @@ def reconstruction_methods(config: SpectralConfig) -> dict[str, Callable[[torch.
     return methods
 
 
-def _timed(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[torch.Tensor, float]:
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return out, statistics.median(times)
-
-
 def _quality(audio: torch.Tensor, magnitude: torch.Tensor, mel: torch.Tensor, config: SpectralConfig) -> dict:
     n_frames = magnitude.shape[-1]
     audio = audio[..., : (n_frames - 1) * config.hop_length + 1]  # every method's output cut to the same span
@@ -152,24 +143,44 @@ def _quality(audio: torch.Tensor, magnitude: torch.Tensor, mel: torch.Tensor, co
 
 
 def run_offline(config: SpectralConfig, signals: dict[str, torch.Tensor], *, repeats: int) -> list[dict]:
+    """Every method on every signal, from both sources; timed round-robin.
+
+    The methods take turns within each repeat, so a burst of load from other processes on a shared
+    machine slows all of them alike instead of one method's whole series. Wall-clock and process CPU
+    time (all threads) are both recorded; medians over the repeats.
+    """
     rows = []
     methods = reconstruction_methods(config)
     for signal_name, audio in signals.items():
         magnitude = audio_to_magnitude(audio, config=config)
         mel = audio_to_mel(audio, config=config)
         from_mel = mel_to_magnitude(normalized_db_to_amplitude(mel, config=config), config=config)
-        for source, mag, given_mel in (("magnitude", magnitude, None), ("mel", from_mel, mel)):
-            for method_name, method in methods.items():
-                out, seconds = _timed(lambda: method(mag, given_mel), repeats)
-                rows.append({
-                    "signal": signal_name,
-                    "source": source,
-                    "method": method_name,
-                    "seconds": seconds,
-                    "x_real_time": SECONDS / seconds,
-                    **_quality(out, magnitude, mel, config),
-                })
-                print(f"  {signal_name:13s} {source:9s} {method_name:18s} {seconds:7.3f}s", file=sys.stderr)
+        cases = [
+            (source, method_name, method, mag, given_mel)
+            for source, mag, given_mel in (("magnitude", magnitude, None), ("mel", from_mel, mel))
+            for method_name, method in methods.items()
+        ]
+        wall: dict[int, list[float]] = {i: [] for i in range(len(cases))}
+        cpu: dict[int, list[float]] = {i: [] for i in range(len(cases))}
+        outputs: dict[int, torch.Tensor] = {}
+        for _ in range(repeats):
+            for i, (_, _, method, mag, given_mel) in enumerate(cases):
+                start_wall, start_cpu = time.perf_counter(), time.process_time()
+                outputs[i] = method(mag, given_mel)
+                wall[i].append(time.perf_counter() - start_wall)
+                cpu[i].append(time.process_time() - start_cpu)
+        for i, (source, method_name, _, _, _) in enumerate(cases):
+            seconds = statistics.median(wall[i])
+            rows.append({
+                "signal": signal_name,
+                "source": source,
+                "method": method_name,
+                "seconds": seconds,
+                "cpu_seconds": statistics.median(cpu[i]),
+                "x_real_time": SECONDS / seconds,
+                **_quality(outputs[i], magnitude, mel, config),
+            })
+            print(f"  {signal_name:13s} {source:9s} {method_name:18s} {seconds:7.3f}s", file=sys.stderr)
     return rows
 
 
@@ -182,6 +193,7 @@ def summarise(rows: list[dict]) -> dict:
             summary[source][method] = {
                 "seconds": statistics.mean(r["seconds"] for r in sel),
                 "x_real_time": SECONDS * len(sel) / sum(r["seconds"] for r in sel),
+                "cpu_seconds": statistics.mean(r["cpu_seconds"] for r in sel),
                 "spectral_convergence": statistics.mean(r["spectral_convergence"] for r in sel),
                 "mel_l1_db": statistics.mean(r["mel_l1_db"] for r in sel),
             }
@@ -236,9 +248,10 @@ def _print_table(result: dict) -> None:
           f"mel-consistent fast Griffin-Lim iterations")
     for source in ("magnitude", "mel"):
         print(f"\nfrom the {'true STFT magnitude' if source == 'magnitude' else 'log-mel (pseudo-inverse)'} — mean over signals")
-        print(f"{'method':20s} {'× real time':>12s} {'spectral conv.':>15s} {'mel L1 (dB)':>12s}")
+        print(f"{'method':20s} {'× real time':>12s} {'CPU s / 10 s':>13s} {'spectral conv.':>15s} {'mel L1 (dB)':>12s}")
         for method, s in result["summary"][source].items():
-            print(f"{method:20s} {s['x_real_time']:12.1f} {s['spectral_convergence']:15.3f} {s['mel_l1_db']:12.2f}")
+            print(f"{method:20s} {s['x_real_time']:12.1f} {s['cpu_seconds']:13.3f} {s['spectral_convergence']:15.3f} "
+                  f"{s['mel_l1_db']:12.2f}")
     print("\nper signal, from the log-mel: spectral convergence / mel L1 dB")
     methods = list(result["summary"]["mel"])
     print(f"{'signal':14s}" + "".join(f"{m:>20s}" for m in methods))
