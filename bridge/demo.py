@@ -15,7 +15,6 @@ Example
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from bridge.images import ImageItem
 from models.errors import ParameterError
+from synth.files import atomic_output
 
 __all__ = ["demo_images", "spectrogram_strip", "run_demo", "DEFAULT_OUTPUT_DIR"]
 
@@ -116,14 +116,8 @@ def spectrogram_strip(
 
 
 def _save_png(image, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            image.save(stream, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as stream:
+        image.save(stream, format="PNG")
 
 
 def run_demo(*, out_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR, preset: str = "default",

@@ -27,16 +27,15 @@ Example
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.errors import ParameterError
+from synth.files import atomic_output
 
 if TYPE_CHECKING:
     import mido
@@ -214,14 +213,5 @@ def controls_to_midi(
 
 def write_midi(path: str | os.PathLike, midi_file: mido.MidiFile) -> None:
     """Save ``midi_file`` atomically: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ParameterError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            midi_file.save(file=stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as stream:
+        midi_file.save(file=stream)

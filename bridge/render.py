@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +42,7 @@ from bridge.images import DESCRIPTORS, ImageItem, describe_image, expand_inputs,
 from bridge.mapping import Mapping, load_mapping
 from bridge.stream import LatentStream, frame_times
 from models.errors import InputError, ParameterError
+from synth.files import atomic_output
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `imgsonic --help` stays fast
     import torch
@@ -350,18 +350,9 @@ def render_items(
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ParameterError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, text=True) as stream:
+        json.dump(data, stream, indent=2)
+        stream.write("\n")
 
 
 def _check_output(path: Path | None, suffixes: tuple[str, ...], option: str) -> None:

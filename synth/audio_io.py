@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from pedalboard.io import AudioFile, get_supported_read_formats
 
 from models.errors import InputError, ParameterError
+from synth.files import atomic_output
 
 __all__ = ["AudioInfo", "read_audio", "read_audio_info", "write_audio", "READ_FORMATS", "WRITE_FORMATS"]
 
@@ -263,20 +263,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, *, sample_rate: int)
     if path.is_dir():
         raise ParameterError(f"cannot write {str(path)!r}: it is a directory; expected a file path ending in {' or '.join(WRITE_FORMATS)}")
     format_name, bit_depth = _WRITE_SETTINGS[extension]
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        # "xb" never clobbers another writer's file; pedalboard writes through the handle, so the temporary
-        # name needs no audio extension.
-        handle = open(temporary, "xb")
-    except OSError as error:
-        raise ParameterError(f"cannot write {str(path)!r}: {error}") from error
-    try:
-        with handle:
-            with AudioFile(handle, "w", samplerate=sample_rate, num_channels=samples.shape[0], bit_depth=bit_depth, format=format_name) as writer:
-                writer.write(samples)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    # pedalboard writes through the handle, so the temporary file needs no audio extension
+    with atomic_output(path) as handle:
+        with AudioFile(handle, "w", samplerate=sample_rate, num_channels=samples.shape[0], bit_depth=bit_depth, format=format_name) as writer:
+            writer.write(samples)

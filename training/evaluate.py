@@ -56,7 +56,6 @@ import dataclasses
 import json
 import math
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +67,7 @@ from torch import Tensor
 
 from models.errors import ParameterError
 from models.pipeline import SonificationModels
+from synth.files import atomic_output
 from synth.phase import METHODS, mel_to_audio
 from synth.sources import hz_to_midi
 from synth.spectral import SpectralConfig, audio_to_mel
@@ -259,13 +259,8 @@ def _write_plots(
 
 def _write_json(result: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_output(path, text=True) as stream:
+        stream.write(json.dumps(result, indent=2) + "\n")
     return path
 
 

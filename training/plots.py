@@ -21,7 +21,6 @@ Example
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from models.errors import ParameterError
+from synth.files import atomic_output
 
 __all__ = ["colormap", "image_grid", "mel_grid", "spectrogram_strip", "save_png"]
 
@@ -165,11 +165,6 @@ def save_png(picture: Image.Image, path: str | os.PathLike) -> Path:
     """Write ``picture`` as PNG atomically (temporary file in the same folder, then ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        picture.save(temporary, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as stream:
+        picture.save(stream, format="PNG")
     return path

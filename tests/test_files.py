@@ -1,0 +1,56 @@
+"""Atomic output: whole or absent, existing targets kept on failure, ordinary permissions."""
+
+import os
+import stat
+
+import pytest
+
+from models.errors import ParameterError
+from synth.files import atomic_output
+
+
+def test_a_finished_block_replaces_the_target(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with atomic_output(target) as stream:
+        stream.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_an_interrupted_block_leaves_the_old_target_and_no_temporary(tmp_path, error):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(type(error)):
+        with atomic_output(target, text=True) as stream:
+            stream.write("half of it")
+            raise error
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_an_interrupted_first_write_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_output(tmp_path / "new.txt", text=True):
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_get_the_permissions_the_umask_allows(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "out.bin") as stream:
+            stream.write(b"x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.bin").stat().st_mode) == 0o644
+
+
+def test_bad_targets_name_the_problem(tmp_path):
+    with pytest.raises(ParameterError, match="does not exist"):
+        with atomic_output(tmp_path / "missing" / "out.bin"):
+            pass
+    with pytest.raises(ParameterError, match="is a folder"):
+        with atomic_output(tmp_path):
+            pass
