@@ -45,6 +45,10 @@ class AudioVAEConfig:
     hidden_width : width of each hidden layer of the encoder and decoder MLPs.
     n_hidden_layers : hidden layers in each of the encoder and decoder.
     spectral : the synth spectral config (``dataclasses.asdict`` of it) the mels were computed with.
+    fourier_octaves : 0, or how many octaves of sine/cosine features of the latent (frequencies π·2^k,
+        k < fourier_octaves) the decoder reads beside the latent itself. A plain MLP is slow to learn outputs
+        that change sharply along a latent axis (a sine's narrow mel peak moving with the pitch dim); these
+        features make them easy.
     """
 
     n_mels: int = 64
@@ -53,9 +57,12 @@ class AudioVAEConfig:
     hidden_width: int = 256
     n_hidden_layers: int = 2
     spectral: dict[str, Any] = field(default_factory=dict)
+    fourier_octaves: int = 0
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "n_mels", "n_frames", "latent_dim", "hidden_width", "n_hidden_layers")
+        if isinstance(self.fourier_octaves, bool) or not isinstance(self.fourier_octaves, int) or self.fourier_octaves < 0:
+            raise ParameterError(f"AudioVAEConfig.fourier_octaves={self.fourier_octaves!r}; expected an int >= 0")
         if not isinstance(self.spectral, dict):
             raise ParameterError(f"AudioVAEConfig.spectral is a {type(self.spectral).__name__}; expected a dict")
         self.spectral = config_to_dict(self.spectral)  # plain and canonical (tuples → lists), as once saved
@@ -89,7 +96,8 @@ class AudioVAE(CheckpointMixin, nn.Module):
         self.config = config
         n_values = config.n_mels * config.n_frames
         self.encoder = _mlp(n_values, config.hidden_width, config.n_hidden_layers, 2 * config.latent_dim)
-        self.decoder = _mlp(config.latent_dim, config.hidden_width, config.n_hidden_layers, n_values)
+        decoder_inputs = config.latent_dim * (1 + 2 * config.fourier_octaves)
+        self.decoder = _mlp(decoder_inputs, config.hidden_width, config.n_hidden_layers, n_values)
 
     def check_spectral(self, other: dict[str, Any]) -> None:
         """Raise CheckpointError unless ``other`` equals the spectral config this model was trained with.
@@ -125,7 +133,15 @@ class AudioVAE(CheckpointMixin, nn.Module):
         if not isinstance(z, Tensor) or z.ndim != 2 or z.shape[1] != self.config.latent_dim:
             shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
             raise ParameterError(f"latent batch has shape {shape}; expected (B, {self.config.latent_dim})")
-        return self.decoder(z).unflatten(1, (self.config.n_mels, self.config.n_frames))
+        return self.decoder(self._decoder_input(z)).unflatten(1, (self.config.n_mels, self.config.n_frames))
+
+    def _decoder_input(self, z: Tensor) -> Tensor:
+        """``(B, latent_dim)`` → ``(B, latent_dim · (1 + 2 · fourier_octaves))``: z, then sin and cos features."""
+        if not self.config.fourier_octaves:
+            return z
+        frequencies = torch.pi * 2.0 ** torch.arange(self.config.fourier_octaves, device=z.device, dtype=z.dtype)
+        phases = (z[:, :, None] * frequencies).flatten(1)
+        return torch.cat([z, torch.sin(phases), torch.cos(phases)], dim=1)
 
     def decode(self, z: Tensor) -> Tensor:
         """Latents ``(B, latent_dim)`` → mel windows ``(B, n_mels, n_frames)`` in [0, 1].

@@ -80,3 +80,38 @@ def test_latent_stats_and_ramp():
     assert losses.ramp(0.1, start=0.3, full=0.6) == 0.0
     assert losses.ramp(0.45, start=0.3, full=0.6) == pytest.approx(0.5)
     assert losses.ramp(0.9, start=0.3, full=0.6) == 1.0
+
+
+def test_factor_loss_is_zero_when_the_first_dims_equal_the_factors():
+    mu = torch.randn(16, 3)
+    assert float(losses.factor_loss(mu, mu[:, :2])) == 0.0
+    assert math.isclose(float(losses.factor_loss(mu, mu[:, :2] + 1.0)), 2.0, rel_tol=1e-6)
+    with pytest.raises(ParameterError):
+        losses.factor_loss(mu, torch.zeros(16, 4))
+
+
+def test_pooled_level_loss_forgives_a_peak_one_band_off_but_not_power_moved_away():
+    floor, ceiling = -100.0, 0.0
+    target = torch.zeros(1, 16, 1)
+    target[0, 5, 0] = 0.8  # one loud band at -20 dB
+    kwargs = dict(db_floor=floor, db_ceiling=ceiling, pool_bands=3)
+    assert float(losses.pooled_level_loss(target, target, **kwargs)) == 0.0
+    shifted, moved = torch.zeros_like(target), torch.zeros_like(target)
+    shifted[0, 6, 0] = 0.8
+    moved[0, 15, 0] = 0.8
+    assert float(losses.pooled_level_loss(shifted, target, **kwargs)) < 1e-3
+    assert float(losses.pooled_level_loss(moved, target, **kwargs)) > 70.0**2  # the loud band sits ≈ 80 dB low
+    with pytest.raises(ParameterError):
+        losses.pooled_level_loss(target, target, db_floor=floor, db_ceiling=ceiling, pool_bands=2)
+
+
+def test_log_distance_loss_ignores_scale_but_not_squeezed_neighbours():
+    z = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    assert float(losses.log_distance_loss(z, 5.0 * z)) < 1e-8
+    distances = torch.cdist(z, z) + torch.eye(32) * 1e9
+    i, j = divmod(int(distances.argmin()), 32)
+    squeezed = z.clone()
+    squeezed[j] = squeezed[i] + 1e-3 * (squeezed[j] - squeezed[i])  # the closest pair made a near-duplicate
+    assert float(losses.log_distance_loss(z, squeezed)) > 10 * float(losses.distance_loss(z, squeezed))
+    with pytest.raises(ParameterError):
+        losses.log_distance_loss(z[:1], z[:1])

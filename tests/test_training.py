@@ -136,3 +136,27 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert AudioVAE.from_checkpoint(checkpoint).config.n_mels == 64
     state = torch.load(tmp_path / "squares-sines" / "audio_vae.resume", weights_only=True)
     assert state["world_size"] == 2 and state["step"] == 3 and len(state["random"]) == 2
+
+
+def test_audio_factor_and_level_losses_train_and_are_logged(tmp_path):
+    spec = tiny_spec(audio_factor_weight=1.0, audio_level_weight=0.05)
+    _, metrics = train_audio_vae(spec, out_dir=tmp_path, steps=2, progress=False, n_examples=32)
+    assert metrics["train_factor"] >= 0 and metrics["train_level_db"] >= 0
+    assert AudioVAE.from_checkpoint(tmp_path / "audio_vae.pt").config.latent_dim == 2
+
+
+def test_log_distance_mapper_trains(tmp_path):
+    spec = tiny_spec(mapper_weights=dataclasses.replace(PRESET_SPECS["default"].mapper_weights, locality_kind="log_distance"))
+    _, metrics = train_all(spec, tmp_path, steps=1)
+    assert all(torch.isfinite(torch.tensor(value)) for value in metrics.values())
+
+
+def test_audio_vae_with_fourier_features_round_trips(tmp_path):
+    spec = tiny_spec(audio_factor_weight=1.0)
+    spec = dataclasses.replace(spec, audio_vae=dataclasses.replace(spec.audio_vae, fourier_octaves=3))
+    train_audio_vae(spec, out_dir=tmp_path, steps=1, progress=False, n_examples=32)
+    model = AudioVAE.from_checkpoint(tmp_path / "audio_vae.pt").eval()
+    z = torch.randn(3, 2)
+    with torch.no_grad():
+        assert model.config.fourier_octaves == 3
+        assert torch.allclose(model.decode(z)[1:2], model.decode(z[1:2]), atol=1e-6)  # item 1 alone = in a batch

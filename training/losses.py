@@ -12,6 +12,8 @@ Example
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -25,9 +27,12 @@ __all__ = [
     "TCDiscriminator",
     "tc_estimate",
     "discriminator_loss",
+    "factor_loss",
+    "pooled_level_loss",
     "LatentStats",
     "locality_loss",
     "distance_loss",
+    "log_distance_loss",
     "sliced_wasserstein",
     "ramp",
 ]
@@ -96,6 +101,45 @@ def discriminator_loss(discriminator: nn.Module, z: Tensor, z_permuted: Tensor) 
     )
 
 
+def factor_loss(mu: Tensor, factors: Tensor) -> Tensor:
+    """Weak supervision: latent dim ``k`` ≈ factor ``k`` for the first ``F`` dims, squared error summed over them.
+
+    ``mu`` ``(B, D)``; ``factors`` ``(B, F)`` with ``F ≤ D``, standardised (zero mean, unit spread) so they sit on
+    the prior's scale.
+    """
+    if factors.ndim != 2 or mu.ndim != 2 or factors.shape[0] != mu.shape[0] or factors.shape[1] > mu.shape[1]:
+        raise ParameterError(f"factors have shape {tuple(factors.shape)}; expected (B, F ≤ D) for mu {tuple(mu.shape)}")
+    return (mu[:, : factors.shape[1]] - factors).pow(2).sum(1).mean()
+
+
+def pooled_level_loss(decoded: Tensor, target: Tensor, *, db_floor: float, db_ceiling: float,
+                      pool_bands: int = 9) -> Tensor:
+    """Squared dB error of band-pooled power, weighted by the target's pooled power: ``(B, n_mels, n_frames)``
+    normalised log-mel windows in [0, 1] → a scalar.
+
+    Power is summed over ``pool_bands`` neighbouring bands (odd), so a peak blurred over a few bands still
+    counts at its full level, while power moved far away does not; weighting by the target band's power makes the
+    loud bands (what the rendered loudness follows) dominate, which a per-value reconstruction loss does not.
+    """
+    if pool_bands < 1 or pool_bands % 2 == 0:
+        raise ParameterError(f"pool_bands={pool_bands}; expected an odd int ≥ 1")
+    if decoded.shape != target.shape or decoded.ndim != 3:
+        raise ParameterError(f"shapes {tuple(decoded.shape)} and {tuple(target.shape)}; expected equal (B, n_mels, n_frames)")
+    to_log = math.log(10.0) / 10.0
+
+    def pooled_db(mel: Tensor) -> Tensor:
+        level_db = db_floor + mel * (db_ceiling - db_floor)  # (B, n_mels, n_frames)
+        windows = F.pad(level_db.transpose(1, 2), (pool_bands // 2, pool_bands // 2), value=db_floor)
+        return torch.logsumexp(windows.unfold(2, pool_bands, 1) * to_log, dim=-1) / to_log  # (B, n_frames, n_mels)
+
+    decoded_db, target_db = pooled_db(decoded), pooled_db(target)
+    # weights from the unpooled target: pooled windows centred near its peak count, windows that merely touch it
+    # do not (else a peak one band off would be punished at the far window edges)
+    target_level_db = db_floor + target.transpose(1, 2) * (db_ceiling - db_floor)
+    weights = torch.softmax(target_level_db.flatten(1) * to_log, dim=1)
+    return (weights * (decoded_db - target_db).flatten(1).pow(2)).sum(1).mean()
+
+
 class LatentStats(nn.Module):
     """Per-dim mean and spread of a latent data set, to compare latents of two models on one scale.
 
@@ -129,6 +173,25 @@ def distance_loss(source: Tensor, mapped: Tensor) -> Tensor:
     d_source = d_source / d_source.mean().clamp_min(1e-8)
     d_mapped = d_mapped / d_mapped.mean().clamp_min(1e-8)
     return (d_mapped - d_source).pow(2).mean()
+
+
+def log_distance_loss(source: Tensor, mapped: Tensor, *, eps: float = 1e-4) -> Tensor:
+    """Pairwise-distance preservation in ratios: within-batch log distances of ``mapped`` ≈ those of ``source``,
+    each centred on its own mean (so a global scale does not count). ``(B, D1)`` and ``(B, D2)`` normalised latents.
+
+    Unlike :func:`distance_loss`, a pair that is 10× closer than average must stay 10× closer: near neighbours
+    can not be squeezed together, so distinct inputs keep distinct outputs.
+    """
+    if len(source) < 2 or len(source) != len(mapped):
+        raise ParameterError(f"need two equal batches of ≥ 2 points; got {len(source)} and {len(mapped)}")
+    pairs = torch.triu_indices(len(source), len(source), offset=1, device=source.device)
+
+    def log_distances(z: Tensor) -> Tensor:
+        squared = (z[pairs[0]] - z[pairs[1]]).pow(2).sum(1)
+        logs = 0.5 * torch.log(squared + eps)
+        return logs - logs.mean()
+
+    return (log_distances(mapped) - log_distances(source)).pow(2).mean()
 
 
 def sliced_wasserstein(x: Tensor, y: Tensor, *, n_projections: int = 64, generator: torch.Generator | None = None) -> Tensor:

@@ -15,12 +15,19 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from models.errors import ParameterError
 from models.image_vae import ImageVAE, reparameterize
 from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
-from training.losses import TCDiscriminator, discriminator_loss, permute_dims, tc_estimate, vae_loss
+from training.losses import (TCDiscriminator, discriminator_loss, factor_loss, permute_dims, pooled_level_loss,
+                             tc_estimate, vae_loss)
 from training.presets import PresetSpec, TrainSettings, preset_images
 
-__all__ = ["VAEObjective", "train_image_vae", "evaluate_vae", "main"]
+__all__ = ["VAEObjective", "standardize", "train_image_vae", "evaluate_vae", "main"]
+
+
+def standardize(factors: Tensor) -> Tensor:
+    """Each column of ``(n, F)`` shifted and scaled to zero mean and unit spread (the latent prior's scale)."""
+    return (factors - factors.mean(0)) / factors.std(0).clamp_min(1e-8)
 
 
 class VAEObjective:
@@ -30,16 +37,31 @@ class VAEObjective:
     the same batch's detached latents against their dimension-wise permutation. With ``n_classes`` and
     ``class_weight`` > 0 the batch is ``(x, labels)`` and a linear head on ``mu`` adds ``class_weight`` × its
     cross-entropy: latents of different classes move apart (the head is training-only, never saved).
+
+    Two options for the audio VAE (see ``PresetSpec``): with ``factor_weight`` > 0 the batch is ``(x, factors)``
+    with standardised float factors, and ``factor_weight`` × :func:`~training.losses.factor_loss` ties latent
+    dim ``k`` to factor ``k`` — deliberate weak supervision *inside one modality* (the synth's own parameters,
+    as the class labels above are the image set's own); the mapper never sees it. Those dims of the encoder
+    learn from the factors (and the KL) only, and the decoder is trained on the true factors there: it learns
+    the synth's own (pitch, loudness) → mel map. With ``level_weight`` > 0 and ``db_range`` = (floor, ceiling), ``level_weight`` × :func:`~training.losses.pooled_level_loss` makes
+    the decoder keep the level of each sound's loud bands, which the per-value reconstruction loss lets it blur.
     """
 
     def __init__(self, model: nn.Module, *, beta: float, tc_gamma: float, lr: float, checkpoint: Path,
-                 metadata: dict, device: torch.device, n_classes: int = 0, class_weight: float = 0.0) -> None:
+                 metadata: dict, device: torch.device, n_classes: int = 0, class_weight: float = 0.0,
+                 factor_weight: float = 0.0, level_weight: float = 0.0,
+                 db_range: tuple[float, float] | None = None) -> None:
+        if level_weight > 0 and db_range is None:
+            raise ParameterError(f"level_weight={level_weight} needs db_range=(db_floor, db_ceiling)")
         self.model = model
         self.beta = beta
         self.tc_gamma = tc_gamma
         self.checkpoint = checkpoint
         self.metadata = metadata
         self.class_weight = class_weight if n_classes else 0.0
+        self.factor_weight = factor_weight
+        self.level_weight = level_weight
+        self.db_range = db_range
         self.modules: dict[str, nn.Module] = {"vae": model}
         parameters = list(model.parameters())
         if self.class_weight > 0:
@@ -56,13 +78,29 @@ class VAEObjective:
         x, labels = batch["x"] if isinstance(batch["x"], tuple) else (batch["x"], None)
         mu, logvar = self.model.encode(x)
         z = reparameterize(mu, logvar)
-        loss, reconstruction, kl = vae_loss(self.model.decode_logits(z), x, mu, logvar, beta=self.beta)
+        if self.factor_weight > 0:
+            # the decoder reads the true factors in the supervised dims, and reconstruction does not reach the
+            # encoder through them: otherwise it smuggles other details (a tone's offset between mel bands) into
+            # the loudness dim, and the decoded loudness follows pitch
+            n_factors = labels.shape[1]
+            z = torch.cat([labels, z[:, n_factors:]], 1)
+        logits = self.model.decode_logits(z)
+        loss, reconstruction, kl = vae_loss(logits, x, mu, logvar, beta=self.beta)
         logs = {"recon": reconstruction.item(), "kl": kl.item()}
         losses = {"vae": loss}
         if self.class_weight > 0:
             class_loss = nn.functional.cross_entropy(self.class_head(mu), labels)
-            losses["vae"] = loss + self.class_weight * class_loss
+            losses["vae"] = losses["vae"] + self.class_weight * class_loss
             logs["class"] = class_loss.item()
+        if self.factor_weight > 0:
+            supervised = factor_loss(mu, labels)
+            losses["vae"] = losses["vae"] + self.factor_weight * supervised
+            logs["factor"] = supervised.item()
+        if self.level_weight > 0:
+            floor, ceiling = self.db_range
+            level = pooled_level_loss(torch.sigmoid(logits), x, db_floor=floor, db_ceiling=ceiling)
+            losses["vae"] = losses["vae"] + self.level_weight * level
+            logs["level_db"] = level.sqrt().item()
         if self.tc_gamma > 0:
             tc = tc_estimate(self.discriminator, z)
             losses["vae"] = losses["vae"] + self.tc_gamma * tc
@@ -107,6 +145,10 @@ def run_vae_training(
     data_description: str,
     train_labels: Tensor | None = None,
     class_weight: float = 0.0,
+    train_factors: Tensor | None = None,
+    factor_weight: float = 0.0,
+    level_weight: float = 0.0,
+    db_range: tuple[float, float] | None = None,
     steps: int | None,
     device: torch.device,
     seed: int,
@@ -114,7 +156,11 @@ def run_vae_training(
     progress: bool,
     checkpoint_every: int,
 ) -> tuple[Path, dict[str, float]]:
-    """Shared by both VAE scripts: train, then evaluate on ``test_data`` and rewrite the checkpoint with metrics."""
+    """Shared by both VAE scripts: train, then evaluate on ``test_data`` and rewrite the checkpoint with metrics.
+
+    ``train_labels`` (int classes, used with ``class_weight``) or ``train_factors`` (standardised floats
+    ``(n, F)``, used with ``factor_weight``) ride along with ``train_data``; see :class:`VAEObjective`.
+    """
     checkpoint = out_dir / f"{kind}.pt"
     total_steps = steps or settings.steps
     metadata = {"data": data_description, "batch_size": settings.batch_size, "lr": settings.lr, "beta": beta,
@@ -122,12 +168,20 @@ def run_vae_training(
     n_classes = int(train_labels.max()) + 1 if train_labels is not None and class_weight > 0 else 0
     if n_classes:
         metadata["class_weight"] = class_weight
+    if factor_weight > 0:
+        if train_factors is None:
+            raise ParameterError(f"factor_weight={factor_weight} but these training data have no factors")
+        metadata["factor_weight"] = factor_weight
+    if level_weight > 0:
+        metadata["level_weight"] = level_weight
     objective = VAEObjective(model, beta=beta, tc_gamma=tc_gamma, lr=settings.lr, checkpoint=checkpoint,
-                             metadata=metadata, device=device, n_classes=n_classes, class_weight=class_weight)
+                             metadata=metadata, device=device, n_classes=n_classes, class_weight=class_weight,
+                             factor_weight=factor_weight, level_weight=level_weight, db_range=db_range)
+    side = train_labels if n_classes else train_factors if factor_weight > 0 else None
     loop_settings = LoopSettings(name=kind, steps=total_steps, batch_size=settings.batch_size, out_dir=out_dir,
                                  seed=seed, device=str(device), checkpoint_every=checkpoint_every, resume=resume,
                                  progress=progress)
-    result = train_loop(objective, {"x": (train_data, train_labels) if n_classes else train_data}, loop_settings)
+    result = train_loop(objective, {"x": train_data if side is None else (train_data, side)}, loop_settings)
     metrics = {f"test_{key}": value for key, value in evaluate_vae(model, test_data).items()}
     metrics.update({f"train_{key}": value for key, value in result.logs.items()})
     if is_main_process():
@@ -158,14 +212,18 @@ def train_image_vae(
     """Train ``spec``'s image VAE and write ``<out_dir>/image_vae.pt``; returns its path and test metrics.
 
     ``images`` ``(n, C, size, size)`` replaces the preset's data (e.g. from ``--images DIR``): 10 % of them
-    are held out for the metrics. ``n_examples`` shrinks generated data sets (tests).
+    are held out for the metrics. ``n_examples`` shrinks generated data sets (tests). With
+    ``spec.image_factor_weight`` > 0 the generating factors of synthetic images (squares: x, y) weakly supervise
+    the first latent dims (see :class:`VAEObjective`).
     """
     torch_device = resolve_device(device)
     seed_everything(spec.seed)
-    labels = None
+    labels = train_factors = None
     if images is None:
         train_data, factors = preset_images(spec, split="train", n=n_examples)
         labels = factors if factors is not None and factors.dtype == torch.long else None
+        if factors is not None and factors.is_floating_point() and spec.image_factor_weight > 0:
+            train_factors = standardize(factors)
         test_data, _ = preset_images(spec, split="test", n=min(2000, n_examples or 2000))
         description = f"{spec.image_data} (preset {spec.name})"
     else:
@@ -177,7 +235,9 @@ def train_image_vae(
     result = run_vae_training(model, kind="image_vae", train_data=train_data, test_data=test_data,
                               settings=spec.image_training, beta=spec.image_beta, tc_gamma=spec.image_tc_gamma,
                               out_dir=Path(out_dir), data_description=description, train_labels=labels,
-                              class_weight=spec.image_class_weight, steps=steps, device=torch_device,
+                              class_weight=spec.image_class_weight, train_factors=train_factors,
+                              factor_weight=spec.image_factor_weight if train_factors is not None else 0.0,
+                              steps=steps, device=torch_device,
                               seed=spec.seed, resume=resume, progress=progress, checkpoint_every=checkpoint_every)
     if is_main_process():
         print(f"image_vae: {time.perf_counter() - started:.0f} s including data")

@@ -4,7 +4,8 @@ The objective, in stages (weights and stage boundaries in ``PresetSpec.mapper_we
 
 * **locality** from the start: per axis (mapped ≈ source, dim by dim) when the latent sizes match, otherwise
   pairwise-distance preservation; latents are compared after normalising each model's latents per dim by
-  their data mean and spread, so the two spaces' extents match;
+  their data mean and spread, so the two spaces' extents match; "log_distance" preserves distance ratios, so
+  near neighbours are not squeezed into the same sound;
 * **prior matching** throughout: sliced Wasserstein between mapped image latents and real audio latents (and
   the inverse direction against real image latents);
 * **cycle consistency**, ramped in: image → mapper → audio decoder → mel → audio encoder → inverse mapper ≈ the
@@ -30,7 +31,7 @@ from models.errors import InputError, ParameterError
 from models.image_vae import ImageVAE
 from models.mapper import LatentMapper
 from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
-from training.losses import LatentStats, distance_loss, locality_loss, ramp, sliced_wasserstein
+from training.losses import LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein
 from training.presets import MapperWeights, PresetSpec, preset_images, preset_sounds
 
 __all__ = ["MapperObjective", "encode_all", "train_mapper", "evaluate_mapper", "main"]
@@ -57,9 +58,12 @@ class MapperObjective:
         kind = weights.locality_kind
         if kind == "auto":
             kind = "axis" if mapper.config.image_latent_dim == mapper.config.audio_latent_dim else "distance"
-        if kind not in ("axis", "distance"):
-            raise ParameterError(f"locality_kind={weights.locality_kind!r}; expected 'axis', 'distance' or 'auto'")
-        self.locality = locality_loss if kind == "axis" else distance_loss
+        losses = {"axis": locality_loss, "distance": distance_loss, "log_distance": log_distance_loss}
+        if kind not in losses:
+            raise ParameterError(
+                f"locality_kind={weights.locality_kind!r}; expected 'axis', 'distance', 'log_distance' or 'auto'"
+            )
+        self.locality = losses[kind]
         self.locality_kind = kind
         self.modules: dict[str, nn.Module] = {"mapper": mapper}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"mapper": torch.optim.Adam(mapper.parameters(), lr=lr)}
