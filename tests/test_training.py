@@ -14,7 +14,7 @@ from models import AudioVAE, ImageVAE, LatentMapper
 from models.audio_vae import AudioVAEConfig
 from models.image_vae import ImageVAEConfig
 from models.mapper import LatentMapperConfig
-from training.presets import PRESET_SPECS, TrainSettings
+from training.presets import PRESET_SPECS, MapperWeights, TrainSettings
 from training.train_audio_vae import train_audio_vae
 from training.train_image_vae import train_image_vae
 from training.train_mapper import train_mapper
@@ -145,10 +145,11 @@ def test_audio_factor_and_level_losses_train_and_are_logged(tmp_path):
     assert AudioVAE.from_checkpoint(tmp_path / "audio_vae.pt").config.latent_dim == 2
 
 
-def test_log_distance_mapper_trains(tmp_path):
-    spec = tiny_spec(mapper_weights=dataclasses.replace(PRESET_SPECS["default"].mapper_weights, locality_kind="log_distance"))
-    _, metrics = train_all(spec, tmp_path, steps=1)
+def test_log_distance_mapper_with_the_near_term_trains(tmp_path):
+    spec = tiny_spec(mapper_weights=MapperWeights(locality_kind="log_distance", near=1.0))
+    _, metrics = train_all(spec, tmp_path, steps=2)
     assert all(torch.isfinite(torch.tensor(value)) for value in metrics.values())
+    assert metrics["train_near"] >= 0
 
 
 def test_audio_vae_with_fourier_features_round_trips(tmp_path):

@@ -50,7 +50,10 @@ class MapperWeights:
     Locality is on from the start; cycle consistency ramps from 0 at ``cycle_start`` to full at ``cycle_full``;
     prior matching (sliced Wasserstein) is on throughout. ``locality_kind`` is "axis", "distance", "log_distance"
     (distance ratios, see ``training.losses.log_distance_loss``) or "auto" (axis when the latent sizes match,
-    else distance).
+    else distance). ``near`` > 0 adds a local term: each image latent and a neighbour ``near_scale`` ×
+    N(0, I) away (normalised units) must decode to mels as far apart, relative to their distance, as the
+    batch's pairs do on average; random batches hardly ever hold such close pairs, so the batch locality does
+    not see them.
     """
 
     locality_kind: str = "auto"
@@ -58,6 +61,8 @@ class MapperWeights:
     cycle: float = 1.0
     direct_cycle: float = 1.0
     prior: float = 0.5
+    near: float = 0.0
+    near_scale: float = 0.075
     cycle_start: float = 0.3
     cycle_full: float = 0.6
 
@@ -177,8 +182,6 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             image_training=TrainSettings(steps=2500, batch_size=32, lr=1e-3, n_examples=12000),
             audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
             mapper_training=TrainSettings(steps=1000, batch_size=64, lr=1e-3, n_examples=4000),
-            # distance ratios: plain distance preservation squeezed close images into one sound
-            mapper_weights=MapperWeights(locality_kind="log_distance", locality=10.0),
             image_beta=0.25,
             audio_beta=0.1,
         ),

@@ -4,8 +4,9 @@ The objective, in stages (weights and stage boundaries in ``PresetSpec.mapper_we
 
 * **locality** from the start: per axis (mapped ≈ source, dim by dim) when the latent sizes match, otherwise
   pairwise-distance preservation; latents are compared after normalising each model's latents per dim by
-  their data mean and spread, so the two spaces' extents match; "log_distance" preserves distance ratios, so
-  near neighbours are not squeezed into the same sound;
+  their data mean and spread, so the two spaces' extents match; "log_distance" preserves distance ratios, and
+  the optional "near" term does so for an image latent and a close neighbour, so that near images are not
+  squeezed into the same sound;
 * **prior matching** throughout: sliced Wasserstein between mapped image latents and real audio latents (and
   the inverse direction against real image latents);
 * **cycle consistency**, ramped in: image → mapper → audio decoder → mel → audio encoder → inverse mapper ≈ the
@@ -91,7 +92,29 @@ class MapperObjective:
         loss = w.locality * locality + w.prior * prior + w.direct_cycle * direct + cycle_weight * cycle
         logs = {"loss": loss.item(), "locality": locality.item(), "prior": prior.item(), "direct": direct.item(),
                 "cycle": cycle.item()}
+        if w.near > 0:
+            near = self._near_loss(z_img, mapped, generator)
+            loss = loss + w.near * near
+            logs["near"] = near.item()
         return {"mapper": loss}, logs
+
+    def _near_loss(self, z_img: Tensor, mapped: Tensor, generator: torch.Generator) -> Tensor:
+        """Squared log of (sound distance / image distance) for an image and a close neighbour, against the
+        batch pairs' mean log ratio: close images must not be squeezed into sounds closer than images are in
+        general. Image distances in normalised latent units; sound distances between the decoded mels averaged
+        over time (what a listener, and the evaluation, compare).
+
+        ``z_img`` ``(B, D_img)`` raw image latents and ``mapped`` ``(B, D_aud)``, their raw mapped latents.
+        """
+        source = self.image_stats.normalize(z_img)
+        offset = self.weights.near_scale * torch.randn(source.shape, generator=generator, device="cpu").to(source)
+        sound = self.audio_vae.decode(mapped).mean(-1)  # (B, n_mels)
+        neighbour = self.audio_vae.decode(self.mapper(z_img + offset * self.image_stats.std)).mean(-1)
+        near_ratio = torch.log((neighbour - sound).norm(dim=1) + 1e-6) - torch.log(offset.norm(dim=1))
+        pairs = torch.triu_indices(len(source), len(source), offset=1, device=source.device)
+        far_ratio = (torch.log((sound[pairs[0]] - sound[pairs[1]]).norm(dim=1) + 1e-6)
+                     - torch.log((source[pairs[0]] - source[pairs[1]]).norm(dim=1) + 1e-6))
+        return (near_ratio - far_ratio.mean().detach()).pow(2).mean()
 
     def save(self, step: int) -> None:
         self.mapper.save(self.checkpoint, metadata={**self.metadata, "steps": step})
