@@ -88,24 +88,24 @@ def _gather(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
 def _climb_to_peaks(s: np.ndarray) -> np.ndarray:
     """For each bin of ``s`` ``(..., K)``, the index of the local maximum reached by steepest ascent.
 
-    One step moves to the largest of (k-1, k, k+1) — ties go left, so plateaus cannot cycle — and
-    pointer jumping follows the chains to their ends in O(log K) gathers.
+    One step moves to the largest of (k-1, k, k+1), ties going left (so plateaus cannot cycle). A
+    rising run can only end at a bin that stays put — the next peak to its right — and a falling run
+    at the previous peak to its left, so two ``searchsorted`` calls over the peaks replace the walk.
+    Rows never mix: a row's first bin cannot step left, nor its last step right (their outer neighbour
+    is -inf), except -inf bins, whose result the caller ignores.
     """
     k = s.shape[-1]
     pad = np.full(s.shape[:-1] + (1,), -np.inf)
     padded = np.concatenate([pad, s, pad], axis=-1)
     left, right = padded[..., :-2], padded[..., 2:]
-    go_left = (left >= s) & (left >= right)  # the first maximum of (left, self, right)
-    go_right = ~go_left & (right > s)
-    offsets = (np.arange(s.size // k) * k).reshape(s.shape[:-1] + (1,))
-    step = go_right.astype(np.int64) - go_left
-    flat = (np.arange(k) + step + offsets).reshape(-1)  # global indices: one gather per jump
-    for _ in range(max(1, math.ceil(math.log2(k)))):
-        jumped = flat[flat]
-        if np.array_equal(jumped, flat):
-            break
-        flat = jumped
-    return flat.reshape(s.shape) - offsets
+    go_left = ((left >= s) & (left >= right)).reshape(-1)  # the first maximum of (left, self, right)
+    go_right = ~go_left & (right > s).reshape(-1)
+    index = np.arange(go_left.size)
+    peaks = np.flatnonzero(~(go_left | go_right))
+    next_peak = peaks[np.minimum(np.searchsorted(peaks, index), peaks.size - 1)]
+    previous_peak = peaks[np.maximum(np.searchsorted(peaks, index, side="right") - 1, 0)]
+    flat = np.where(go_right, next_peak, np.where(go_left, previous_peak, index))
+    return flat.reshape(s.shape) - (np.arange(s.size // k) * k).reshape(s.shape[:-1] + (1,))
 
 
 _NOISE_TABLE_FRAMES = 509  # prime, so the table's period does not line up with musical periods
@@ -123,6 +123,7 @@ def pghi_terms(
     config: SpectralConfig,
     first_frame: int,
     has_previous: bool,
+    n_rows: int | None = None,
     tol_db: float = 100.0,
     onset_db: float = 10.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -137,6 +138,8 @@ def pghi_terms(
     has_previous : bool
         Whether frame ``first_frame - 1`` exists (was phase-reconstructed already). Block row 0 is then
         that previous frame and only rows 1… get terms.
+    n_rows : int, optional
+        Terms for only this many rows (the rest of the block is context, e.g. the look-ahead frame).
 
     Returns
     -------
@@ -145,50 +148,59 @@ def pghi_terms(
     holds indices into a frame's flattened ``(B·K)`` values.
     """
     t, b, k = magnitude.shape
+    start = 1 if has_previous else 0
+    stop = t if n_rows is None else start + n_rows
+    if not start <= stop <= t:
+        raise ParameterError(f"n_rows={n_rows} does not fit a block of {t} frames (has_previous={has_previous})")
     n_fft, hop = config.n_fft, config.hop_length
     gamma = PGHI_GAMMA_FACTOR * n_fft**2
     mag = np.asarray(magnitude, dtype=np.float64)
     s = np.log(mag + _EPS)
-
-    inst_bin = _gradient(s, axis=2) * (n_fft**2 / (2 * math.pi * gamma)) + np.arange(k)
-    fgrad = _gradient(s, axis=0) * (-gamma / (n_fft * hop)) if t > 1 else np.zeros_like(s)
-    # phase offset of each bin from bin 0, trapezoid rule along frequency
-    freq_integral = np.cumsum(fgrad, axis=2) - (fgrad + fgrad[..., :1]) / 2
-
+    # the time derivative and the frame maxima look at the whole block; the rest only at rows start:stop
+    fgrad = _gradient(s, axis=0)[start:stop] * (-gamma / (n_fft * hop)) if t > 1 else np.zeros_like(s)
     frame_max = s.max(axis=2, keepdims=True)  # (T, B, 1)
     context_max = frame_max.copy()
     if t > 1:
         context_max[1:] = np.maximum(context_max[1:], frame_max[:-1])
         context_max[:-1] = np.maximum(context_max[:-1], frame_max[1:])
+    first = max(start - 1, 0)  # the instantaneous frequency of the row before is needed too
+    inst = _gradient(s[first:stop], axis=2) * (n_fft**2 / (2 * math.pi * gamma)) + np.arange(k)
+    inst_bin, prev_inst = (inst[1:], inst[:-1]) if start else (inst, np.concatenate([inst[:1], inst[:-1]]))
+    s_prev = s[first : stop - 1] if start else np.concatenate([np.full_like(s[:1], -np.inf), s[: stop - 1]])
+    s, mag, context_max = s[start:stop], mag[start:stop], context_max[start:stop]
+
+    # phase offset of each bin from bin 0, trapezoid rule along frequency
+    freq_integral = np.cumsum(fgrad, axis=2) - (fgrad + fgrad[..., :1]) / 2
     significant = (s >= context_max - tol_db * math.log(10) / 20) & (mag > _EPS)
 
     s_sig = np.where(significant, s, -np.inf)
     self_idx = np.broadcast_to(np.arange(k), s.shape)
     anchor = np.where(significant, _climb_to_peaks(s_sig), self_idx)
     is_peak = significant & (anchor == self_idx)
-
-    onset = np.empty_like(is_peak)
-    onset[1:] = is_peak[1:] & (s[:-1] < s[1:] - onset_db * math.log(10) / 20)
-    onset[0] = is_peak[0] & (not has_previous)  # the very first frame has nothing before it
+    # the very first frame (s_prev = -inf) has nothing before it: all its peaks are onsets
+    onset = is_peak & (s_prev < s - onset_db * math.log(10) / 20)
 
     # onset regions are joined in frequency to the frame's loudest peak, as the heap would do
-    loudest = s_sig.argmax(axis=2)[..., None]  # (T, B, 1)
+    loudest = s_sig.argmax(axis=2)[..., None]  # (T', B, 1)
     joins_loudest = _gather(onset, anchor) & significant
     anchor = np.where(joins_loudest, loudest, anchor)
 
     offset = freq_integral - _gather(freq_integral, anchor)
-    rows = np.arange(first_frame, first_frame + t) % _NOISE_TABLE_FRAMES
+    rows = np.arange(first_frame + start, first_frame + stop) % _NOISE_TABLE_FRAMES
     offset = np.where(significant, offset, _noise_phase_table(k)[rows][:, None, :])
 
-    prev_inst = np.concatenate([inst_bin[:1], inst_bin[:-1]], axis=0)
-    time_step = np.mod((math.pi * hop / n_fft) * (prev_inst + inst_bin) + math.pi, 2 * math.pi) - math.pi
+    time_step = _wrap((math.pi * hop / n_fft) * (prev_inst + inst_bin))
     use_time = significant & ~(onset | (joins_loudest & _gather(onset, loudest)))
     use_time = use_time.astype(np.float64)
     time_step *= use_time
 
-    start = 1 if has_previous else 0
     flat_anchor = anchor + np.arange(b)[:, None] * k  # indices into a frame's (B·K) values: one gather a step
-    return time_step[start:], use_time[start:], flat_anchor[start:], offset[start:]
+    return time_step, use_time, flat_anchor, offset
+
+
+def _wrap(phase: np.ndarray) -> np.ndarray:
+    """Phase wrapped to [-π, π] (round-based: several times faster than ``np.mod`` on float64 here)."""
+    return phase - (2 * math.pi) * np.round(phase * (1 / (2 * math.pi)))
 
 
 def pghi_step(
@@ -199,14 +211,21 @@ def pghi_step(
     offset: np.ndarray,
 ) -> np.ndarray:
     """One frame of the PGHI recursion; all arguments ``(B, K)`` (``anchor``: flat indices, see
-    :func:`pghi_terms`); the phase is frame-centred, in ``[0, 2π)``."""
+    :func:`pghi_terms`); the phase is frame-centred, in ``[-π, π]``."""
     base = previous_phase * use_time + time_step
-    return np.mod(base.reshape(-1)[anchor] + offset, 2 * math.pi)
+    return _wrap(base.reshape(-1)[anchor] + offset)
 
 
 def centred_to_stft_phase(phase: np.ndarray) -> np.ndarray:
     """Shift frame-centred phases ``(..., K)`` to ``torch.stft``'s convention (frame starts at 0): ``-π·k``."""
-    return phase - math.pi * np.arange(phase.shape[-1])
+    return phase - _pi_ramp(phase.shape[-1])
+
+
+@functools.lru_cache(maxsize=8)
+def _pi_ramp(n_freqs: int) -> np.ndarray:
+    ramp = math.pi * np.arange(n_freqs)
+    ramp.flags.writeable = False
+    return ramp
 
 
 def pghi_phase(magnitude: torch.Tensor, *, config: SpectralConfig) -> torch.Tensor:

@@ -126,7 +126,9 @@ class StreamingInverter:
         frames = self._frames
         has_previous = self._has_phase
         block = np.stack(frames)[:, None, :]  # (n, 1, K)
-        terms = pghi_terms(block, config=self.config, first_frame=self._first_index, has_previous=has_previous)
+        terms = pghi_terms(
+            block, config=self.config, first_frame=self._first_index, has_previous=has_previous, n_rows=n_final
+        )
         first_row = 1 if has_previous else 0
         phases = np.empty((n_final, self.config.n_freqs))
         for i in range(n_final):
@@ -149,8 +151,8 @@ class StreamingInverter:
 
     def _emit(self, n_samples: int) -> np.ndarray:
         """Pop ``n_samples`` finished samples, normalised; samples before the signal start become zeros."""
-        env = self._env[:n_samples]
-        chunk = (self._ola[:n_samples] / np.where(env > 1e-11, env, 1.0)).astype(np.float32)
+        # where the envelope is ~0 (before the first frame's centre) so is the signal: these samples are zeroed
+        chunk = (self._ola[:n_samples] / np.maximum(self._env[:n_samples], 1e-11)).astype(np.float32)
         chunk[: max(0, min(n_samples, self.config.n_fft // 2 - self._n_emitted))] = 0.0
         for buffer in (self._ola, self._env):
             buffer[:-n_samples] = buffer[n_samples:]
