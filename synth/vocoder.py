@@ -45,7 +45,11 @@ def shipped_vocoder_path(name: str = "spectral-default") -> Path:
     path = VOCODERS_DIR / f"{name}.pt"
     if not path.is_file():
         shipped = sorted(p.stem for p in VOCODERS_DIR.glob("*.pt")) if VOCODERS_DIR.is_dir() else []
-        raise ParameterError(f"no shipped vocoder {name!r}; shipped: {', '.join(shipped) or 'none'}")
+        raise ParameterError(
+            f"no shipped vocoder {name!r}; shipped: {', '.join(shipped) or 'none'}. Train one with "
+            f"'imgsonic train vocoder --preset PRESET' and pass it with --vocoder-checkpoint, or use a "
+            f"phase method (--vocoder pghi+fgla)"
+        )
     return path
 
 
