@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from models.checkpoint import CheckpointMixin, check_positive_ints, config_to_dict
-from models.errors import CheckpointError, ParameterError
+from models.checkpoint import CheckpointMixin, check_positive_ints, check_spectral_match, config_to_dict
+from models.errors import ParameterError
 from models.image_vae import reparameterize
 
 __all__ = ["AudioVAEConfig", "AudioVAE"]
@@ -105,17 +105,7 @@ class AudioVAE(CheckpointMixin, nn.Module):
         ``other`` is the caller's spectral config as a dict (``dataclasses.asdict``); the message lists
         every field that differs, with both values.
         """
-        mine = config_to_dict(self.config.spectral)
-        theirs = config_to_dict(other)
-        differing = [
-            f"{key}: model {mine.get(key, '<missing>')!r}, given {theirs.get(key, '<missing>')!r}"
-            for key in sorted(set(mine) | set(theirs))
-            if mine.get(key, "<missing>") != theirs.get(key, "<missing>")
-        ]
-        if differing:
-            raise CheckpointError(
-                "spectral config differs from the one the audio model was trained with: " + "; ".join(differing)
-            )
+        check_spectral_match(self.config.spectral, other, model="audio model")
 
     def encode(self, mel: Tensor) -> tuple[Tensor, Tensor]:
         """Mel windows ``(B, n_mels, n_frames)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``."""

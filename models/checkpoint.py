@@ -121,6 +121,23 @@ def config_from_dict(config_class: type, data: Mapping[str, Any], *, source: str
         raise CheckpointError(f"{source}: invalid {config_class.__name__}: {error}") from error
 
 
+def check_spectral_match(trained: Any, given: Any, *, model: str) -> None:
+    """Raise CheckpointError unless two spectral configs (dataclasses or dicts) are equal.
+
+    The message names ``model`` (e.g. "audio model") and lists every differing field with both values.
+    """
+    mine, theirs = config_to_dict(trained), config_to_dict(given)
+    differing = [
+        f"{key}: {model} {mine.get(key, '<missing>')!r}, given {theirs.get(key, '<missing>')!r}"
+        for key in sorted(set(mine) | set(theirs))
+        if mine.get(key, "<missing>") != theirs.get(key, "<missing>")
+    ]
+    if differing:
+        raise CheckpointError(
+            f"spectral config differs from the one the {model} was trained with: " + "; ".join(differing)
+        )
+
+
 def check_positive_ints(config: Any, *names: str) -> None:
     """Raise ParameterError unless each named field of ``config`` is an int ≥ 1 (bools are not ints here)."""
     for name in names:

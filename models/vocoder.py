@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.checkpoint import CheckpointMixin, check_positive_ints, config_to_dict
-from models.errors import CheckpointError, ParameterError
+from models.checkpoint import CheckpointMixin, check_positive_ints, check_spectral_match, config_to_dict
+from models.errors import ParameterError
 
 __all__ = ["VocoderConfig", "Vocoder", "VocoderState"]
 
@@ -245,17 +245,7 @@ class Vocoder(CheckpointMixin, nn.Module):
     # ---- spectral config -------------------------------------------------------------------------
     def check_spectral(self, other: dict[str, Any]) -> None:
         """Raise CheckpointError unless ``other`` equals the spectral config this model was trained with."""
-        mine = config_to_dict(self.config.spectral)
-        theirs = config_to_dict(other)
-        differing = [
-            f"{key}: vocoder {mine.get(key, '<missing>')!r}, given {theirs.get(key, '<missing>')!r}"
-            for key in sorted(set(mine) | set(theirs))
-            if mine.get(key, "<missing>") != theirs.get(key, "<missing>")
-        ]
-        if differing:
-            raise CheckpointError(
-                "spectral config differs from the one the vocoder was trained with: " + "; ".join(differing)
-            )
+        check_spectral_match(self.config.spectral, other, model="vocoder")
 
     def _check_mel(self, mel: Tensor) -> None:
         if not isinstance(mel, Tensor) or mel.ndim != 3 or mel.shape[1] != self.config.n_mels:
