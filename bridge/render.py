@@ -10,7 +10,7 @@ How a sequence becomes a continuous mel
    while an image holds, and a morph through the audio latent space while images crossfade.
 4. The whole mel timeline goes through the vocoder in one call (in ``chunk_s`` pieces with an
    equal-power overlap for long renders), so phase runs on across image boundaries: no restarts, no clicks.
-5. Resample to the output rate (torchaudio), FX (pedalboard), normalise the peak to ``peak_db`` dBFS,
+5. Resample to the output rate (:mod:`synth.resample`, the live voices' resampler), FX (pedalboard), normalise the peak to ``peak_db`` dBFS,
    raised-cosine fades at both ends.
 
 Files are written atomically, the audio last: if a render is interrupted (Ctrl-C, an error) no audio file
@@ -298,11 +298,9 @@ def render_items(
 
     clock = time.perf_counter()
     if settings.sample_rate != config.sample_rate:
-        import torchaudio.functional
+        from synth.resample import resample
 
-        audio = torchaudio.functional.resample(
-            torch.from_numpy(audio), orig_freq=config.sample_rate, new_freq=settings.sample_rate
-        ).numpy()
+        audio = resample(audio, orig_hz=config.sample_rate, new_hz=settings.sample_rate)
     n_samples = round(duration_s * settings.sample_rate)
     audio = np.pad(audio, (0, max(0, n_samples - len(audio))))[:n_samples].astype(np.float32)
     timings["resample"] = time.perf_counter() - clock

@@ -134,6 +134,19 @@ class LatentStream:
             return (elapsed_s >= 0).astype(np.float64)
         return smoothstep(elapsed_s / self.crossfade_s)
 
+    def forget_before(self, time_s: float) -> None:
+        """Drop the events that no longer matter from ``time_s`` on (all but the latest one at or before it).
+
+        A live stream calls this as time passes, so sampling costs the same after hours of images;
+        afterwards the stream must only be sampled at ``time_s`` or later.
+        """
+        n_old = int(np.searchsorted(np.asarray(self.event_times_s), time_s, side="right")) - 1
+        if n_old <= 0:
+            return
+        del self.event_times_s[:n_old]
+        for values in (*self._starts.values(), *self._targets.values()):
+            del values[:n_old]
+
     def event_index(self, times_s: np.ndarray) -> np.ndarray:
         """Index of the latest event at or before each time (0 before the first event)."""
         index = np.searchsorted(np.asarray(self.event_times_s), np.asarray(times_s, dtype=np.float64), side="right") - 1

@@ -67,3 +67,16 @@ def test_bad_timelines_are_refused(values):
 
 def test_smoothstep_shape():
     np.testing.assert_allclose(smoothstep(np.array([-1.0, 0.0, 0.5, 1.0, 2.0])), [0, 0, 0.5, 1, 1])
+
+
+def test_forget_before_keeps_the_values_from_that_time_on():
+    stream = LatentStream(crossfade_s=0.5)
+    for index in range(10):
+        stream.add(float(index), {"z": np.array([float(index), -float(index)])})
+    times = np.linspace(6.2, 12.0, 50)
+    before = stream.sample(times)["z"]
+    stream.forget_before(6.2)
+    assert stream.n_events == 4  # the event at 6 s (still gliding) and those after it
+    np.testing.assert_array_equal(stream.sample(times)["z"], before)
+    stream.forget_before(0.0)  # nothing older: no change
+    assert stream.n_events == 4
