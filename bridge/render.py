@@ -56,6 +56,8 @@ __all__ = [
     "RenderResult",
     "load_models",
     "render_items",
+    "prepare_inputs",
+    "decode_frames",
     "render_files",
     "write_json",
     "boundary_jump_ratio",
@@ -169,7 +171,7 @@ def _vocoder_function(loaded: LoadedModels, method: str, config) -> Callable[[to
     return vocoder.vocode
 
 
-def _prepare(items: Sequence[ImageItem], models: SonificationModels) -> tuple[torch.Tensor, np.ndarray]:
+def prepare_inputs(items: Sequence[ImageItem], models: SonificationModels) -> tuple[torch.Tensor, np.ndarray]:
     """Model inputs ``(n, C, S, S)`` and descriptors ``(n, len(DESCRIPTORS))``; InputError names the image."""
     import torch
 
@@ -187,8 +189,12 @@ def _prepare(items: Sequence[ImageItem], models: SonificationModels) -> tuple[to
     return torch.stack(inputs), np.asarray(descriptors, dtype=np.float64)
 
 
-def _decode_frames(models: SonificationModels, z_aud_frames: np.ndarray) -> torch.Tensor:
-    """Per-frame audio latents ``(T, Da)`` → mel ``(n_mels, T)``: frame ``m`` is column ``m % W`` of its window."""
+def decode_frames(models: SonificationModels, z_aud_frames: np.ndarray, *, first_frame: int = 0) -> torch.Tensor:
+    """Per-frame audio latents ``(T, Da)`` → mel ``(n_mels, T)``: frame ``m`` is column ``m % W`` of its window.
+
+    ``first_frame`` is the index of the first row's frame (the live voice decodes a few frames at a time).
+    Call under ``torch.inference_mode()``.
+    """
     import torch
 
     unique, inverse = np.unique(z_aud_frames.astype(np.float32), axis=0, return_inverse=True)
@@ -197,7 +203,7 @@ def _decode_frames(models: SonificationModels, z_aud_frames: np.ndarray) -> torc
     for start in range(0, len(unique), _DECODE_BATCH):
         windows.append(models.decode_audio(torch.from_numpy(unique[start : start + _DECODE_BATCH])))
     windows = torch.cat(windows)  # (U, n_mels, W)
-    columns = torch.arange(len(inverse)) % models.window_frames
+    columns = (first_frame + torch.arange(len(inverse))) % models.window_frames
     return windows[torch.from_numpy(inverse), :, columns].T.contiguous()
 
 
@@ -263,7 +269,7 @@ def render_items(
 
     clock = time.perf_counter()
     with torch.inference_mode():
-        images, descriptors = _prepare(items, models)
+        images, descriptors = prepare_inputs(items, models)
         z_img = models.encode_images(images)
         z_aud = models.image_to_audio_latent(z_img)
     timings["encode"] = time.perf_counter() - clock
@@ -279,7 +285,7 @@ def render_items(
     times_s = frame_times(duration_s=math.ceil(duration_s * frame_rate_hz) / frame_rate_hz, frame_rate_hz=frame_rate_hz)
     sources = stream.sample(times_s)
     with torch.inference_mode():
-        mel = _decode_frames(models, sources["z_aud"])
+        mel = decode_frames(models, sources["z_aud"])
     positions = mapping.positions(sources, control_rate_hz=frame_rate_hz)
     values = mapping.values(positions)
     timings["decode to mel"] = time.perf_counter() - clock

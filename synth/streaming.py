@@ -76,9 +76,17 @@ class StreamingInverter:
             )
         if not np.isfinite(mel).all():
             raise ParameterError("mel frames contain NaN or inf values")
+        return self._push(self.magnitude_of(mel.reshape(self.config.n_mels, -1)))
+
+    def magnitude_of(self, mel: np.ndarray) -> np.ndarray:
+        """Normalised log-mel frames ``(n_mels, n)`` → the STFT magnitude ``(n_freqs, n)`` that :meth:`push` uses.
+
+        Frames are independent, so a caller that repeats frames (a held sound) can convert them once and
+        feed :meth:`push_magnitude` instead.
+        """
         cfg = self.config
-        amplitude = np.power(10.0, (mel.reshape(cfg.n_mels, -1) * (cfg.db_ceiling - cfg.db_floor) + cfg.db_floor) / 20)
-        return self._push(mel_to_magnitude(amplitude, config=cfg))
+        amplitude = np.power(10.0, (np.asarray(mel, dtype=np.float64) * (cfg.db_ceiling - cfg.db_floor) + cfg.db_floor) / 20)
+        return mel_to_magnitude(amplitude, config=cfg)
 
     def push_magnitude(self, magnitude: Any) -> np.ndarray:
         """Feed STFT magnitude frames ``(n_freqs,)`` or ``(n_freqs, n)``; returns ``n * hop`` samples."""

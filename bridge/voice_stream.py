@@ -1,0 +1,302 @@
+"""A neural voice's sound, block by block: images and latents in, audio at the output rate out (no pyo here).
+
+:class:`VoiceStream` is the live counterpart of :func:`bridge.render.render_items` and runs the same steps
+on the same code: images are encoded and mapped to audio latents, the latents go on a
+:class:`bridge.stream.LatentStream`, each mel frame's audio latent is decoded (:func:`bridge.render.decode_frames`),
+the frames are inverted with :class:`synth.streaming.StreamingInverter` (the streaming form of
+``--vocoder pghi``) and resampled with :class:`synth.resample.Resampler`. The inverter's latency is dropped
+once at the start, so output sample ``n`` lines up with sample ``n`` of the offline render: for events at
+the same frames the stream equals ``render_items(..., vocoder="pghi", peak_db=None, fade_s=0)`` within
+float rounding (``tests/test_voice_stream.py`` states the tolerance).
+
+Threads: the control methods (:meth:`set_image`, :meth:`set_latent`, :meth:`morph`, :meth:`set_param`)
+may be called from any thread (Python, OSC, MIDI); they encode in the caller's thread and queue an event.
+:meth:`render` (the audio side) applies queued events at the next frame it decodes and never blocks on them.
+
+Time: the *stream clock* counts output samples handed out by :meth:`render` (``played_s``); the decoder runs
+ahead of it by the inverter's look-ahead (one frame) plus what is left of the last decoded push.
+
+Example
+-------
+>>> from models.pipeline import SonificationModels                    # doctest: +SKIP
+>>> voice = VoiceStream(models=SonificationModels.from_preset("default"), sample_rate=44100)  # doctest: +SKIP
+>>> voice.set_image(pixels, fadetime_s=2.0)                           # doctest: +SKIP
+>>> block = voice.render(256)                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bridge.images import ImageItem
+from bridge.mapping import Mapping, load_mapping, smooth_positions
+from bridge.render import decode_frames, prepare_inputs
+from bridge.stream import LatentStream
+from models.errors import ParameterError
+
+if TYPE_CHECKING:
+    from models.pipeline import SonificationModels
+
+__all__ = ["VoiceStream", "Controls", "LATENT_LIMIT"]
+
+LATENT_LIMIT = 4.0  # latents given by hand are clamped to ±this (the models' priors are unit Gaussians)
+_MAX_FADE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The control values at one moment: image latent ``(Di,)``, audio latent ``(Da,)``, parameters by name."""
+
+    z_img: np.ndarray
+    z_aud: np.ndarray
+    params: dict[str, float]
+
+
+def _check_fade(fadetime_s: float) -> float:
+    if isinstance(fadetime_s, bool) or not isinstance(fadetime_s, (int, float)) or not math.isfinite(fadetime_s):
+        raise ParameterError(f"fadetime={fadetime_s!r}; expected a number of seconds in 0…{_MAX_FADE_S:g}")
+    if not 0 <= fadetime_s <= _MAX_FADE_S:
+        raise ParameterError(f"fadetime={fadetime_s!r} s; expected 0…{_MAX_FADE_S:g} s")
+    return float(fadetime_s)
+
+
+class VoiceStream:
+    """One neural voice: a latent stream decoded to audio on demand.
+
+    Parameters
+    ----------
+    models : SonificationModels
+    sample_rate : int
+        Output rate in Hz (the server's); the models' rate is resampled to it.
+    image : ImageItem, optional
+        What the voice plays before anything is set (default: the demo's first picture), so it sounds at once.
+    mapping : Mapping, optional
+        Parameter mapping for the control streams (default: the shipped one).
+    frames_per_push : int
+        Mel frames decoded and inverted together (≥ 1). 2 halves the inverter's cost per frame against 1 at
+        one frame (16 ms at 16 kHz) more of latency; see ``benchmarks/phase.py``.
+    fx : str
+        Effect chain (``synth.effects`` grammar) applied to the output, as ``imgsonic render --fx``.
+    """
+
+    def __init__(
+        self,
+        *,
+        models: SonificationModels,
+        sample_rate: int,
+        image: ImageItem | None = None,
+        mapping: Mapping | None = None,
+        frames_per_push: int = 2,
+        fx: str = "",
+    ) -> None:
+        from synth.effects import EffectChain
+        from synth.resample import Resampler
+        from synth.spectral import SpectralConfig
+        from synth.streaming import StreamingInverter
+
+        if isinstance(frames_per_push, bool) or not isinstance(frames_per_push, int) or frames_per_push < 1:
+            raise ParameterError(f"frames_per_push={frames_per_push!r}; expected an integer ≥ 1")
+        self.models = models
+        self.mapping = mapping or load_mapping()
+        self.mapping.check_dims(image_latent_dim=models.image_latent_dim, audio_latent_dim=models.audio_latent_dim)
+        self.config = SpectralConfig.from_dict(models.spectral_config)
+        self.sample_rate = int(sample_rate)
+        self.resampler = Resampler(orig_hz=self.config.sample_rate, new_hz=self.sample_rate)
+        self.inverter = StreamingInverter(config=self.config)
+        self.effects = EffectChain(fx)
+        self.frames_per_push = frames_per_push
+        self.frame_rate_hz = self.config.sample_rate / self.config.hop_length
+        self._events: collections.deque = collections.deque()  # (frame or None, values, fade_s), from any thread
+        self._overrides: dict[str, float] = {}
+        self._encode_lock = threading.Lock()
+        self._encoded: collections.OrderedDict = collections.OrderedDict()  # pixels' bytes → (z_img, descriptors)
+        self._window_key: bytes | None = None
+        self._window_magnitude_cache: np.ndarray | None = None
+        self.stream = LatentStream()
+        if image is None:
+            from bridge.demo import demo_images
+
+            image = demo_images()[0]
+        z_img, descriptors = self._encode(image.pixels)
+        self.stream.add(0.0, self._values(z_img, descriptors))
+        self._descriptors = descriptors
+        self._positions: dict[str, float] | None = None
+        self._next_frame = 0  # next mel frame to decode
+        self._to_skip = self.inverter.latency_samples  # model-rate samples before the signal's start
+        self._fifo: collections.deque[np.ndarray] = collections.deque()
+        self._fifo_samples = 0
+        self.played_samples = 0
+
+    # ---- control side (any thread) -----------------------------------------------------------------
+
+    def _encode(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels → (image latent ``(Di,)``, descriptors ``(n,)``), cached for the last 64 images."""
+        import torch
+
+        pixels = np.asarray(pixels)
+        key = pixels.tobytes() + str(pixels.shape).encode()
+        with self._encode_lock:
+            if key in self._encoded:
+                self._encoded.move_to_end(key)
+                return self._encoded[key]
+            with torch.inference_mode():
+                inputs, descriptors = prepare_inputs([ImageItem(name="image", pixels=pixels)], self.models)
+                z_img = self.models.encode_images(inputs)[0].numpy().astype(np.float64)
+            self._encoded[key] = (z_img, descriptors[0])
+            if len(self._encoded) > 64:
+                self._encoded.popitem(last=False)
+            return z_img, descriptors[0]
+
+    def _values(self, z_img: np.ndarray, descriptors: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            z_aud = self.models.image_to_audio_latent(torch.from_numpy(z_img[None].astype(np.float32)))[0]
+        return {"z_img": z_img, "z_aud": z_aud.numpy().astype(np.float64), "descriptors": descriptors}
+
+    def _queue(self, z_img: np.ndarray, descriptors: np.ndarray, fadetime_s: float, at_s: float | None) -> None:
+        frame = None
+        if at_s is not None:
+            if isinstance(at_s, bool) or not isinstance(at_s, (int, float)) or not math.isfinite(at_s) or at_s < 0:
+                raise ParameterError(f"at_s={at_s!r}; expected a stream time ≥ 0 seconds")
+            frame = round(at_s * self.frame_rate_hz)
+        self._events.append((frame, self._values(z_img, descriptors), fadetime_s))
+
+    def set_image(self, pixels: np.ndarray, *, fadetime_s: float = 0.1, at_s: float | None = None) -> None:
+        """Glide to an image's sound over ``fadetime_s``; pixels as :func:`bridge.images.read_image` returns them.
+
+        ``at_s`` schedules the change at that stream time (seconds of output since the voice started,
+        rounded to a mel frame); by default it happens at the next frame decoded. InputError for pixels
+        that are not an image; the voice keeps playing what it played.
+        """
+        fadetime_s = _check_fade(fadetime_s)
+        z_img, descriptors = self._encode(pixels)
+        self._descriptors = descriptors
+        self._queue(z_img, descriptors, fadetime_s, at_s)
+
+    def set_latent(self, z_img: np.ndarray, *, fadetime_s: float = 0.1, at_s: float | None = None) -> None:
+        """Glide to an image latent ``(Di,)`` (clamped to ±LATENT_LIMIT; NaN is refused)."""
+        fadetime_s = _check_fade(fadetime_s)
+        z_img = np.asarray(z_img, dtype=np.float64).reshape(-1)
+        if z_img.size != self.models.image_latent_dim:
+            raise ParameterError(f"latent has {z_img.size} values; expected {self.models.image_latent_dim}")
+        if np.isnan(z_img).any():
+            raise ParameterError("latent contains NaN")
+        self._queue(np.clip(z_img, -LATENT_LIMIT, LATENT_LIMIT), self._descriptors, fadetime_s, at_s)
+
+    def morph(self, a: np.ndarray, b: np.ndarray, t: float, *, fadetime_s: float = 0.05) -> None:
+        """Sound of the image latent ``(1 − t)·z(a) + t·z(b)`` of two images' pixels; ``t`` in [0, 1] (clamped)."""
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t):
+            raise ParameterError(f"morph position {t!r}; expected a number in 0…1")
+        t = min(max(float(t), 0.0), 1.0)
+        (z_a, d_a), (z_b, d_b) = self._encode(a), self._encode(b)
+        descriptors = (1 - t) * d_a + t * d_b
+        self._descriptors = descriptors
+        self._queue((1 - t) * z_a + t * z_b, descriptors, _check_fade(fadetime_s), None)
+
+    def set_param(self, name: str, value: float | None) -> None:
+        """Hold a mapped parameter at ``value`` (its units, clamped to its range); ``None`` lets it follow again."""
+        parameter = self.mapping[name]
+        if value is None:
+            self._overrides.pop(name, None)
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ParameterError(f"parameter {name!r} value {value!r}; expected a number")
+        low, high = sorted(parameter.range)
+        self._overrides[name] = min(max(float(value), low), high)
+
+    # ---- audio side ------------------------------------------------------------------------------
+
+    @property
+    def played_s(self) -> float:
+        return self.played_samples / self.sample_rate
+
+    def _apply_events(self) -> None:
+        while self._events:
+            frame, values, fade_s = self._events[0]
+            if frame is not None and frame > self._next_frame:
+                return  # scheduled later (events are applied in the order they were queued)
+            self._events.popleft()
+            self.stream.add(self._next_frame / self.frame_rate_hz, values, crossfade_s=fade_s)
+
+    def _window_magnitude(self, z_aud: np.ndarray) -> np.ndarray:
+        """The STFT magnitude ``(n_freqs, window_frames)`` of one audio latent's decoded window (cached: holds repeat it)."""
+        import torch
+
+        key = z_aud.tobytes()
+        if key != self._window_key:
+            with torch.inference_mode():
+                window = self.models.decode_audio(torch.from_numpy(z_aud[None].astype(np.float32)))[0].numpy()
+            self._window_magnitude_cache = self.inverter.magnitude_of(window)
+            self._window_key = key
+        return self._window_magnitude_cache
+
+    def _push(self) -> None:
+        """Decode, invert and resample the next ``frames_per_push`` frames into the FIFO."""
+        import torch
+
+        self._apply_events()
+        frames = np.arange(self._next_frame, self._next_frame + self.frames_per_push)
+        self.stream.forget_before(self.played_s)
+        z_aud = self.stream.sample(frames / self.frame_rate_hz)["z_aud"]
+        if (z_aud == z_aud[0]).all():  # a held sound: the window is decoded once per latent
+            magnitude = self._window_magnitude(z_aud[0])[:, frames % self.models.window_frames]
+        else:
+            with torch.inference_mode():
+                mel = decode_frames(self.models, z_aud, first_frame=self._next_frame).numpy()
+            magnitude = self.inverter.magnitude_of(mel)
+        self._next_frame += self.frames_per_push
+        audio = self.inverter.push_magnitude(magnitude)
+        if self._to_skip:
+            skip = min(self._to_skip, audio.size)
+            audio, self._to_skip = audio[skip:], self._to_skip - skip
+        audio = self.resampler.process(audio)
+        if audio.size:
+            if not self.effects.is_identity:
+                audio = self.effects.process(audio[None], sample_rate=self.sample_rate)[0]
+            self._fifo.append(audio)
+            self._fifo_samples += audio.size
+
+    def render(self, n_samples: int) -> np.ndarray:
+        """The next ``n_samples`` output samples (float32), decoding as many frames as that needs."""
+        while self._fifo_samples < n_samples:
+            self._push()
+        out = np.empty(n_samples, dtype=np.float32)
+        filled = 0
+        while filled < n_samples:
+            head = self._fifo[0]
+            take = min(head.size, n_samples - filled)
+            out[filled : filled + take] = head[:take]
+            if take == head.size:
+                self._fifo.popleft()
+            else:
+                self._fifo[0] = head[take:]
+            filled += take
+        self._fifo_samples -= n_samples
+        self.played_samples += n_samples
+        return out
+
+    def controls(self, *, control_rate_hz: float) -> Controls:
+        """The latents and mapped parameters at the play position (what is heard now, not what is decoded).
+
+        Call once per control period (e.g. per audio buffer): parameter positions are smoothed with each
+        parameter's ``smoothing_s`` at ``control_rate_hz``; held parameters (:meth:`set_param`) win.
+        """
+        sources = self.stream.sample(np.array([self.played_s]))
+        raw = {p.name: float(p.position_of(self.mapping.source_values(p, sources))[0]) for p in self.mapping.parameters}
+        previous = self._positions or raw
+        positions = {
+            p.name: float(smooth_positions(np.array([raw[p.name]]), smoothing_s=p.smoothing_s,
+                                           control_rate_hz=control_rate_hz, initial=previous[p.name])[0])
+            for p in self.mapping.parameters
+        }
+        self._positions = positions
+        params = {p.name: float(p.value_at(positions[p.name])) for p in self.mapping.parameters}
+        params.update(self._overrides)
+        return Controls(z_img=sources["z_img"][0], z_aud=sources["z_aud"][0], params=params)

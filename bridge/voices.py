@@ -1,0 +1,260 @@
+"""imgsonic voices as pyo objects: drop a neural voice into any pyo script, on the server you booted.
+
+>>> from pyo import Server, Freeverb, Sine                                 # doctest: +SKIP
+>>> from bridge.voices import NeuralVoice
+>>> s = Server().boot()                                                    # doctest: +SKIP
+>>> v = NeuralVoice(preset="default", images="pics/", mul=0.3)             # doctest: +SKIP
+>>> rev = Freeverb(v, size=0.8).out()                                      # doctest: +SKIP
+>>> v.setImage("pics/cat.png", fadetime=2.0)     # glides to the new image's sound over 2 s   # doctest: +SKIP
+>>> lfo = Sine(freq=v.latent[0] * 4 + 0.1)        # latent dims as control streams          # doctest: +SKIP
+
+A :class:`NeuralVoice` is a pyo object like any other (``out()``, ``play()``, ``stop()``, ``mul``/``add``,
+arithmetic, ``setMul``…). Its sound is made by a :class:`bridge.voice_stream.VoiceStream` (decode →
+streaming PGHI → resample to the server's rate) and streamed in through :class:`synth.engine.BlockFeed`,
+sample-exactly: with a latent sequence scheduled at the same times it equals ``imgsonic render
+--vocoder pghi`` (see ``tests/test_voices.py``).
+
+Control streams (pyo ``SigTo`` objects updated every buffer, ramping across it, at the *play* position so they
+line up with what is heard): ``v.latent`` (= ``v.image_latent``, one per image-latent dim), ``v.audio_latent``
+and ``v.params`` (the mapping's parameters by name, in their units). Any pyo parameter can follow them.
+:class:`ParametricVoice` is the parametric path ready-made: an FM synth whose pitch, index, loudness and pan
+follow a voice's mapped parameters.
+
+Which image plays: ``setImage(path or pixels)``, ``setLatent(values)``, ``morph(a, b, t)``, or a sequence —
+``images=`` a folder or a list of paths, stepped by ``next()``, every ``rate`` seconds (``setRate``), or on a
+pyo trigger (``setTrigger``). Images given by path are read in the caller's thread; an unreadable one raises
+:class:`models.errors.InputError` and the voice keeps playing what it played.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyo
+
+from bridge.images import expand_inputs, read_image
+from bridge.mapping import Mapping, load_mapping
+from bridge.voice_stream import VoiceStream
+from models.errors import InputError, ParameterError
+from synth.engine import BlockFeed, server_hooks
+
+__all__ = ["NeuralVoice", "ParametricVoice"]
+
+log = logging.getLogger("imgsonic.voices")
+
+
+def _pixels(image) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    raise InputError(f"image {image!r}: expected a file path or a pixel array (H, W[, C])")
+
+
+class _Sequence:
+    """A list of image files stepped through in order, wrapping around."""
+
+    def __init__(self, images) -> None:
+        paths = expand_inputs([images] if isinstance(images, (str, os.PathLike)) else list(images))
+        if not paths:
+            raise InputError(f"images {images!r}: no image files found")
+        self.paths: list[Path] = paths
+        self.index = -1
+
+    def advance(self) -> Path:
+        self.index = (self.index + 1) % len(self.paths)
+        return self.paths[self.index]
+
+
+class NeuralVoice(pyo.PyoObject):
+    """The neural sonification of images as a pyo audio object (mono).
+
+    Parameters
+    ----------
+    preset : str
+        Shipped preset (``imgsonic info`` lists them); ignored when ``models`` is given.
+    images : str, path or list, optional
+        A folder, glob or list of image files to step through (``next()``, ``setRate``, ``setTrigger``).
+        The first one plays from the start; without it the voice plays the demo's first picture.
+    rate : float, optional
+        Seconds per image when following ``images`` (None: only on ``next()`` or a trigger).
+    fadetime : float
+        Default glide time in seconds for image changes.
+    mapping : str, path or Mapping, optional
+        Parameter mapping for ``params`` (default: the shipped one).
+    models : SonificationModels, optional
+        Already-loaded models (several voices can share them).
+    fx : str
+        pedalboard effect chain on the voice (``imgsonic render --fx`` grammar).
+    ahead : int
+        Buffers decoded ahead in a worker thread: 0 decodes in the server's callback (deterministic; offline
+        and manual servers), ≥ 1 for real-time servers.
+    mul, add : float or PyoObject
+    """
+
+    def __init__(
+        self,
+        preset: str = "default",
+        *,
+        images=None,
+        rate: float | None = None,
+        fadetime: float = 0.1,
+        mapping: str | os.PathLike | Mapping | None = None,
+        models=None,
+        fx: str = "",
+        ahead: int = 0,
+        mul=1,
+        add=0,
+    ) -> None:
+        pyo.pyoArgsAssert(self, "OO", mul, add)
+        pyo.PyoObject.__init__(self, mul, add)
+        if models is None:
+            from models.pipeline import SonificationModels
+
+            models = SonificationModels.from_preset(preset)
+        if not isinstance(mapping, Mapping):
+            mapping = load_mapping(mapping)
+        self._fadetime = float(fadetime)
+        self._sequence = _Sequence(images) if images is not None else None
+        first = None
+        if self._sequence is not None:
+            from bridge.images import ImageItem
+
+            path = self._sequence.advance()
+            first = ImageItem(name=path.name, pixels=read_image(path))
+        probe = pyo.Sig(0)
+        self.stream = VoiceStream(models=models, sample_rate=int(probe.getSamplingRate()), image=first,
+                                  mapping=mapping, fx=fx)
+        self._lock = threading.Lock()  # one control change at a time (Python, OSC, MIDI threads)
+        self._feed = BlockFeed(self._render, ahead_blocks=ahead)
+        self._base_objs = pyo.Sig(self._feed, mul=mul, add=add).getBaseObjects()
+        self._control_rate_hz = probe.getSamplingRate() / probe.getBufferSize()
+        ramp_s = 1.0 / self._control_rate_hz
+        controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
+        self.image_latent = [pyo.SigTo(float(v), time=ramp_s, init=float(v)) for v in controls.z_img]
+        self.audio_latent = [pyo.SigTo(float(v), time=ramp_s, init=float(v)) for v in controls.z_aud]
+        self.params = {name: pyo.SigTo(v, time=ramp_s, init=v) for name, v in controls.params.items()}
+        server_hooks(self._feed).add(self._update_controls)
+        self._metro = self._trigfunc = None
+        self._trigger = None
+        if rate is not None:
+            self.setRate(rate)
+
+    # ---- audio and controls (server callback) -----------------------------------------------------
+
+    def _render(self, n_samples: int) -> np.ndarray:
+        return self.stream.render(n_samples)
+
+    def _update_controls(self) -> None:
+        controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
+        for sig, value in zip(self.image_latent, controls.z_img):
+            sig.value = float(value)
+        for sig, value in zip(self.audio_latent, controls.z_aud):
+            sig.value = float(value)
+        for name, value in controls.params.items():
+            self.params[name].value = value
+
+    @property
+    def latent(self) -> list:
+        """The image-latent control streams (``SigTo``, one per dim)."""
+        return self.image_latent
+
+    @property
+    def stats(self):
+        """The feed's :class:`synth.engine.FeedStats` (hook times, underruns, source errors)."""
+        return self._feed.stats
+
+    # ---- what plays --------------------------------------------------------------------------------
+
+    def setImage(self, image, fadetime: float | None = None) -> None:
+        """Glide to ``image`` (a file path or pixels ``(H, W[, C])``) over ``fadetime`` seconds."""
+        pixels = _pixels(image)
+        with self._lock:
+            self.stream.set_image(pixels, fadetime_s=self._fadetime if fadetime is None else fadetime)
+
+    def setLatent(self, values: Sequence[float], fadetime: float | None = None) -> None:
+        """Glide to an image latent (one value per dim, clamped to ±4)."""
+        with self._lock:
+            self.stream.set_latent(np.asarray(values, dtype=np.float64),
+                                   fadetime_s=self._fadetime if fadetime is None else fadetime)
+
+    def morph(self, a, b, t: float, fadetime: float = 0.05) -> None:
+        """Play the latent ``(1 − t)·z(a) + t·z(b)`` between two images (paths or pixels), ``t`` in [0, 1]."""
+        pixels_a, pixels_b = _pixels(a), _pixels(b)
+        with self._lock:
+            self.stream.morph(pixels_a, pixels_b, t, fadetime_s=fadetime)
+
+    def setParam(self, name: str, value: float | None) -> None:
+        """Hold mapped parameter ``name`` at ``value`` (None: follow the images again)."""
+        self.stream.set_param(name, value)
+
+    def next(self) -> None:
+        """Step to the next image of ``images`` (wrapping around)."""
+        if self._sequence is None:
+            raise ParameterError("this voice has no image sequence; create it with images=FOLDER or a list")
+        self.setImage(self._sequence.advance())
+
+    def _next_from_trigger(self) -> None:
+        # called from the audio thread by TrigFunc: read and encode in a thread of its own
+        threading.Thread(target=self._safe_next, daemon=True).start()
+
+    def _safe_next(self) -> None:
+        try:
+            self.next()
+        except Exception as error:  # noqa: BLE001 — a bad file in the folder must not stop the sequence
+            log.error("image sequence: %s", error)
+
+    def setRate(self, seconds: float | None) -> None:
+        """Step through ``images`` every ``seconds`` (None stops stepping)."""
+        if self._metro is not None:
+            self._metro.stop()
+            self._metro = self._trigfunc = None
+        if seconds is None:
+            return
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise ParameterError(f"rate={seconds!r}; expected seconds per image > 0")
+        if self._sequence is None:
+            raise ParameterError("rate needs an image sequence; create the voice with images=FOLDER or a list")
+        self._metro = pyo.Metro(time=float(seconds)).play(delay=float(seconds))
+        self._trigfunc = pyo.TrigFunc(self._metro, self._next_from_trigger)
+
+    def setTrigger(self, trigger) -> None:
+        """Step through ``images`` on each trigger of a pyo trigger stream (e.g. ``Beat``, ``Metro``, ``Change``)."""
+        if self._sequence is None:
+            raise ParameterError("a trigger needs an image sequence; create the voice with images=FOLDER or a list")
+        self._trigger = pyo.TrigFunc(trigger, self._next_from_trigger)
+
+    def close(self) -> None:
+        """Stop decoding (the worker too); the voice is silent afterwards."""
+        self.setRate(None)
+        self._trigger = None
+        self._feed.close()
+        server_hooks(self._feed).remove(self._update_controls)
+
+
+class ParametricVoice(pyo.PyoObject):
+    """An FM voice driven by a neural voice's mapped parameters (the parametric path as a pyo object).
+
+    Reads ``pitch`` (Hz), ``fm_index``, ``loudness`` (0–1), ``cutoff_hz`` and ``pan`` (−1…1) from
+    ``voice.params`` when the mapping has them, else uses fixed defaults. Stereo (two streams).
+    """
+
+    def __init__(self, voice: NeuralVoice, *, ratio: float = 1.5, mul=1, add=0) -> None:
+        pyo.pyoArgsAssert(self, "OO", mul, add)
+        pyo.PyoObject.__init__(self, mul, add)
+        params = voice.params
+
+        def follow(name: str, default: float):
+            return params[name] if name in params else pyo.Sig(default)
+
+        self._fm = pyo.FM(carrier=follow("pitch", 220.0), ratio=ratio, index=follow("fm_index", 2.0),
+                          mul=follow("loudness", 0.5))
+        self._filter = pyo.ButLP(self._fm, freq=follow("cutoff_hz", 4000.0))
+        self._pan_position = (follow("pan", 0.0) + 1) * 0.5
+        self._pan = pyo.Pan(self._filter, outs=2, pan=self._pan_position, mul=mul, add=add)
+        self._base_objs = self._pan.getBaseObjects()
