@@ -78,9 +78,10 @@ class VoiceStream:
         What the voice plays before anything is set (default: the demo's first picture), so it sounds at once.
     mapping : Mapping, optional
         Parameter mapping for the control streams (default: the shipped one).
-    frames_per_push : int
-        Mel frames decoded and inverted together (≥ 1). 2 halves the inverter's cost per frame against 1 at
-        one frame (16 ms at 16 kHz) more of latency; see ``benchmarks/phase.py``.
+    frames_per_push : int, optional
+        Mel frames decoded and inverted together (≥ 1). Default: the frames in about 25 ms (2 at a 16 ms
+        hop, 1 at 64 ms): two frames per push cost the inverter a third less per frame than one
+        (``benchmarks/phase.py``) for one hop more of latency.
     fx : str
         Effect chain (``synth.effects`` grammar) applied to the output, as ``imgsonic render --fx``.
     """
@@ -92,7 +93,7 @@ class VoiceStream:
         sample_rate: int,
         image: ImageItem | None = None,
         mapping: Mapping | None = None,
-        frames_per_push: int = 2,
+        frames_per_push: int | None = None,
         fx: str = "",
     ) -> None:
         from synth.effects import EffectChain
@@ -100,8 +101,6 @@ class VoiceStream:
         from synth.spectral import SpectralConfig
         from synth.streaming import StreamingInverter
 
-        if isinstance(frames_per_push, bool) or not isinstance(frames_per_push, int) or frames_per_push < 1:
-            raise ParameterError(f"frames_per_push={frames_per_push!r}; expected an integer ≥ 1")
         self.models = models
         self.mapping = mapping or load_mapping()
         self.mapping.check_dims(image_latent_dim=models.image_latent_dim, audio_latent_dim=models.audio_latent_dim)
@@ -110,8 +109,12 @@ class VoiceStream:
         self.resampler = Resampler(orig_hz=self.config.sample_rate, new_hz=self.sample_rate)
         self.inverter = StreamingInverter(config=self.config)
         self.effects = EffectChain(fx)
-        self.frames_per_push = frames_per_push
         self.frame_rate_hz = self.config.sample_rate / self.config.hop_length
+        if frames_per_push is None:
+            frames_per_push = max(1, round(0.025 * self.frame_rate_hz))
+        if isinstance(frames_per_push, bool) or not isinstance(frames_per_push, int) or frames_per_push < 1:
+            raise ParameterError(f"frames_per_push={frames_per_push!r}; expected an integer ≥ 1")
+        self.frames_per_push = frames_per_push
         self._events: collections.deque = collections.deque()  # (frame or None, values, fade_s), from any thread
         self._overrides: dict[str, float] = {}
         self._encode_lock = threading.Lock()
@@ -208,7 +211,7 @@ class VoiceStream:
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             raise ParameterError(f"parameter {name!r} value {value!r}; expected a number")
-        low, high = sorted(parameter.range)
+        low, high = sorted((parameter.low, parameter.high))
         self._overrides[name] = min(max(float(value), low), high)
 
     # ---- audio side ------------------------------------------------------------------------------

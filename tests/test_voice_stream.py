@@ -1,0 +1,80 @@
+"""VoiceStream (the live voice's sound) against the offline renderer, and its control side."""
+
+import numpy as np
+import pytest
+
+from bridge.demo import demo_images
+from bridge.render import RenderSettings, load_models, render_items
+from bridge.voice_stream import LATENT_LIMIT, VoiceStream
+from models.errors import InputError, ParameterError
+
+# The stated tolerance: live and offline differ only by float rounding (batched vs per-frame decoding,
+# block-wise vs whole-signal PGHI): at most 1e-4 of full scale (measured: 7e-6 on a 0.86 peak).
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_models(preset="default")
+
+
+def test_the_stream_equals_the_offline_render_of_the_same_sequence(loaded):
+    items = demo_images()[:4]
+    # 16 kHz, hop 256: 0.512 s = 32 frames per image, a 0.064 s crossfade centred on each boundary
+    seconds, crossfade = 0.512, 0.064
+    settings = RenderSettings(seconds_per_image=seconds, crossfade_s=crossfade, vocoder="pghi", peak_db=None,
+                              fade_s=0.0, sample_rate=44100)
+    offline = render_items(items, loaded=loaded, settings=settings).audio
+    voice = VoiceStream(models=loaded.models, sample_rate=44100, image=items[0])
+    for index, item in enumerate(items[1:], start=1):
+        voice.set_image(item.pixels, fadetime_s=crossfade, at_s=index * seconds - crossfade / 2)
+    live = np.concatenate([voice.render(256) for _ in range(offline.size // 256)])
+    compared = live.size - 3000  # the offline render's last frame has no look-ahead; the stream goes on
+    assert np.abs(offline).max() > 0.1
+    np.testing.assert_allclose(live[:compared], offline[:compared], atol=TOLERANCE)
+
+
+def test_block_sizes_do_not_change_the_output(loaded, rng):
+    items = demo_images()[:2]
+    one = VoiceStream(models=loaded.models, sample_rate=48000, image=items[0])
+    other = VoiceStream(models=loaded.models, sample_rate=48000, image=items[0])
+    for voice in (one, other):
+        voice.set_image(items[1].pixels, fadetime_s=0.2, at_s=0.3)
+    whole = one.render(48000)
+    pieces = []
+    while sum(piece.size for piece in pieces) < 48000:
+        pieces.append(other.render(int(rng.integers(1, 1500))))
+    np.testing.assert_array_equal(np.concatenate(pieces)[:48000], whole)
+
+
+def test_controls_follow_the_images_and_held_parameters_win(loaded):
+    items = demo_images()
+    voice = VoiceStream(models=loaded.models, sample_rate=44100, image=items[0])
+    first = voice.controls(control_rate_hz=172.0)
+    voice.set_image(items[5].pixels, fadetime_s=0.0)
+    voice.render(44100)
+    later = voice.controls(control_rate_hz=172.0)
+    assert not np.allclose(first.z_img, later.z_img)
+    assert set(later.params) == set(voice.mapping.names)
+    voice.set_param("pitch", 10_000.0)
+    assert voice.controls(control_rate_hz=172.0).params["pitch"] == 880.0  # clamped to the mapping's range
+    voice.set_param("pitch", None)
+    assert voice.controls(control_rate_hz=172.0).params["pitch"] < 880.0
+
+
+def test_bad_control_values_are_refused_or_clamped(loaded):
+    voice = VoiceStream(models=loaded.models, sample_rate=44100)
+    with pytest.raises(ParameterError, match="expected 16"):
+        voice.set_latent(np.zeros(3))
+    with pytest.raises(ParameterError, match="NaN"):
+        voice.set_latent(np.full(16, np.nan))
+    with pytest.raises(ParameterError, match="fadetime"):
+        voice.set_image(demo_images()[0].pixels, fadetime_s=-1.0)
+    with pytest.raises(ParameterError):
+        voice.set_param("no_such_parameter", 1.0)
+    with pytest.raises(InputError):
+        voice.set_image(np.zeros((0, 4)))
+    voice.set_latent(np.full(16, np.inf), fadetime_s=0.0)
+    voice.render(4096)
+    assert np.abs(voice.controls(control_rate_hz=172.0).z_img).max() == LATENT_LIMIT
+    assert np.isfinite(voice.render(4096)).all()
