@@ -125,6 +125,19 @@ class Parameter:
         low_in, high_in = self.source_range
         return np.clip((np.asarray(source_value, dtype=np.float64) - low_in) / (high_in - low_in), 0.0, 1.0)
 
+    def position_of_value(self, value: float) -> float:
+        """The position (0–1, clamped) whose :meth:`value_at` is ``value``: the curve's inverse."""
+        if self.high == self.low:
+            return 0.0
+        if self.curve == "lin":
+            u = (value - self.low) / (self.high - self.low)
+        elif self.curve == "log":
+            ratio = value / self.low
+            u = math.log(ratio) / math.log(self.high / self.low) if ratio > 0 else 0.0
+        else:
+            u = math.log(max(1.0, 1 + (value - self.low) / (self.high - self.low) * (_EXP_BASE - 1)), _EXP_BASE)
+        return min(max(float(u), 0.0), 1.0)
+
     def value_at(self, position: np.ndarray | float) -> np.ndarray | float:
         """Positions (clamped to [0, 1]) → values on the curve between ``low`` and ``high``."""
         u = np.clip(np.asarray(position, dtype=np.float64), 0.0, 1.0)

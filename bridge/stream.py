@@ -65,6 +65,7 @@ class LatentStream:
     def __init__(self, *, crossfade_s: float = 0.0) -> None:
         self.crossfade_s = _check_seconds("crossfade_s", crossfade_s, positive=False)
         self.event_times_s: list[float] = []
+        self._fades_s: list[float] = []
         self._targets: dict[str, list[np.ndarray]] = {}
         self._starts: dict[str, list[np.ndarray]] = {}
         self.duration_s: float | None = None
@@ -105,9 +106,13 @@ class LatentStream:
     def n_events(self) -> int:
         return len(self.event_times_s)
 
-    def add(self, time_s: float, values: Mapping[str, np.ndarray]) -> None:
-        """Append an event at ``time_s`` (not before the previous one) with a vector per name (same names each time)."""
+    def add(self, time_s: float, values: Mapping[str, np.ndarray], *, crossfade_s: float | None = None) -> None:
+        """Append an event at ``time_s`` (not before the previous one) with a vector per name (same names each time).
+
+        ``crossfade_s`` is this event's glide time (default: the stream's).
+        """
         time_s = _check_seconds("time_s", time_s, positive=False)
+        fade_s = self.crossfade_s if crossfade_s is None else _check_seconds("crossfade_s", crossfade_s, positive=False)
         if self.event_times_s and time_s < self.event_times_s[-1]:
             raise ParameterError(f"event at {time_s} s comes before the previous one at {self.event_times_s[-1]} s")
         vectors = {name: np.asarray(value, dtype=np.float64).reshape(-1) for name, value in values.items()}
@@ -123,16 +128,17 @@ class LatentStream:
             self._starts.setdefault(name, []).append(start)
             self._targets.setdefault(name, []).append(vector)
         self.event_times_s.append(time_s)
+        self._fades_s.append(fade_s)
 
     def _value_at(self, name: str, event: int, time_s: float) -> np.ndarray:
-        alpha = self._alpha(np.array([time_s - self.event_times_s[event]]))[0]
+        alpha = self._alpha(np.array([time_s - self.event_times_s[event]]), np.array([self._fades_s[event]]))[0]
         start, target = self._starts[name][event], self._targets[name][event]
         return start + alpha * (target - start)
 
-    def _alpha(self, elapsed_s: np.ndarray) -> np.ndarray:
-        if self.crossfade_s == 0:
-            return (elapsed_s >= 0).astype(np.float64)
-        return smoothstep(elapsed_s / self.crossfade_s)
+    @staticmethod
+    def _alpha(elapsed_s: np.ndarray, fades_s: np.ndarray) -> np.ndarray:
+        instant = fades_s == 0
+        return np.where(instant, (elapsed_s >= 0).astype(np.float64), smoothstep(elapsed_s / np.where(instant, 1.0, fades_s)))
 
     def forget_before(self, time_s: float) -> None:
         """Drop the events that no longer matter from ``time_s`` on (all but the latest one at or before it).
@@ -144,6 +150,7 @@ class LatentStream:
         if n_old <= 0:
             return
         del self.event_times_s[:n_old]
+        del self._fades_s[:n_old]
         for values in (*self._starts.values(), *self._targets.values()):
             del values[:n_old]
 
@@ -159,7 +166,7 @@ class LatentStream:
         times_s = np.asarray(times_s, dtype=np.float64).reshape(-1)
         index = self.event_index(times_s)
         elapsed = np.maximum(times_s - np.asarray(self.event_times_s)[index], 0.0)
-        alpha = self._alpha(elapsed)[:, None]
+        alpha = self._alpha(elapsed, np.asarray(self._fades_s)[index])[:, None]
         first = times_s < self.event_times_s[0]
         alpha[first] = 1.0  # before the first event: hold its value
         result = {}

@@ -51,11 +51,13 @@ _MAX_FADE_S = 60.0
 
 @dataclass(frozen=True)
 class Controls:
-    """The control values at one moment: image latent ``(Di,)``, audio latent ``(Da,)``, parameters by name."""
+    """The control values at one moment: image latent ``(Di,)``, audio latent ``(Da,)``, parameters by name
+    (values in their units, and positions 0–1 as MIDI velocity and CC use them)."""
 
     z_img: np.ndarray
     z_aud: np.ndarray
     params: dict[str, float]
+    positions: dict[str, float]
 
 
 def _check_fade(fadetime_s: float) -> float:
@@ -301,5 +303,7 @@ class VoiceStream:
         }
         self._positions = positions
         params = {p.name: float(p.value_at(positions[p.name])) for p in self.mapping.parameters}
-        params.update(self._overrides)
-        return Controls(z_img=sources["z_img"][0], z_aud=sources["z_aud"][0], params=params)
+        for name, value in self._overrides.items():
+            params[name] = value
+            positions[name] = float(self.mapping[name].position_of_value(value))
+        return Controls(z_img=sources["z_img"][0], z_aud=sources["z_aud"][0], params=params, positions=positions)

@@ -135,7 +135,7 @@ class NeuralVoice(pyo.PyoObject):
         self._base_objs = pyo.Sig(self._feed, mul=mul, add=add).getBaseObjects()
         self._control_rate_hz = probe.getSamplingRate() / probe.getBufferSize()
         ramp_s = 1.0 / self._control_rate_hz
-        controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
+        controls = self.controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
         self.image_latent = [pyo.SigTo(float(v), time=ramp_s, init=float(v)) for v in controls.z_img]
         self.audio_latent = [pyo.SigTo(float(v), time=ramp_s, init=float(v)) for v in controls.z_aud]
         self.params = {name: pyo.SigTo(v, time=ramp_s, init=v) for name, v in controls.params.items()}
@@ -151,13 +151,16 @@ class NeuralVoice(pyo.PyoObject):
         return self.stream.render(n_samples)
 
     def _update_controls(self) -> None:
-        controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
+        controls = self.controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
         for sig, value in zip(self.image_latent, controls.z_img):
             sig.value = float(value)
         for sig, value in zip(self.audio_latent, controls.z_aud):
             sig.value = float(value)
         for name, value in controls.params.items():
             self.params[name].value = value
+
+    controls: object
+    """The latest :class:`bridge.voice_stream.Controls` (updated every buffer; read it from any thread)."""
 
     @property
     def latent(self) -> list:

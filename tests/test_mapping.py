@@ -109,3 +109,11 @@ def test_shipped_default_mapping_loads_with_midi():
 def test_missing_mapping_file_is_named(tmp_path):
     with pytest.raises(ParameterError, match="nope.toml"):
         load_mapping(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("curve, low, high", [("lin", 0.6, 0.05), ("log", 110.0, 880.0), ("exp", 0.0, 1.0), ("lin", -1.0, 1.0)])
+def test_position_of_value_inverts_value_at(curve, low, high):
+    parameter = Parameter(name="p", source="z_img[0]", low=low, high=high, curve=curve)
+    for position in np.linspace(0, 1, 11):
+        assert parameter.position_of_value(float(parameter.value_at(position))) == pytest.approx(position, abs=1e-9)
+    assert parameter.position_of_value(max(low, high) * 10 + 1) in (0.0, 1.0)

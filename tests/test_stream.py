@@ -80,3 +80,12 @@ def test_forget_before_keeps_the_values_from_that_time_on():
     np.testing.assert_array_equal(stream.sample(times)["z"], before)
     stream.forget_before(0.0)  # nothing older: no change
     assert stream.n_events == 4
+
+
+def test_each_event_can_have_its_own_crossfade():
+    stream = LatentStream(crossfade_s=0.0)
+    stream.add(0.0, {"z": np.array([0.0])})
+    stream.add(1.0, {"z": np.array([1.0])}, crossfade_s=2.0)
+    stream.add(5.0, {"z": np.array([3.0])})
+    values = stream.sample(np.array([1.0, 2.0, 3.0, 4.9, 5.0]))["z"].ravel()
+    np.testing.assert_allclose(values, [0.0, 0.5, 1.0, 1.0, 3.0])
