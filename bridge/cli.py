@@ -161,10 +161,22 @@ SUBCOMMANDS: list[Subcommand] = [
         add_arguments=lambda parser: __import__("bridge.render", fromlist=["add_arguments"]).add_arguments(parser),
     ),
     Subcommand(
+        name="visualize",
+        help="turn a sound file into images over time: a PNG sheet, an animated GIF or a folder of PNG frames",
+        run=lambda args: __import__("bridge.visualize", fromlist=["run"]).run(args),
+        add_arguments=lambda parser: __import__("bridge.visualize", fromlist=["add_arguments"]).add_arguments(parser),
+    ),
+    Subcommand(
         name="demo",
         help="render the bundled example images with the default preset to demo.wav, demo.mid and demo.png",
         run=lambda args: __import__("bridge.demo", fromlist=["run"]).run(args),
         add_arguments=lambda parser: __import__("bridge.demo", fromlist=["add_arguments"]).add_arguments(parser),
+    ),
+    Subcommand(
+        name="live",
+        help="play live through pyo: a neural voice, a patch reloaded on save, OSC and MIDI control",
+        run=lambda args: __import__("bridge.live", fromlist=["run"]).run(args),
+        add_arguments=lambda parser: __import__("bridge.live", fromlist=["add_arguments"]).add_arguments(parser),
     ),
 ]
 

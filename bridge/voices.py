@@ -196,6 +196,12 @@ class NeuralVoice(pyo.PyoObject):
         """Hold mapped parameter ``name`` at ``value`` (None: follow the images again)."""
         self.stream.set_param(name, value)
 
+    def setFadetime(self, seconds: float) -> None:
+        """Default glide time for image changes (``setImage`` without a fadetime, ``next()``, rate and trigger)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
+            raise ParameterError(f"fadetime={seconds!r}; expected 0…60 seconds")
+        self._fadetime = float(seconds)
+
     def next(self) -> None:
         """Step to the next image of ``images`` (wrapping around)."""
         if self._sequence is None:

@@ -1,0 +1,159 @@
+"""The live session on pyo's manual server: patches (load, reload on save, broken edits), sinks, OSC, the CLI."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pyo = pytest.importorskip("pyo")
+
+from bridge.live import LiveSession, boot_server  # noqa: E402
+
+PATCHES = sorted((Path(__file__).parent.parent / "patches").glob("0[1-4]_*.py"))
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def server():
+    s = boot_server(audio="manual", sample_rate=44100, buffer_size=256, channels=2)
+    s.start()
+    yield s
+    s.stop()
+    s.shutdown()
+
+
+@pytest.fixture
+def session(server):
+    live = LiveSession(server=server, preset="squares-sines", control_rate_hz=200.0)
+    yield live
+    live.close()
+
+
+def play(server, obj, n_buffers):
+    table = pyo.DataTable(size=n_buffers * server.getBufferSize())
+    recorder = pyo.TableRec(obj, table).play()
+    for _ in range(n_buffers):
+        server.process()
+    del recorder
+    return np.asarray(table.getBuffer()).copy()
+
+
+def write_patch(path: Path, body: str) -> None:
+    path.write_text(body)
+    stamp = time.time_ns() + 10**9 * (1 + len(body) % 7)
+    os.utime(path, ns=(stamp, stamp))  # a new mtime even within the file system's time resolution
+
+
+def test_the_session_sounds_before_any_message(server, session):
+    out = play(server, session.output, 80)
+    assert np.isfinite(out).all() and np.sqrt(np.mean(out**2)) > 1e-4
+
+
+@pytest.mark.parametrize("patch", PATCHES, ids=[path.stem for path in PATCHES])
+def test_every_shipped_patch_loads_and_sounds_at_once(server, session, patch):
+    assert session.load_patch(patch), session.last_patch_error
+    out = play(server, session.output, round(2.0 * 44100 / 256))
+    assert np.isfinite(out).all()
+    assert np.sqrt(np.mean(out[out.size // 2 :] ** 2)) > 1e-4
+    assert np.abs(out).max() <= 1.0
+
+
+def test_a_patch_reloads_on_save_and_a_broken_edit_keeps_the_old_sound(server, session, tmp_path):
+    patch = tmp_path / "live_patch.py"
+    write_patch(patch, "from pyo import Sine\n\ndef patch(session):\n    return Sine(freq=440, mul=0.3)\n")
+    assert session.load_patch(patch)
+    play(server, session.output, 40)
+    write_patch(patch, "from pyo import Sine\n\ndef patch(session):\n    return Sine(freq=660, mul=0.3)\n")
+    assert session.check_patch()
+    out = play(server, session.output, 80)[-8192:]
+    assert abs(np.argmax(np.abs(np.fft.rfft(out * np.hanning(out.size)))) * 44100 / out.size - 660) < 10
+    for broken in ("def patch(session):\n    return 1 / 0\n", "def patch(session:\n", "x = 1\n",
+                   "def patch(session):\n    return 'not a pyo object'\n"):
+        write_patch(patch, broken)
+        assert not session.check_patch()
+        assert session.last_patch_error
+        out = play(server, session.output, 40)[-8192:]
+        assert abs(np.argmax(np.abs(np.fft.rfft(out * np.hanning(out.size)))) * 44100 / out.size - 660) < 10
+    assert session.patch_errors == 4
+
+
+def test_a_failing_sink_never_stops_the_session(server, session):
+    received = []
+    session.sinks.append(lambda controls: 1 / 0)
+    session.sinks.append(received.append)
+    session.feed_sinks()
+    out = play(server, session.output, 20)
+    assert session.sink_errors >= 1 and received
+    assert set(received[0].params) == set(session.mapping.names)
+    assert np.sqrt(np.mean(out**2)) > 1e-4
+
+
+def test_gain_is_clamped_and_nan_refused(server, session):
+    session.set_gain(-200.0)
+    quiet = play(server, session.output, 100)[-4096:]
+    assert np.abs(quiet).max() < 2e-4 * 1.5  # −80 dB floor: not silenced to zero, not louder
+    with pytest.raises(Exception):
+        session.set_gain(float("nan"))
+
+
+def test_osc_messages_reach_the_voice(server, session, tmp_path):
+    from PIL import Image
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from bridge.osc import OscControlServer
+
+    Image.fromarray(np.full((32, 32), 255, np.uint8)).save(tmp_path / "white.png")
+    osc = OscControlServer(session, port=0, allowed_folders=[tmp_path])
+    osc.start()
+    try:
+        client = SimpleUDPClient("127.0.0.1", osc.port)
+        events_before = session.voice.stream.stream.n_events + len(session.voice.stream._events)
+        client.send_message("/imgsonic/image", ["white.png", 0.0])
+        client.send_message("/imgsonic/image", ["../../etc/passwd"])
+        deadline = time.monotonic() + 10
+        while osc.counters.acted < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert session.voice.stream.stream.n_events + len(session.voice.stream._events) > events_before
+        play(server, session.output, 10)
+    finally:
+        osc.stop()
+
+
+def _cli(*args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_live_offline_renders_a_file_atomically(tmp_path):
+    out = tmp_path / "live.wav"
+    result = _cli("live", "--audio", "offline", "--duration", "1.5", "-o", str(out), "--osc-port", "0",
+                  "--preset", "squares-sines", "--patch", str(PATCHES[1]))
+    assert result.returncode == 0, result.stderr[-2000:]
+    from pedalboard.io import AudioFile
+
+    with AudioFile(str(out)) as handle:
+        assert handle.samplerate == 44100 and abs(handle.frames - 1.5 * 44100) < 512
+        audio = handle.read(handle.frames)
+    assert np.sqrt(np.mean(audio**2)) > 1e-4
+    assert [path.name for path in tmp_path.iterdir()] == ["live.wav"]  # no temporary file left
+
+
+@pytest.mark.skipif(pyo.pa_count_devices() > 0, reason="this machine has a sound card")
+def test_live_without_a_device_says_what_to_do():
+    result = _cli("live", "--osc-port", "0", timeout=120)
+    assert result.returncode == 2
+    assert "--audio offline --duration S -o FILE.wav" in result.stderr and "jackd" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--audio", "offline"], ["--audio", "offline", "--duration", "1", "-o", "x.mp3"],
+                                  ["--duration", "2"]])
+def test_live_bad_arguments_are_one_line_errors(args):
+    result = _cli("live", "--osc-port", "0", *args, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("imgsonic: error:")
