@@ -41,6 +41,7 @@ log = logging.getLogger("imgsonic.live")
 
 AUDIO_DRIVERS = ("portaudio", "jack", "offline")
 PATCH_FADE_S = 0.05
+LIVE_AHEAD_BUFFERS = 3  # decode-ahead queue on real devices: 17 ms of cushion at 256/44.1 kHz (benchmarks/live.py)
 
 
 def no_device_message(driver: str) -> str:
@@ -350,7 +351,7 @@ def run(args) -> int:
     stoppers: list = []
     try:
         session = LiveSession(server=server, image_folders=args.images, preset=args.preset, mapping=mapping,
-                              fx=args.fx, ahead=0 if args.audio == "offline" else 4)
+                              fx=args.fx, ahead=0 if args.audio == "offline" else LIVE_AHEAD_BUFFERS)
         if args.patch and not session.load_patch(args.patch):
             raise ImgsonicError(f"patch {args.patch!r} failed to load: {session.last_patch_error}")
         stoppers = _start_io(session, args)

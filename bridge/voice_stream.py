@@ -120,6 +120,7 @@ class VoiceStream:
         self._events: collections.deque = collections.deque()  # (frame or None, values, fade_s), from any thread
         self._overrides: dict[str, float] = {}
         self._encode_lock = threading.Lock()
+        self._stream_lock = threading.Lock()  # the decoder (audio or worker thread) and controls() share the stream
         self._encoded: collections.OrderedDict = collections.OrderedDict()  # pixels' bytes → (z_img, descriptors)
         self._window_key: bytes | None = None
         self._window_magnitude_cache: np.ndarray | None = None
@@ -246,10 +247,11 @@ class VoiceStream:
         """Decode, invert and resample the next ``frames_per_push`` frames into the FIFO."""
         import torch
 
-        self._apply_events()
         frames = np.arange(self._next_frame, self._next_frame + self.frames_per_push)
-        self.stream.forget_before(self.played_s)
-        z_aud = self.stream.sample(frames / self.frame_rate_hz)["z_aud"]
+        with self._stream_lock:
+            self._apply_events()
+            self.stream.forget_before(self.played_s)
+            z_aud = self.stream.sample(frames / self.frame_rate_hz)["z_aud"]
         if (z_aud == z_aud[0]).all():  # a held sound: the window is decoded once per latent
             magnitude = self._window_magnitude(z_aud[0])[:, frames % self.models.window_frames]
         else:
@@ -293,7 +295,8 @@ class VoiceStream:
         Call once per control period (e.g. per audio buffer): parameter positions are smoothed with each
         parameter's ``smoothing_s`` at ``control_rate_hz``; held parameters (:meth:`set_param`) win.
         """
-        sources = self.stream.sample(np.array([self.played_s]))
+        with self._stream_lock:
+            sources = self.stream.sample(np.array([self.played_s]))
         raw = {p.name: float(p.position_of(self.mapping.source_values(p, sources))[0]) for p in self.mapping.parameters}
         previous = self._positions or raw
         positions = {
