@@ -50,7 +50,8 @@ def no_device_message(driver: str) -> str:
             f"or start JACK with the dummy driver (`jackd --no-realtime -d dummy &`) and use `--audio jack`")
 
 
-def boot_server(*, audio: str, sample_rate: int = 44100, buffer_size: int = 256, channels: int = 2):
+def boot_server(*, audio: str, sample_rate: int = 44100, buffer_size: int = 256, channels: int = 2,
+                duplex: bool = False):
     """A booted (not started) pyo server for ``audio`` in AUDIO_DRIVERS or ``"manual"`` (tests); ImgsonicError if none."""
     import pyo
 
@@ -58,7 +59,7 @@ def boot_server(*, audio: str, sample_rate: int = 44100, buffer_size: int = 256,
         raise ParameterError(f"audio driver {audio!r}; expected one of {', '.join(AUDIO_DRIVERS)}")
     if audio == "portaudio" and pyo.pa_count_devices() == 0:
         raise ImgsonicError(no_device_message("portaudio"))
-    server = pyo.Server(sr=sample_rate, nchnls=channels, buffersize=buffer_size, duplex=0, audio=audio)
+    server = pyo.Server(sr=sample_rate, nchnls=channels, buffersize=buffer_size, duplex=int(duplex), audio=audio)
     server.setVerbosity(1)  # errors only: pyo's boot chatter is not for performers
     server.boot()
     if not server.getIsBooted():
@@ -291,6 +292,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--osc-out", metavar="HOST:PORT", help="send latents and parameters there")
     parser.add_argument("--midi-out", metavar="NAME", help="MIDI output port for the mapping's notes and CCs")
     parser.add_argument("--midi-in", metavar="NAME", help="MIDI input port whose CCs set parameters")
+    parser.add_argument("--visualize", choices=("output", "input"),
+                        help="turn the output (or the input: needs a duplex device) into image frames, sent as "
+                             "/imgsonic/out/visual/z_img with --osc-out and written with --frames")
+    parser.add_argument("--visualize-fps", type=float, default=10.0, metavar="F", help="frames per second (default: 10)")
+    parser.add_argument("--frames", metavar="DIR", help="with --visualize: write frame_00000.png … there")
 
 
 def _check_offline_args(args) -> Path | None:
@@ -317,10 +323,20 @@ def _start_io(session: LiveSession, args) -> list:
     osc.start()
     stoppers.append(osc.stop)
     print(f"OSC: listening on {args.osc_host}:{osc.port} (/imgsonic/image, /latent, /param, /gain, /morph)")
+    sender = None
     if args.osc_out:
         host, port = parse_host_port(args.osc_out)
-        session.sinks.append(osc_sink(OscSender(host=host, port=port)))
+        sender = OscSender(host=host, port=port)
+        session.sinks.append(osc_sink(sender))
         print(f"OSC: sending latents and parameters to {host}:{port}")
+    if args.visualize:
+        from bridge.live_visual import LiveVisualizer
+
+        visual = LiveVisualizer(session, source=args.visualize, fps=args.visualize_fps, frames_dir=args.frames,
+                                sender=sender)
+        stoppers.append(visual.close)
+    elif args.frames:
+        raise ParameterError("--frames goes with --visualize output|input")
     if args.midi_out or args.midi_in:
         from bridge.midi import MidiSpec
         from bridge.midi_live import MidiControlIn, MidiOutSink, open_midi_input, open_midi_output
@@ -346,7 +362,8 @@ def run(args) -> int:
     torch.set_num_threads(1)  # ARCHITECTURE: two threads made a small decoder 6-20× slower with 120 ms spikes
     out_path = _check_offline_args(args)
     mapping = load_mapping(args.mapping)
-    server = boot_server(audio=args.audio, sample_rate=args.sr, buffer_size=args.buffer_size)
+    server = boot_server(audio=args.audio, sample_rate=args.sr, buffer_size=args.buffer_size,
+                         duplex=args.visualize == "input")
     session = None
     stoppers: list = []
     try:

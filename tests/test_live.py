@@ -157,3 +157,25 @@ def test_live_bad_arguments_are_one_line_errors(args):
     result = _cli("live", "--osc-port", "0", *args, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("imgsonic: error:")
+
+
+def test_the_visualizer_turns_the_output_into_frames(server, session, tmp_path):
+    from bridge.live_visual import LiveVisualizer
+
+    visual = LiveVisualizer(session, fps=10.0, frames_dir=tmp_path, size_px=32)
+    play(server, session.output, round(2.0 * 44100 / 256))
+    visual.close()  # analyses what is queued first
+    assert 15 <= visual.frames_emitted <= 20  # 2 s at 10 fps, less the analysis window's latency
+    assert visual.errors == 0
+    files = sorted(path.name for path in tmp_path.iterdir())
+    assert files[0] == "frame_00000.png" and len(files) == visual.frames_emitted
+    assert all(np.isfinite(frame.z_img).all() for frame in visual.frames)
+
+
+def test_live_offline_with_the_visualizer_writes_frames(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    result = _cli("live", "--audio", "offline", "--duration", "2", "-o", str(tmp_path / "out.wav"), "--osc-port", "0",
+                  "--preset", "squares-sines", "--visualize", "output", "--frames", str(frames))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list(frames.glob("frame_*.png"))) >= 15
