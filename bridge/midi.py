@@ -11,12 +11,13 @@ The ``[midi]`` table of a mapping (see :mod:`bridge.mapping`) says which paramet
     velocity = "loudness"          # optional parameter; position 0–1 → velocity_range
     velocity_range = [40, 120]
     cc = { 74 = "cutoff_hz", 91 = "reverb_mix" }   # controller number → parameter (position → 0–127)
+    cc_in = { 21 = "cutoff_hz" }   # optional, live MIDI in: controller number → parameter (0–127 → position)
 
 Each image plays one note, from its onset to the next image's (or the end of the audio): the scale note
 its parameter stays on longest, so a crossfade or a smoothing glide does not add passing notes; the
 velocity is taken at the middle of the image. Times are converted to ticks at 120 bpm, 480 ticks per beat (about
 1 ms resolution), from absolute times, so events never drift from the audio. Only file output lives here;
-ports are the live engine's business.
+live ports (MIDI out per control tick, MIDI in and CC learn) are in :mod:`bridge.midi_live`.
 
 Example
 -------
@@ -60,7 +61,7 @@ SCALES = MappingProxyType(
 
 TICKS_PER_BEAT = 480
 TEMPO_US_PER_BEAT = 500_000  # 120 bpm
-_KEYS = frozenset({"channel", "note", "scale", "root", "octaves", "velocity", "velocity_range", "cc"})
+_KEYS = frozenset({"channel", "note", "scale", "root", "octaves", "velocity", "velocity_range", "cc", "cc_in"})
 
 
 def _int(where: str, value: Any, low: int, high: int) -> int:
@@ -96,6 +97,7 @@ class MidiSpec:
     velocity: str | None = None
     velocity_range: tuple[int, int] = (40, 120)
     cc: dict[int, str] = field(default_factory=dict)
+    cc_in: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping) -> MidiSpec:
@@ -120,16 +122,23 @@ class MidiSpec:
         if not isinstance(velocity_range, list) or len(velocity_range) != 2:
             raise ParameterError(f"{where}.velocity_range = {velocity_range!r}; expected [low, high]")
         low, high = (_int(f"{where}.velocity_range", v, 1, 127) for v in velocity_range)
-        cc_table = table.get("cc", {})
-        if not isinstance(cc_table, dict):
-            raise ParameterError(f"{where}.cc = {cc_table!r}; expected a table {{ 74 = \"parameter\" }}")
-        cc = {}
-        for number, name in cc_table.items():
-            if not number.isdigit() or not 0 <= int(number) <= 119:
-                raise ParameterError(f"{where}.cc has controller {number!r}; expected a number in 0…119")
-            if name not in names:
-                raise ParameterError(f"{where}.cc.{number} = {name!r} is not a parameter; the mapping has {', '.join(mapping.names)}")
-            cc[int(number)] = name
+
+        def controllers(key: str) -> dict[int, str]:
+            cc_table = table.get(key, {})
+            if not isinstance(cc_table, dict):
+                raise ParameterError(f"{where}.{key} = {cc_table!r}; expected a table {{ 74 = \"parameter\" }}")
+            cc = {}
+            for number, name in cc_table.items():
+                if not number.isdigit() or not 0 <= int(number) <= 119:
+                    raise ParameterError(f"{where}.{key} has controller {number!r}; expected a number in 0…119")
+                if not isinstance(name, str) or name not in names:
+                    raise ParameterError(
+                        f"{where}.{key}.{number} = {name!r} is not a parameter; "
+                        f"the mapping has {', '.join(mapping.names)}"
+                    )
+                cc[int(number)] = name
+            return cc
+
         return cls(
             note=parameter("note"),
             channel=_int(f"{where}.channel", table.get("channel", cls.channel), 0, 15),
@@ -138,7 +147,8 @@ class MidiSpec:
             octaves=octaves,
             velocity=parameter("velocity"),
             velocity_range=(low, high),
-            cc=cc,
+            cc=controllers("cc"),
+            cc_in=controllers("cc_in"),
         )
 
 

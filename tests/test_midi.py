@@ -1,5 +1,7 @@
 """MIDI from mapped parameters: notes on the scale, timed to the audio, CCs, atomic files, bad [midi] tables."""
 
+import re
+
 import mido
 import numpy as np
 import pytest
@@ -104,3 +106,13 @@ def test_bad_midi_tables_are_named(midi_table, message):
 def test_no_note_parameter_is_a_clear_error():
     with pytest.raises(ParameterError, match="'note'"):
         controls_to_midi(spec=MidiSpec(), times_s=np.zeros(1), positions={}, onsets_s=[0.0], duration_s=1.0)
+
+
+def test_cc_in_table_is_read_and_checked():
+    text = MAPPING.format(scale="major").replace("[midi]", '[midi]\ncc_in = { 21 = "pitch", 7 = "level" }')
+    assert MidiSpec.from_mapping(Mapping.from_toml_text(text)).cc_in == {21: "pitch", 7: "level"}
+    assert MidiSpec.from_mapping(Mapping.from_toml_text(MAPPING.format(scale="major"))).cc_in == {}
+    for bad, match in [('{ 21 = "volume" }', "cc_in.21 = 'volume'"), ('{ 120 = "pitch" }', "controller '120'"),
+                       ('{ 7 = ["pitch"] }', "cc_in.7"), ('"pitch"', "cc_in = 'pitch'")]:
+        with pytest.raises(ParameterError, match=re.escape(match)):
+            Mapping.from_toml_text(text.replace('{ 21 = "pitch", 7 = "level" }', bad))
