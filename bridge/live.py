@@ -263,11 +263,17 @@ def osc_sink(sender):
     return send
 
 
-def midi_sink(midi_out):
-    """A sink playing the mapping's notes and CCs on a :class:`bridge.midi_live.MidiOutSink`."""
+def midi_sink(midi_out, voice):
+    """A sink playing the mapping's notes and CCs on a :class:`bridge.midi_live.MidiOutSink`.
+
+    Each new image restarts the note (as ``imgsonic render --midi`` does), even on the same pitch.
+    """
+    seen = [voice.stream.image_changes]
 
     def send(controls) -> None:
-        midi_out.send(controls.positions)
+        changes = voice.stream.image_changes
+        midi_out.send(controls.positions, onset=changes != seen[0])
+        seen[0] = changes
 
     return send
 
@@ -344,7 +350,7 @@ def _start_io(session: LiveSession, args) -> list:
         spec = MidiSpec.from_mapping(session.mapping)
         if args.midi_out:
             sink = MidiOutSink(open_midi_output(args.midi_out), spec=spec)
-            session.sinks.append(midi_sink(sink))
+            session.sinks.append(midi_sink(sink, session.voice))
             stoppers.append(sink.all_notes_off)
         if args.midi_in:
             control = MidiControlIn(session, mapping=session.mapping, cc_map=spec.cc_in)

@@ -70,6 +70,7 @@ class LiveVisualizer:
         self._skip_first = True  # before the first buffer the table holds no audio yet
         self.frames: collections.deque = collections.deque(maxlen=256)
         self.errors = 0
+        self.frames_emitted = 0
         self.analysis_s = 0.0
         self._running = True
         self._wake = threading.Event()
@@ -103,9 +104,10 @@ class LiveVisualizer:
                     log.error("visualizer failed (%d so far): %r", self.errors, error)
 
     def _emit(self, frame) -> None:
+        self.frames_emitted += 1
         self.frames.append(frame)
         if self._sender is not None:
-            self._sender.send_vector("/imgsonic/out/visual/z_img", frame.z_img)
+            self._sender.send_visual_latent(frame.z_img)
         if self.frames_dir is not None:
             from PIL import Image
 
@@ -115,10 +117,6 @@ class LiveVisualizer:
             pixels = image_to_pixels(frame.image, size_px=self._size_px)
             with atomic_output(self.frames_dir / f"frame_{frame.index:05d}.png") as handle:
                 Image.fromarray(pixels).save(handle, format="PNG")
-
-    @property
-    def frames_emitted(self) -> int:
-        return self._analyser.frames_emitted
 
     def close(self) -> None:
         from synth.engine import server_hooks

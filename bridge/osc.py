@@ -63,6 +63,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.images import IMAGE_EXTENSIONS, read_image
 from bridge.mapping import Mapping
+from bridge.voice_stream import LATENT_LIMIT  # ``/imgsonic/latent`` values are clamped to ±this
 from models.errors import ImgsonicError, InputError, ParameterError
 
 __all__ = [
@@ -78,8 +79,7 @@ __all__ = [
     "DEFAULT_LATENT_FADETIME_S",
 ]
 
-LATENT_LIMIT = 4.0
-"""``/imgsonic/latent`` values are clamped to ±this (the VAE prior is N(0, 1): ±4 covers all but 6e-5)."""
+
 GAIN_RANGE_DB = (-80.0, 12.0)
 FADETIME_RANGE_S = (0.0, 60.0)
 DEFAULT_IMAGE_FADETIME_S = 0.5
@@ -581,6 +581,7 @@ class OscSender:
     * ``/imgsonic/out/z_img f...`` — the image latent ``(image_latent_dim,)``
     * ``/imgsonic/out/z_aud f...`` — the audio latent ``(audio_latent_dim,)``
     * ``/imgsonic/out/param <name> <value>`` — one parameter, in its units
+    * ``/imgsonic/out/visual/z_img f...`` — the image latent of what the live visualizer hears
 
     Sending never blocks and never raises: a full socket buffer or an unreachable peer drops the message,
     counted in :attr:`dropped` and logged (rate-limited). How often to send is the caller's choice.
@@ -624,6 +625,10 @@ class OscSender:
 
     def _send_vector(self, address: str, values: np.ndarray) -> None:
         self._send(address, ((float(value), "f") for value in np.asarray(values, dtype=np.float64).ravel()))
+
+    def send_visual_latent(self, z_img: np.ndarray) -> None:
+        """``/imgsonic/out/visual/z_img``: the image latent the live visualizer heard in the sound (floats)."""
+        self._send_vector("/imgsonic/out/visual/z_img", z_img)
 
     def send_image_latent(self, z_img: np.ndarray) -> None:
         """``/imgsonic/out/z_img`` with the ``(image_latent_dim,)`` latent as floats."""

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VoiceStream", "Controls", "LATENT_LIMIT"]
 
-LATENT_LIMIT = 4.0  # latents given by hand are clamped to ±this (the models' priors are unit Gaussians)
+LATENT_LIMIT = 4.0  # latents given by hand are clamped to ±this (N(0, 1) priors: ±4 covers all but 6e-5)
 _MAX_FADE_S = 60.0
 
 
@@ -138,6 +138,7 @@ class VoiceStream:
         self._fifo: collections.deque[np.ndarray] = collections.deque()
         self._fifo_samples = 0
         self.played_samples = 0
+        self.image_changes = 0  # set_image calls so far (MIDI out starts a note on each)
 
     # ---- control side (any thread) -----------------------------------------------------------------
 
@@ -185,6 +186,7 @@ class VoiceStream:
         z_img, descriptors = self._encode(pixels)
         self._descriptors = descriptors
         self._queue(z_img, descriptors, fadetime_s, at_s)
+        self.image_changes += 1
 
     def set_latent(self, z_img: np.ndarray, *, fadetime_s: float = 0.1, at_s: float | None = None) -> None:
         """Glide to an image latent ``(Di,)`` (clamped to ±LATENT_LIMIT; NaN is refused)."""

@@ -24,7 +24,7 @@ def patch(session):
     if not getattr(session, "midi_patch_sink", None):
         try:
             port = open_midi_output("imgsonic", virtual=True)
-            session.midi_patch_sink = midi_sink(MidiOutSink(port, spec=MidiSpec.from_mapping(session.mapping)))
+            session.midi_patch_sink = midi_sink(MidiOutSink(port, spec=MidiSpec.from_mapping(session.mapping)), voice)
             session.sinks.append(session.midi_patch_sink)
         except Exception as error:  # noqa: BLE001 — no MIDI here: keep the monitor sounding
             logging.getLogger("imgsonic.patch").error("MIDI out unavailable: %s", error)

@@ -179,3 +179,29 @@ def test_live_offline_with_the_visualizer_writes_frames(tmp_path):
                   "--preset", "squares-sines", "--visualize", "output", "--frames", str(frames))
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list(frames.glob("frame_*.png"))) >= 15
+
+
+def test_the_midi_sink_starts_a_note_for_each_new_image(server, session):
+    import mido
+
+    from bridge.live import midi_sink
+    from bridge.midi import MidiSpec
+    from bridge.midi_live import MidiOutSink
+
+    sent = []
+
+    class Collect(mido.ports.BaseOutput):
+        def _send(self, message):
+            sent.append(message)
+
+    sink = midi_sink(MidiOutSink(Collect(), spec=MidiSpec.from_mapping(session.mapping)), session.voice)
+    play(server, session.output, 5)
+    sink(session.voice.controls)
+    sink(session.voice.controls)
+    notes_on = sum(message.type == "note_on" and message.velocity > 0 for message in sent)
+    assert notes_on == 1  # one note while the image holds
+    pixels = np.full((32, 32), 200, np.uint8)
+    session.set_image(pixels, fadetime=0.0)
+    play(server, session.output, 5)
+    sink(session.voice.controls)
+    assert sum(message.type == "note_on" and message.velocity > 0 for message in sent) == 2
