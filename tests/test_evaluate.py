@@ -11,14 +11,20 @@ from models.audio_vae import AudioVAE, AudioVAEConfig
 from models.errors import ParameterError
 from models.image_vae import ImageVAE, ImageVAEConfig
 from models.mapper import LatentMapper, LatentMapperConfig
-from training.evaluate import TARGETS, _count_distinct, evaluate_preset, format_table
+from synth.sources import sample_sine_params
+from training.evaluate import SINE_PEAK_DB, SINE_PITCH_MIDI, TARGETS, _count_distinct, evaluate_preset, format_table
 from training.presets import PRESET_SPECS
 
 COMMON_METRICS = {
     "image_recon_mse", "audio_recon_mse", "image_kl", "audio_kl", "mapper_cycle_image", "mapper_cycle_audio",
     "prior_distance", "prior_distance_floor", "distance_preservation",
 }
-PLOTS = {"image_traversal.png", "audio_traversal.png", "spectrogram_strip.png", "metrics.json"}
+PLOTS = {"image_traversal.png", "audio_traversal.png", "spectrogram_strip.png", "reverse.png", "metrics.json"}
+REVERSE_METRICS = {
+    "squares-sines": {"reverse_abs_rho_min", "reverse_centroid_error_px", "reverse_factor_pairing", "reverse_n_tones"},
+    "digits-fm": {"reverse_class_match"},
+    "default": {"reverse_distance_preservation"},
+}
 
 
 def _write_tiny_preset(folder, name):
@@ -50,7 +56,7 @@ def presets_dir(tmp_path, monkeypatch):
 def test_eval_end_to_end_writes_metrics_and_plots(presets_dir, tmp_path, name):
     out = tmp_path / "out"
     result = evaluate_preset(name, n=200, out_dir=out, method="pghi", render_seconds=0.1)
-    assert COMMON_METRICS <= set(result["metrics"])
+    assert COMMON_METRICS | REVERSE_METRICS[name] <= set(result["metrics"])
     assert set(result["targets"]) == {target.metric for target in TARGETS[name]}
     for target in result["targets"].values():
         assert set(target) == {"op", "value", "measured", "passed"}
@@ -84,3 +90,22 @@ def test_count_distinct_links_chains():
 
     features = np.array([[0.0], [0.6], [1.2], [5.0]])  # 0–1–2 chained below 1 dB, 3 apart
     assert _count_distinct(features, 1.0) == (2, pytest.approx(0.6))
+
+
+def test_reverse_squares_sines_metrics_are_in_range(presets_dir, tmp_path):
+    metrics = evaluate_preset("squares-sines", n=200, method="pghi", render_seconds=0.1)["metrics"]
+    assert metrics["reverse_n_tones"] == 14 * 14  # the largest square grid within n
+    assert all(0.0 <= rho <= 1.0 for rho in metrics["reverse_abs_rho"])
+    assert sorted(metrics["reverse_factor_pairing"]) in (["loudness→x", "pitch→y"], ["loudness→y", "pitch→x"])
+    assert 0.0 <= metrics["reverse_centroid_error_px"] < 64 * 2**0.5
+    # the centre range is measured on the held-out squares: 32 px squares enlarged to 64 px put centres at 11…53
+    for start, stop in metrics["reverse_centre_range_px"]:
+        assert start == pytest.approx(11.0, abs=0.1) and stop == pytest.approx(53.0, abs=0.1)
+
+
+def test_sine_grid_ranges_are_the_data_sets():
+    import inspect
+
+    defaults = inspect.signature(sample_sine_params).parameters
+    assert SINE_PITCH_MIDI == defaults["pitch_midi_range"].default
+    assert SINE_PEAK_DB == defaults["peak_db_range"].default

@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from models.errors import ParameterError
+from training.datasets import make_squares
 from training.metrics import (
     best_pairing,
+    centroid_factor_match,
     distance_preservation,
+    image_centroid_px,
     listener_proxy,
     log_mel_l1,
     loudness_db,
@@ -119,6 +122,72 @@ def test_listener_proxy_is_seeded(rng):
     labels = np.repeat(np.arange(4), 15)
     features = rng.normal(size=(60, 3)) + labels[:, None] * 0.5
     assert listener_proxy(features, labels, seed=3) == listener_proxy(features, labels, seed=3)
+
+
+
+# ---- images seen from sounds ----------------------------------------------------------------------------
+
+
+def test_image_centroid_of_a_pixel_a_square_and_a_black_image():
+    images = np.zeros((3, 1, 10, 12))
+    images[0, 0, 7, 2] = 0.8
+    images[1, 0, 2:6, 4:10] = 1.0  # rows 2–5, columns 4–9: centre (7.0, 4.0)
+    centroids = image_centroid_px(torch.from_numpy(images))
+    np.testing.assert_allclose(centroids, [[2.5, 7.5], [7.0, 4.0], [6.0, 5.0]])  # black: the image centre
+
+
+def test_image_centroid_ignores_a_faint_glow_and_averages_channels():
+    image = np.zeros((1, 3, 16, 16))
+    image[0, :, 8:, 8:] = 0.3  # a faint glow over the lower right quarter
+    image[0, 0, 1:4, 1:4] = 3.0  # a bright square centred at (2.5, 2.5), in one channel: 1.0 on average
+    np.testing.assert_allclose(image_centroid_px(image), [[2.5, 2.5]])
+    # without the threshold the glow pulls it towards the lower right
+    assert image_centroid_px(image, threshold=0.0)[0, 0] > 2.5 + 1.0
+
+
+def test_image_centroid_finds_the_squares_data_set_centres():
+    images, factors = make_squares(50, size=32, seed=0)
+    margin = 32 / 8 + 1.5  # half the square's side plus its soft edge: the data set's range of centres
+    expected = margin + factors.numpy() * (32 - 2 * margin)
+    # within a tenth of a pixel: the soft edge is sampled at pixel centres, so the thresholded blob is not
+    # exactly symmetric (the evaluation therefore measures the data set's centres with this same function)
+    np.testing.assert_allclose(image_centroid_px(images), expected, atol=0.1)
+
+
+def test_image_centroid_rejects_bad_input():
+    with pytest.raises(ParameterError, match="expected"):
+        image_centroid_px(np.zeros((4, 4)))
+    with pytest.raises(ParameterError, match="NaN"):
+        image_centroid_px(np.full((1, 4, 4), np.nan))
+    with pytest.raises(ParameterError, match="threshold"):
+        image_centroid_px(np.zeros((1, 4, 4)), threshold=1.0)
+
+
+def test_centroid_factor_match_known_answers(rng):
+    pitch, level = rng.uniform(40, 80, 300), rng.uniform(-40, 0, 300)
+    ranges = [(40.0, 80.0), (-40.0, 0.0)]
+    centres = [(10.0, 50.0), (12.0, 52.0)]
+    # pitch drives y downwards, level drives x: a perfect model in its own directions has no error
+    x = 10 + 40 * (level + 40) / 40
+    y = 12 + 40 * (1 - (pitch - 40) / 40)
+    perfect = centroid_factor_match(np.c_[pitch, level], np.c_[x, y], factor_ranges=ranges, centre_ranges_px=centres)
+    assert perfect["pairing"] == [1, 0]
+    assert perfect["rho"] == pytest.approx([-1.0, 1.0])
+    assert perfect["mean_error_px"] == pytest.approx(0.0, abs=1e-9)
+    # every centroid 3 px right and 4 px down: 5 px away
+    shifted = centroid_factor_match(np.c_[pitch, level], np.c_[x + 3, y + 4], factor_ranges=ranges,
+                                    centre_ranges_px=centres)
+    assert shifted["mean_error_px"] == pytest.approx(5.0)
+    assert shifted["axis_error_px"] == pytest.approx([3.0, 4.0])
+    np.testing.assert_allclose(shifted["truth_px"], np.c_[x, y])
+
+
+def test_centroid_factor_match_rejects_bad_ranges():
+    factors = np.c_[np.arange(5.0), np.arange(5.0)[::-1]]
+    with pytest.raises(ParameterError, match="start ≠ stop"):
+        centroid_factor_match(factors, factors, factor_ranges=[(0, 0), (0, 1)], centre_ranges_px=[(0, 1), (0, 1)])
+    with pytest.raises(ParameterError, match=r"\(n, 2\)"):
+        centroid_factor_match(factors[:, :1], factors[:, :1], factor_ranges=[(0, 1)] * 2, centre_ranges_px=[(0, 1)] * 2)
 
 
 # ---- audio descriptors --------------------------------------------------------------------------------

@@ -42,11 +42,39 @@ All presets
     (1 dB, about the just-noticeable level difference); sounds linked by chains of "same" pairs count once.
     ``min_sound_distance_db`` is the smallest such difference.
 
-Outputs go to ``-o DIR`` (default ``imgsonic-eval/<preset>``): ``metrics.json`` and three PNGs, each written
+The reverse direction (``reverse_*``): sound → image, as ``imgsonic visualize`` sees it
+----------------------------------------------------------------------------------------------------------
+Each sound is a rendered waveform, re-analysed with the preset's spectral config (interior frames only);
+every window of ``window_frames`` at stride 1 is encoded (no alignment with the sound assumed, as for any
+sound ``visualize`` reads), the posterior means averaged, mapped back (the mapper's inverse) and decoded:
+one ``visualize`` frame spanning the clip.
+
+``squares-sines``
+    Sine tones (:func:`synth.sources.render_sines`, ``render_seconds`` long) on a ``k × k`` grid,
+    ``k = floor(sqrt(n))``, at the cell centres of the sine data set's ranges (MIDI 38–86, −40…0 dB peak).
+    Centroids (:func:`training.metrics.image_centroid_px`) of the visualised squares, enlarged to 64 px
+    (``REVERSE_IMAGE_PX``, bilinear), against pitch and loudness by :func:`training.metrics.centroid_factor_match`:
+    ``reverse_factor_pairing``, ``reverse_rho`` / ``reverse_abs_rho`` (``reverse_abs_rho_min``),
+    ``reverse_cross_leakage``, and ``reverse_centroid_error_px``, the mean distance to the ground-truth
+    centroid: each factor normalised over its range, and placed on its paired axis (in the direction the
+    model chose) where the squares data set puts a square with that factor value. That placement
+    (``reverse_centre_range_px``, the centres of factor 0 and 1 on x and y) is measured on the held-out
+    squares, enlarged the same way, with the same centroid function: 11…53 px for 32 px squares.
+``digits-fm``
+    ``reverse_class_match``: the sounds rendered from held-out digits (the forward chain above), visualised,
+    classified by the same classifier: the fraction that keep their digit. (``accuracy_through_sound`` is the
+    same chain with windows aligned to the decoder's tiles.)
+``default``
+    ``reverse_distance_preservation``: Spearman ρ between the pairwise distances of the rendered sounds'
+    log-mel features and of the images visualised from them (pixels): distinct sounds give distinct images.
+
+Outputs go to ``-o DIR`` (default ``imgsonic-eval/<preset>``): ``metrics.json`` and four PNGs, each written
 atomically: ``image_traversal.png`` (rows: image-latent axes; columns: that axis swept over the held-out
 latents' 2nd–98th percentile, the others held at their median), ``audio_traversal.png`` (the same for the
-audio latents, decoded mel windows) and ``spectrogram_strip.png`` (held-out images above the re-analysed
-spectrograms of their rendered sounds).
+audio latents, decoded mel windows), ``spectrogram_strip.png`` (held-out images above the re-analysed
+spectrograms of their rendered sounds) and ``reverse.png`` (squares-sines: the visualised tones, pitch
+rising to the right, loudest row on top; the others: held-out images above the images visualised from their
+rendered sounds).
 """
 
 from __future__ import annotations
@@ -69,17 +97,22 @@ from models.errors import ParameterError
 from models.pipeline import SonificationModels
 from synth.files import atomic_output
 from synth.phase import METHODS, mel_to_audio
-from synth.sources import hz_to_midi
+from synth.sources import SineParams, hz_to_midi, midi_to_hz, render_sines
 from synth.spectral import SpectralConfig, audio_to_mel
 from training import metrics, plots
 from training.presets import PresetSpec, get_spec, preset_images, preset_sounds
 
-__all__ = ["TARGETS", "RENDER_SECONDS", "SAME_SOUND_DB", "add_arguments", "run", "evaluate_preset", "format_table"]
+__all__ = ["TARGETS", "RENDER_SECONDS", "SAME_SOUND_DB", "REVERSE_IMAGE_PX", "add_arguments", "run", "evaluate_preset",
+           "format_table"]
 
 RENDER_SECONDS = 1.0
 SAME_SOUND_DB = 1.0
 MIN_ITEMS = 200
 DEFAULT_N = 400
+REVERSE_IMAGE_PX = 64
+# The ranges training.datasets.make_sine_tones draws its tones from (synth.sources.sample_sine_params' defaults)
+SINE_PITCH_MIDI = (38.0, 86.0)
+SINE_PEAK_DB = (-40.0, 0.0)
 _N_DISTINCT_IMAGES = 200
 _TRAVERSAL_STEPS = 9
 _STRIP_ITEMS = 8
@@ -98,11 +131,17 @@ class Target:
 
 
 TARGETS: dict[str, tuple[Target, ...]] = {
-    "squares-sines": (Target("factor_abs_rho_min", ">=", 0.98), Target("cross_leakage_max", "<=", 0.1)),
+    "squares-sines": (
+        Target("factor_abs_rho_min", ">=", 0.98),
+        Target("cross_leakage_max", "<=", 0.1),
+        Target("reverse_abs_rho_min", ">=", 0.98),
+        Target("reverse_centroid_error_px", "<=", 2.0),
+    ),
     "digits-fm": (
         Target("accuracy_through_sound", ">=", 0.96),
         Target("listener_proxy", ">=", 0.90),
         Target("audio_precision_at_10", ">=", 0.80),
+        Target("reverse_class_match", ">=", 0.90),
     ),
     "default": (
         Target("distance_preservation", ">=", 0.5),
@@ -326,19 +365,27 @@ def evaluate_preset(
 
         if name == "squares-sines":
             found.update(_squares_sines(rendered, image_targets.numpy(), spectral=spectral))
+            reverse, reverse_grid = _squares_sines_reverse(models, images, image_targets, n=n, spectral=spectral,
+                                                           seconds=render_seconds)
         elif name == "digits-fm":
             found.update(_digits_fm(models, spec, rendered, images, image_targets.numpy(), mu_img, spectral=spectral))
+            reverse, reverse_grid = _digits_fm_reverse(models, spec, rendered, images, image_targets.numpy())
         else:
             keep = _distinct_rows(images, _N_DISTINCT_IMAGES)
             db_range = spectral.db_ceiling - spectral.db_floor
             n_distinct, closest = _count_distinct(rendered.features[keep.numpy()] * db_range, SAME_SOUND_DB)
             found.update(n_distinct_sounds=n_distinct, n_distinct_images=len(keep), min_sound_distance_db=closest,
                          same_sound_threshold_db=SAME_SOUND_DB)
+            reverse, reverse_grid = _default_reverse(models, rendered, images)
+        found.update(reverse)
 
         plot_paths = []
         if out_dir is not None:
             plot_paths = _write_plots(models, Path(out_dir), z_img=mu_img, z_aud=mu_aud, images=images,
                                       rendered=rendered)
+            picture = plots.image_grid(reverse_grid.images.numpy(), scale=max(1, 48 // models.image_size),
+                                       row_labels=reverse_grid.row_labels)
+            plot_paths.append(str(plots.save_png(picture, Path(out_dir) / "reverse.png")))
 
     targets = {
         target.metric: {
@@ -416,6 +463,103 @@ def _digits_fm(
         "listener_proxy_std": listener["accuracy_std"],
         "listener_proxy_classes": listener["classes"],
     }
+
+
+# ---- the reverse direction: sound → image, as `imgsonic visualize` sees it ---------------------------------------
+
+
+@dataclass
+class _Grid:
+    """Images ``(rows, cols, C, H, W)`` for ``reverse.png`` and a label per row."""
+
+    images: Tensor
+    row_labels: list[str]
+
+
+def _visualized(models: SonificationModels, mel: Tensor) -> Tensor:
+    """Images ``(n, C, H, W)`` seen from mels ``(n, n_mels, T ≥ W)`` as ``imgsonic visualize`` sees a steady sound.
+
+    Every window of ``W`` frames at stride 1 (no alignment with the sound assumed) is encoded; the posterior
+    means are averaged, mapped back and decoded: a visualize frame whose span covers the whole clip.
+    """
+    windows = mel.unfold(-1, models.window_frames, 1)  # (n, n_mels, n_windows, W)
+    n, n_mels, n_windows, width = windows.shape
+    mu, _ = models.audio_vae.encode(windows.permute(0, 2, 1, 3).reshape(n * n_windows, n_mels, width))
+    z_aud = mu.reshape(n, n_windows, -1).mean(dim=1)
+    return models.decode_images(models.audio_to_image_latent(z_aud))
+
+
+def _upscaled(images: Tensor) -> Tensor:
+    """Images ``(n, C, S, S)`` → ``(n, C, 64, 64)`` (bilinear), where reverse pixel errors are measured."""
+    return torch.nn.functional.interpolate(images, size=REVERSE_IMAGE_PX, mode="bilinear", align_corners=False)
+
+
+def _sine_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pitch (MIDI) and peak level (dB) of a ``k × k`` grid, ``k = floor(sqrt(n))``, cell centres of the training ranges."""
+    side = math.isqrt(n)
+    unit = (np.arange(side) + 0.5) / side
+    pitch, level = np.meshgrid(SINE_PITCH_MIDI[0] + unit * np.ptp(SINE_PITCH_MIDI),
+                               SINE_PEAK_DB[0] + unit * np.ptp(SINE_PEAK_DB), indexing="ij")
+    return pitch.ravel(), level.ravel()
+
+
+def _squares_sines_reverse(
+    models: SonificationModels, images: Tensor, factors: Tensor, *, n: int, spectral: SpectralConfig, seconds: float
+) -> tuple[dict[str, Any], _Grid]:
+    """Sine tones on a pitch × level grid → visualised squares; the squares' centroids against the tones."""
+    pitch, level = _sine_grid(n)
+    edge = math.ceil(spectral.n_fft / 2 / spectral.hop_length)  # frames that see the reflect padding
+    n_frames = max(2 * edge + models.window_frames, math.ceil(seconds * spectral.frame_rate_hz))
+    audio = render_sines(SineParams(f0_hz=midi_to_hz(pitch), peak_db=level), sample_rate=spectral.sample_rate,
+                         n_samples=(n_frames - 1) * spectral.hop_length)
+    mel = audio_to_mel(torch.from_numpy(audio), config=spectral)[..., edge : n_frames - edge]
+    seen = _visualized(models, mel)
+    # where the squares data set puts a square for each factor value, measured on its own held-out images
+    truth = metrics.image_centroid_px(_upscaled(images))
+    centre_ranges = []
+    for axis in range(2):
+        slope, start = np.polyfit(factors[:, axis].double().numpy(), truth[:, axis], 1)
+        centre_ranges.append((float(start), float(start + slope)))
+    match = metrics.centroid_factor_match(np.c_[pitch, level], metrics.image_centroid_px(_upscaled(seen)),
+                                          factor_ranges=[SINE_PITCH_MIDI, SINE_PEAK_DB], centre_ranges_px=centre_ranges)
+    side = math.isqrt(n)
+    chosen = np.linspace(0, side - 1, min(side, 8)).round().astype(int)
+    grid = seen.unflatten(0, (side, side))[chosen][:, chosen].flip(1).transpose(0, 1)  # rows: loud → quiet
+    labels = [f"{level_db:.0f} dB" for level_db in np.unique(level)[chosen][::-1]]
+    return {
+        "reverse_n_tones": len(pitch),
+        "reverse_factor_pairing": [f"{factor}→{'xy'[axis]}" for factor, axis in zip(("pitch", "loudness"), match["pairing"])],
+        "reverse_rho": match["rho"],
+        "reverse_abs_rho": match["abs_rho"],
+        "reverse_abs_rho_min": min(match["abs_rho"]),
+        "reverse_cross_leakage": match["cross_leakage"],
+        "reverse_centroid_error_px": match["mean_error_px"],
+        "reverse_axis_error_px": match["axis_error_px"],
+        "reverse_centre_range_px": [list(pair) for pair in centre_ranges],
+    }, _Grid(grid, labels)
+
+
+def _digits_fm_reverse(
+    models: SonificationModels, spec: PresetSpec, rendered: _Rendered, images: Tensor, labels: np.ndarray
+) -> tuple[dict[str, Any], _Grid]:
+    """Sounds rendered from held-out digits → visualised → the digit classifier: does the class survive?"""
+    seen = _visualized(models, rendered.mel)
+    classifier = _digit_classifier(spec)
+    match = float(np.mean(classifier.predict(seen.flatten(1).numpy()) == labels))
+    return {"reverse_class_match": match}, _strip_pairs(images, seen)
+
+
+def _default_reverse(models: SonificationModels, rendered: _Rendered, images: Tensor) -> tuple[dict[str, Any], _Grid]:
+    """Distinct sounds give distinct images: pairwise sound-feature distances against visualised-image distances."""
+    seen = _visualized(models, rendered.mel)
+    preservation = metrics.distance_preservation(rendered.features, seen.flatten(1).numpy())
+    return {"reverse_distance_preservation": preservation}, _strip_pairs(images, seen)
+
+
+def _strip_pairs(images: Tensor, seen: Tensor) -> _Grid:
+    """Two rows for the plot: held-out images, and the images visualised from their rendered sounds."""
+    chosen = torch.linspace(0, len(images) - 1, min(_STRIP_ITEMS, len(images))).round().long()
+    return _Grid(torch.stack([images[chosen], seen[chosen]]), ["image", "heard"])
 
 
 # ---- the table -----------------------------------------------------------------------------------------------

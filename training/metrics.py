@@ -5,6 +5,8 @@ Three groups, all pure functions of their arguments (seeded where random):
 * **structure** — :func:`spearman`, :func:`best_pairing`, :func:`distance_preservation`,
   :func:`precision_at_k`, :func:`sliced_wasserstein`, :func:`listener_proxy`: numpy arrays in, floats
   (or a dict of floats) out;
+* **images seen from sounds** — :func:`image_centroid_px`, :func:`centroid_factor_match`: where a blob sits
+  in an image, and how well sound factors place it;
 * **audio descriptors** — :func:`pitch_hz` (YIN), :func:`loudness_db`, :func:`mfcc_stats`: waveforms
   ``(..., n_samples)`` in, one value (or vector) per waveform out;
 * **spectral distances** — :func:`spectral_convergence`, :func:`log_mel_l1`,
@@ -32,6 +34,8 @@ __all__ = [
     "precision_at_k",
     "sliced_wasserstein",
     "listener_proxy",
+    "image_centroid_px",
+    "centroid_factor_match",
     "pitch_hz",
     "loudness_db",
     "mfcc_stats",
@@ -115,7 +119,7 @@ def best_pairing(image_factors: Any, audio_factors: Any) -> dict[str, Any]:
 
     Example
     -------
-    >>> x = np.arange(10.0); y = x[::-1] ** 2
+    >>> x = np.arange(10.0); y = np.array([3.0, 7, 1, 9, 0, 5, 8, 2, 6, 4])
     >>> best_pairing(np.c_[x, y], np.c_[y, -x])["pairing"]
     [1, 0]
     """
@@ -334,6 +338,117 @@ def listener_proxy(
         "accuracy": float(np.mean(accuracies)),
         "accuracy_std": float(np.std(accuracies)),
         "classes": [c.item() if hasattr(c, "item") else c for c in chosen],
+    }
+
+
+# ---- images seen from sounds ------------------------------------------------------------------------
+
+
+def image_centroid_px(images: Any, *, threshold: float = 0.5) -> np.ndarray:
+    """Centre of the bright blob in each image, ``(x, y)`` in pixels from the top-left corner.
+
+    Each image's pixels below ``threshold`` × its maximum are ignored and the rest are weighted by how far
+    they rise above that level (so a faint background glow does not pull the centre towards the middle).
+    Pixel ``(row r, column c)`` has its centre at ``(c + 0.5, r + 0.5)``. Channels are averaged. An image with
+    no bright pixel (all equal, e.g. black) has no blob: its centroid is the image centre ``(W / 2, H / 2)``.
+
+    Parameters
+    ----------
+    images : ``(n, C, H, W)`` or ``(n, H, W)``, numpy or torch, finite.
+    threshold : fraction of each image's maximum, in [0, 1).
+
+    Returns
+    -------
+    ``(n, 2)`` float64, columns x and y.
+
+    Example
+    -------
+    >>> image = np.zeros((1, 8, 8)); image[0, 2, 5] = 1.0
+    >>> image_centroid_px(image).tolist()
+    [[5.5, 2.5]]
+    """
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().double().numpy()
+    array = np.asarray(images, dtype=np.float64)
+    if array.ndim == 4:
+        array = array.mean(axis=1)
+    if array.ndim != 3 or 0 in array.shape:
+        raise ParameterError(f"images has shape {array.shape}; expected (n, C, H, W) or (n, H, W)")
+    if not np.isfinite(array).all():
+        raise ParameterError("images contain NaN or inf values")
+    if not 0.0 <= threshold < 1.0:
+        raise ParameterError(f"threshold={threshold!r}; expected a fraction in [0, 1)")
+    low = array.min(axis=(1, 2), keepdims=True)
+    level = low + threshold * (array.max(axis=(1, 2), keepdims=True) - low)
+    weights = np.clip(array - level, 0.0, None)
+    total = weights.sum(axis=(1, 2))
+    height, width = array.shape[1:]
+    rows, columns = np.arange(height) + 0.5, np.arange(width) + 0.5
+    safe = np.where(total > 0, total, 1.0)
+    x = np.where(total > 0, (weights.sum(axis=1) * columns).sum(axis=1) / safe, width / 2)
+    y = np.where(total > 0, (weights.sum(axis=2) * rows).sum(axis=1) / safe, height / 2)
+    return np.stack([x, y], axis=1)
+
+
+def centroid_factor_match(
+    factors: Any,
+    centroids_px: Any,
+    *,
+    factor_ranges: Sequence[tuple[float, float]],
+    centre_ranges_px: Sequence[tuple[float, float]],
+) -> dict[str, Any]:
+    """How well two sound factors place a blob: rank correlation and pixel error of the best pairing.
+
+    The factors (e.g. a tone's pitch and loudness) are paired with the centroid axes (x, y) by
+    :func:`best_pairing`. The *ground truth* centroid of an item puts each factor, normalised to
+    ``u = (f − low) / (high − low)`` by its ``factor_ranges`` entry, onto its paired axis at
+    ``start + u · (stop − start)`` from that axis's ``centre_ranges_px`` entry (the range of centres the
+    image data set uses), running the other way (``u → 1 − u``) when the pair's ρ is negative: the model is
+    free to choose the direction, not the scale.
+
+    Parameters
+    ----------
+    factors : ``(n, 2)`` sound factors.  centroids_px : ``(n, 2)`` measured ``(x, y)`` (:func:`image_centroid_px`).
+    factor_ranges : ``[(low, high)] × 2``, per factor.  centre_ranges_px : ``[(start, stop)] × 2``, for x and y.
+
+    Returns
+    -------
+    dict with ``pairing`` (``[j0, j1]``: the axis each factor drives, 0 = x), ``abs_rho``, ``rho``,
+    ``cross_leakage`` (as :func:`best_pairing`), ``mean_error_px`` (mean Euclidean distance between
+    measured and true centroids), ``axis_error_px`` (mean absolute error along x and y) and ``truth_px``
+    ``(n, 2)``.
+
+    Example
+    -------
+    >>> pitch, level = (grid.ravel() for grid in np.meshgrid([40.0, 60.0, 80.0], [-40.0, -20.0, 0.0]))
+    >>> x_px, y_px = 10 + 40 * (level + 40) / 40, 10 + 40 * (80 - pitch) / 40   # level → x, pitch → −y
+    >>> match = centroid_factor_match(np.c_[pitch, level], np.c_[x_px, y_px], factor_ranges=[(40, 80), (-40, 0)],
+    ...                               centre_ranges_px=[(10, 50), (10, 50)])
+    >>> match["pairing"], match["rho"], round(match["mean_error_px"], 6)
+    ([1, 0], [-1.0, 1.0], 0.0)
+    """
+    factors = _as_matrix(factors, name="factors")
+    centroids = _as_matrix(centroids_px, name="centroids_px")
+    if factors.shape[1] != 2 or centroids.shape != factors.shape:
+        raise ParameterError(f"centroid_factor_match needs two (n, 2) arrays; got {factors.shape} and {centroids.shape}")
+    for name, ranges in (("factor_ranges", factor_ranges), ("centre_ranges_px", centre_ranges_px)):
+        if len(ranges) != 2 or any(len(pair) != 2 or not pair[1] != pair[0] for pair in ranges):
+            raise ParameterError(f"{name}={list(ranges)!r}; expected two (start, stop) pairs with start ≠ stop")
+    pairing = best_pairing(factors, centroids)
+    truth = np.empty_like(centroids)
+    for factor, axis in enumerate(pairing["pairing"]):
+        low, high = factor_ranges[factor]
+        unit = (factors[:, factor] - low) / (high - low)
+        if pairing["rho"][factor] < 0:
+            unit = 1.0 - unit
+        start, stop = centre_ranges_px[axis]
+        truth[:, axis] = start + unit * (stop - start)
+    error = centroids - truth
+    return {
+        **pairing,
+        "mean_error_px": float(np.mean(np.hypot(error[:, 0], error[:, 1]))),
+        "axis_error_px": [float(v) for v in np.mean(np.abs(error), axis=0)],
+        "truth_px": truth,
     }
 
 
