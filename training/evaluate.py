@@ -73,8 +73,8 @@ atomically: ``image_traversal.png`` (rows: image-latent axes; columns: that axis
 latents' 2nd–98th percentile, the others held at their median), ``audio_traversal.png`` (the same for the
 audio latents, decoded mel windows), ``spectrogram_strip.png`` (held-out images above the re-analysed
 spectrograms of their rendered sounds) and ``reverse.png`` (squares-sines: the visualised tones, pitch
-rising to the right, loudest row on top; the others: held-out images above the images visualised from their
-rendered sounds).
+rising to the right, rows labelled with their peak level in dB, loudest on top; the others: held-out images
+above the images visualised from their rendered sounds).
 """
 
 from __future__ import annotations
@@ -383,7 +383,7 @@ def evaluate_preset(
         if out_dir is not None:
             plot_paths = _write_plots(models, Path(out_dir), z_img=mu_img, z_aud=mu_aud, images=images,
                                       rendered=rendered)
-            picture = plots.image_grid(reverse_grid.images.numpy(), scale=max(1, 48 // models.image_size),
+            picture = plots.image_grid(reverse_grid.images.numpy(), scale=max(1, 64 // models.image_size),
                                        row_labels=reverse_grid.row_labels)
             plot_paths.append(str(plots.save_png(picture, Path(out_dir) / "reverse.png")))
 
@@ -525,7 +525,7 @@ def _squares_sines_reverse(
     side = math.isqrt(n)
     chosen = np.linspace(0, side - 1, min(side, 8)).round().astype(int)
     grid = seen.unflatten(0, (side, side))[chosen][:, chosen].flip(1).transpose(0, 1)  # rows: loud → quiet
-    labels = [f"{level_db:.0f} dB" for level_db in np.unique(level)[chosen][::-1]]
+    labels = [f"{level_db:.0f}" for level_db in np.unique(level)[chosen][::-1]]  # dB: the label column is narrow
     return {
         "reverse_n_tones": len(pitch),
         "reverse_factor_pairing": [f"{factor}→{'xy'[axis]}" for factor, axis in zip(("pitch", "loudness"), match["pairing"])],
