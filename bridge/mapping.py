@@ -125,6 +125,15 @@ class Parameter:
         low_in, high_in = self.source_range
         return np.clip((np.asarray(source_value, dtype=np.float64) - low_in) / (high_in - low_in), 0.0, 1.0)
 
+    def value_of_position(self, position: float) -> float:
+        """:meth:`value_at` for one position, in plain float arithmetic (the live control path calls it per buffer)."""
+        u = min(max(float(position), 0.0), 1.0)
+        if self.curve == "lin":
+            return self.low + u * (self.high - self.low)
+        if self.curve == "log":
+            return self.low * (self.high / self.low) ** u
+        return self.low + (self.high - self.low) * (_EXP_BASE**u - 1) / (_EXP_BASE - 1)
+
     def position_of_value(self, value: float) -> float:
         """The position (0–1, clamped) whose :meth:`value_at` is ``value``: the curve's inverse."""
         if self.high == self.low:

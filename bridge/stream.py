@@ -66,6 +66,7 @@ class LatentStream:
         self.crossfade_s = _check_seconds("crossfade_s", crossfade_s, positive=False)
         self.event_times_s: list[float] = []
         self._fades_s: list[float] = []
+        self._stacked: tuple | None = None
         self._targets: dict[str, list[np.ndarray]] = {}
         self._starts: dict[str, list[np.ndarray]] = {}
         self.duration_s: float | None = None
@@ -129,6 +130,7 @@ class LatentStream:
             self._targets.setdefault(name, []).append(vector)
         self.event_times_s.append(time_s)
         self._fades_s.append(fade_s)
+        self._stacked = None
 
     def _value_at(self, name: str, event: int, time_s: float) -> np.ndarray:
         alpha = self._alpha(np.array([time_s - self.event_times_s[event]]), np.array([self._fades_s[event]]))[0]
@@ -153,6 +155,7 @@ class LatentStream:
         del self._fades_s[:n_old]
         for values in (*self._starts.values(), *self._targets.values()):
             del values[:n_old]
+        self._stacked = None
 
     def event_index(self, times_s: np.ndarray) -> np.ndarray:
         """Index of the latest event at or before each time (0 before the first event)."""
@@ -163,14 +166,17 @@ class LatentStream:
         """Every named vector at ``times_s`` ``(T,)``: a dict of arrays ``(T, D)``."""
         if not self.event_times_s:
             raise ParameterError("the stream has no events yet")
+        if self._stacked is None:  # the events as arrays, rebuilt only when they change (live: once per image)
+            self._stacked = (np.asarray(self.event_times_s), np.asarray(self._fades_s),
+                             {name: (np.stack(self._starts[name]), np.stack(self._targets[name])) for name in self._targets})
+        event_times, fades, vectors = self._stacked
         times_s = np.asarray(times_s, dtype=np.float64).reshape(-1)
-        index = self.event_index(times_s)
-        elapsed = np.maximum(times_s - np.asarray(self.event_times_s)[index], 0.0)
-        alpha = self._alpha(elapsed, np.asarray(self._fades_s)[index])[:, None]
-        first = times_s < self.event_times_s[0]
-        alpha[first] = 1.0  # before the first event: hold its value
+        index = np.maximum(np.searchsorted(event_times, times_s, side="right") - 1, 0)
+        elapsed = np.maximum(times_s - event_times[index], 0.0)
+        alpha = self._alpha(elapsed, fades[index])[:, None]
+        alpha[times_s < event_times[0]] = 1.0  # before the first event: hold its value
         result = {}
-        for name in self._targets:
-            starts, targets = np.stack(self._starts[name])[index], np.stack(self._targets[name])[index]
+        for name, (starts, targets) in vectors.items():
+            starts, targets = starts[index], targets[index]
             result[name] = starts + alpha * (targets - starts)
         return result

@@ -128,8 +128,9 @@ class NeuralVoice(pyo.PyoObject):
             path = self._sequence.advance()
             first = ImageItem(name=path.name, pixels=read_image(path))
         probe = pyo.Sig(0)
+        # decoding in the callback: spread each push over three buffers so no buffer carries a whole one
         self.stream = VoiceStream(models=models, sample_rate=int(probe.getSamplingRate()), image=first,
-                                  mapping=mapping, fx=fx)
+                                  mapping=mapping, fx=fx, spread_work=ahead == 0)
         self._lock = threading.Lock()  # one control change at a time (Python, OSC, MIDI threads)
         self._feed = BlockFeed(self._render, ahead_blocks=ahead)
         self._base_objs = pyo.Sig(self._feed, mul=mul, add=add).getBaseObjects()

@@ -117,3 +117,10 @@ def test_position_of_value_inverts_value_at(curve, low, high):
     for position in np.linspace(0, 1, 11):
         assert parameter.position_of_value(float(parameter.value_at(position))) == pytest.approx(position, abs=1e-9)
     assert parameter.position_of_value(max(low, high) * 10 + 1) in (0.0, 1.0)
+
+
+@pytest.mark.parametrize("curve, low, high", [("lin", 0.6, 0.05), ("log", 110.0, 880.0), ("exp", 0.0, 8.0)])
+def test_value_of_position_equals_value_at(curve, low, high):
+    parameter = Parameter(name="p", source="z_img[0]", low=low, high=high, curve=curve)
+    for position in (-0.5, 0.0, 0.3, 0.77, 1.0, 2.0):
+        assert parameter.value_of_position(position) == pytest.approx(float(parameter.value_at(position)), rel=1e-12)

@@ -78,3 +78,14 @@ def test_bad_control_values_are_refused_or_clamped(loaded):
     voice.render(4096)
     assert np.abs(voice.controls(control_rate_hz=172.0).z_img).max() == LATENT_LIMIT
     assert np.isfinite(voice.render(4096)).all()
+
+
+def test_spreading_the_work_over_buffers_gives_the_same_samples(loaded):
+    items = demo_images()[:3]
+    voices = [VoiceStream(models=loaded.models, sample_rate=44100, image=items[0], spread_work=spread)
+              for spread in (False, True)]
+    for voice in voices:
+        voice.set_image(items[1].pixels, fadetime_s=0.3, at_s=0.25)
+        voice.set_image(items[2].pixels, fadetime_s=0.0, at_s=0.8)
+    plain, spread = ([voice.render(256) for _ in range(250)] for voice in voices)
+    np.testing.assert_array_equal(np.concatenate(spread), np.concatenate(plain))
