@@ -23,6 +23,7 @@ Example
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping
 
@@ -161,6 +162,20 @@ class LatentStream:
         """Index of the latest event at or before each time (0 before the first event)."""
         index = np.searchsorted(np.asarray(self.event_times_s), np.asarray(times_s, dtype=np.float64), side="right") - 1
         return np.maximum(index, 0)
+
+    def value_at(self, time_s: float) -> dict[str, np.ndarray]:
+        """Every named vector at one time ``(D,)``: :meth:`sample` for a single time, in scalar arithmetic
+        (the live control path calls it every buffer)."""
+        if not self.event_times_s:
+            raise ParameterError("the stream has no events yet")
+        index = max(bisect.bisect_right(self.event_times_s, time_s) - 1, 0)
+        fade_s, elapsed = self._fades_s[index], time_s - self.event_times_s[index]
+        if time_s < self.event_times_s[0] or elapsed >= fade_s:
+            alpha = 1.0
+        else:
+            alpha = 0.5 - 0.5 * math.cos(math.pi * max(elapsed, 0.0) / fade_s)
+        return {name: self._starts[name][index] + alpha * (self._targets[name][index] - self._starts[name][index])
+                for name in self._targets}
 
     def sample(self, times_s: np.ndarray) -> dict[str, np.ndarray]:
         """Every named vector at ``times_s`` ``(T,)``: a dict of arrays ``(T, D)``."""

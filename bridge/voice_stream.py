@@ -330,12 +330,12 @@ class VoiceStream:
         parameter's ``smoothing_s`` at ``control_rate_hz``; held parameters (:meth:`set_param`) win.
         """
         with self._stream_lock:
-            sources = self.stream.sample(np.array([self.played_s]))
+            sources = self.stream.value_at(self.played_s)
         # scalar arithmetic: this runs every buffer, where numpy's per-call overhead was 0.2 ms for 7 parameters
         previous = self._positions
         positions, params = {}, {}
         for parameter, kind, index, low_in, span_in in self._sources:
-            raw = min(max((float(sources[kind][0, index]) - low_in) / span_in, 0.0), 1.0)
+            raw = min(max((float(sources[kind][index]) - low_in) / span_in, 0.0), 1.0)
             if previous is None or parameter.smoothing_s <= 0:
                 position = raw
             else:
@@ -347,4 +347,4 @@ class VoiceStream:
         for name, value in self._overrides.items():
             params[name] = value
             positions[name] = self.mapping[name].position_of_value(value)
-        return Controls(z_img=sources["z_img"][0], z_aud=sources["z_aud"][0], params=params, positions=positions)
+        return Controls(z_img=sources["z_img"], z_aud=sources["z_aud"], params=params, positions=positions)

@@ -140,6 +140,8 @@ class NeuralVoice(pyo.PyoObject):
         self.image_latent = [pyo.SigTo(float(v), time=ramp_s, init=float(v)) for v in controls.z_img]
         self.audio_latent = [pyo.SigTo(float(v), time=ramp_s, init=float(v)) for v in controls.z_aud]
         self.params = {name: pyo.SigTo(v, time=ramp_s, init=v) for name, v in controls.params.items()}
+        self._signals = [*self.image_latent, *self.audio_latent, *self.params.values()]
+        self._sent = np.array([*controls.z_img.tolist(), *controls.z_aud.tolist(), *controls.params.values()])
         server_hooks(self._feed).add(self._update_controls)
         self._metro = self._trigfunc = None
         self._trigger = None
@@ -153,12 +155,13 @@ class NeuralVoice(pyo.PyoObject):
 
     def _update_controls(self) -> None:
         controls = self.controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
-        for sig, value in zip(self.image_latent, controls.z_img):
-            sig.value = float(value)
-        for sig, value in zip(self.audio_latent, controls.z_aud):
-            sig.value = float(value)
-        for name, value in controls.params.items():
-            self.params[name].value = value
+        values = np.array([*controls.z_img.tolist(), *controls.z_aud.tolist(), *controls.params.values()])
+        # only the streams whose value moved (by more than float noise): once a glide has settled that is none
+        # of them (a pyo setValue costs a few µs, and there is one per latent dimension and parameter)
+        moved = np.flatnonzero(np.abs(values - self._sent) > 1e-7 * (1.0 + np.abs(self._sent)))
+        for index in moved.tolist():
+            self._signals[index].setValue(float(values[index]))
+            self._sent[index] = values[index]
 
     controls: object
     """The latest :class:`bridge.voice_stream.Controls` (updated every buffer; read it from any thread)."""

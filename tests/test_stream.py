@@ -89,3 +89,15 @@ def test_each_event_can_have_its_own_crossfade():
     stream.add(5.0, {"z": np.array([3.0])})
     values = stream.sample(np.array([1.0, 2.0, 3.0, 4.9, 5.0]))["z"].ravel()
     np.testing.assert_allclose(values, [0.0, 0.5, 1.0, 1.0, 3.0])
+
+
+def test_value_at_equals_sample_at_one_time(rng):
+    stream = LatentStream(crossfade_s=0.3)
+    for index in range(6):
+        stream.add(index * 0.5, {"z": rng.standard_normal(3), "w": rng.standard_normal(2)},
+                   crossfade_s=[0.3, 0.0, 0.7][index % 3])
+    for time_s in [-1.0, 0.0, 0.1, 0.55, 1.0, 1.2, 2.49, 3.0, 9.0]:
+        sampled = stream.sample(np.array([time_s]))
+        single = stream.value_at(time_s)
+        for name in ("z", "w"):
+            np.testing.assert_allclose(single[name], sampled[name][0], rtol=1e-12, atol=1e-12)
