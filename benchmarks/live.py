@@ -1,6 +1,6 @@
 """The live path: cost per buffer with the decoder in the loop, underruns, and image-change latency.
 
-Usage: ``python -m benchmarks.live [--preset default] [--minutes 10] [--json]``
+Usage: ``python benchmarks/live.py [--preset default] [--minutes 10] [--json]``
 
 Three measurements, one thread for torch and BLAS (as ``imgsonic live`` runs):
 
