@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import runpy
+import shutil
 import tempfile
 import threading
 import time
@@ -109,7 +110,8 @@ class LiveSession:
         from bridge.voices import NeuralVoice
 
         self.server = server
-        folders = [Path(folder) for folder in image_folders] if image_folders else [_demo_folder()]
+        self._own_folder = None if image_folders else _demo_folder()  # removed again by close()
+        folders = [Path(folder) for folder in image_folders] if image_folders else [self._own_folder]
         for folder in folders:
             if not folder.is_dir():
                 raise InputError(f"image folder {str(folder)!r} is not a folder")
@@ -247,6 +249,8 @@ class LiveSession:
         for thread in self._threads:
             thread.join(timeout=2.0)
         self.voice.close()
+        if self._own_folder is not None:
+            shutil.rmtree(self._own_folder, ignore_errors=True)
 
 
 # ---- sinks ---------------------------------------------------------------------------------------
@@ -326,9 +330,8 @@ def _start_io(session: LiveSession, args) -> list:
 
     stoppers = []
     osc = OscControlServer(session, host=args.osc_host, port=args.osc_port, allowed_folders=session.image_folders)
-    osc.start()
+    osc.start()  # it logs where it listens
     stoppers.append(osc.stop)
-    print(f"OSC: listening on {args.osc_host}:{osc.port} (/imgsonic/image, /latent, /param, /gain, /morph)")
     sender = None
     if args.osc_out:
         host, port = parse_host_port(args.osc_out)
@@ -366,6 +369,8 @@ def run(args) -> int:
     from synth.files import atomic_output
 
     torch.set_num_threads(1)  # ARCHITECTURE: two threads made a small decoder 6-20× slower with 120 ms spikes
+    # a performer sees what the session does (images, patch reloads, refused messages) as one line each
+    logging.basicConfig(level=logging.INFO, format="imgsonic: %(message)s")
     out_path = _check_offline_args(args)
     mapping = load_mapping(args.mapping)
     server = boot_server(audio=args.audio, sample_rate=args.sr, buffer_size=args.buffer_size,
