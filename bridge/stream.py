@@ -31,7 +31,7 @@ import numpy as np
 
 from models.errors import ParameterError
 
-__all__ = ["LatentStream", "frame_times", "smoothstep"]
+__all__ = ["LatentStream", "check_seconds", "frame_times", "smoothstep"]
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
@@ -46,11 +46,14 @@ def frame_times(*, duration_s: float, frame_rate_hz: float) -> np.ndarray:
     return np.arange(n_frames, dtype=np.float64) / frame_rate_hz
 
 
-def _check_seconds(name: str, value: float, *, positive: bool) -> float:
+def check_seconds(name: str, value: float, *, positive: bool, maximum_s: float | None = None) -> float:
+    """``value`` as float seconds, or ParameterError naming ``name``: finite, ≥ 0 (> 0 if ``positive``), ≤ ``maximum_s``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ParameterError(f"{name}={value!r}; expected a finite number of seconds")
     if value < 0 or (positive and value == 0):
         raise ParameterError(f"{name}={value!r}; expected {'> 0' if positive else '>= 0'} seconds")
+    if maximum_s is not None and value > maximum_s:
+        raise ParameterError(f"{name}={value!r} s; expected at most {maximum_s:g} s")
     return float(value)
 
 
@@ -64,7 +67,7 @@ class LatentStream:
     """
 
     def __init__(self, *, crossfade_s: float = 0.0) -> None:
-        self.crossfade_s = _check_seconds("crossfade_s", crossfade_s, positive=False)
+        self.crossfade_s = check_seconds("crossfade_s", crossfade_s, positive=False)
         self.event_times_s: list[float] = []
         self._fades_s: list[float] = []
         self._stacked: tuple | None = None
@@ -85,8 +88,8 @@ class LatentStream:
         ``values`` maps names to arrays ``(n, D)``. Image ``i`` is fully present in
         ``[i·s + c/2, (i+1)·s − c/2]``; the crossfade into it spans ``i·s ± c/2`` (``c = crossfade_s ≤ s``).
         """
-        seconds_per_image = _check_seconds("seconds_per_image", seconds_per_image, positive=True)
-        crossfade_s = _check_seconds("crossfade_s", crossfade_s, positive=False)
+        seconds_per_image = check_seconds("seconds_per_image", seconds_per_image, positive=True)
+        crossfade_s = check_seconds("crossfade_s", crossfade_s, positive=False)
         if crossfade_s > seconds_per_image:
             raise ParameterError(
                 f"crossfade_s={crossfade_s} is longer than seconds_per_image={seconds_per_image}; expected ≤ it"
@@ -113,8 +116,8 @@ class LatentStream:
 
         ``crossfade_s`` is this event's glide time (default: the stream's).
         """
-        time_s = _check_seconds("time_s", time_s, positive=False)
-        fade_s = self.crossfade_s if crossfade_s is None else _check_seconds("crossfade_s", crossfade_s, positive=False)
+        time_s = check_seconds("time_s", time_s, positive=False)
+        fade_s = self.crossfade_s if crossfade_s is None else check_seconds("crossfade_s", crossfade_s, positive=False)
         if self.event_times_s and time_s < self.event_times_s[-1]:
             raise ParameterError(f"event at {time_s} s comes before the previous one at {self.event_times_s[-1]} s")
         vectors = {name: np.asarray(value, dtype=np.float64).reshape(-1) for name, value in values.items()}

@@ -37,7 +37,7 @@ import numpy as np
 from bridge.images import DESCRIPTORS, ImageItem
 from bridge.mapping import Mapping, load_mapping
 from bridge.render import prepare_inputs
-from bridge.stream import LatentStream
+from bridge.stream import LatentStream, check_seconds
 from models.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -61,11 +61,7 @@ class Controls:
 
 
 def _check_fade(fadetime_s: float) -> float:
-    if isinstance(fadetime_s, bool) or not isinstance(fadetime_s, (int, float)) or not math.isfinite(fadetime_s):
-        raise ParameterError(f"fadetime={fadetime_s!r}; expected a number of seconds in 0…{_MAX_FADE_S:g}")
-    if not 0 <= fadetime_s <= _MAX_FADE_S:
-        raise ParameterError(f"fadetime={fadetime_s!r} s; expected 0…{_MAX_FADE_S:g} s")
-    return float(fadetime_s)
+    return check_seconds("fadetime", fadetime_s, positive=False, maximum_s=_MAX_FADE_S)
 
 
 class VoiceStream:
