@@ -125,3 +125,16 @@ def test_sounds_from_folder_cuts_windows(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF....")
     mels = datasets.sounds_from_folder(tmp_path, config=SYNTH_CONFIG, n_frames=4)
     assert mels.shape[1:] == (64, 4) and len(mels) == (1 + 16000 // 256) // 4
+
+
+def test_near_copies_are_close_distinct_seeded_and_identity_without_change():
+    images = datasets.make_broad_images(16, size=32, seed=0)
+    copies = datasets.near_copies(images, generator=torch.Generator().manual_seed(1))
+    assert copies.shape == images.shape and copies.min() >= 0 and copies.max() <= 1
+    assert torch.equal(copies, datasets.near_copies(images, generator=torch.Generator().manual_seed(1)))
+    near = (copies - images).flatten(1).pow(2).mean(1).sqrt()
+    others = (images.roll(3, dims=0) - images).flatten(1).pow(2).mean(1).sqrt()
+    assert near.min() > 0 and near.median() < 0.5 * others.median()
+    unchanged = datasets.near_copies(images, generator=torch.Generator().manual_seed(1), max_shift=0.0,
+                                     max_zoom=0.0, max_mix=0.0)
+    assert torch.allclose(unchanged, images, atol=1e-5)

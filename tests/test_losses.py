@@ -115,3 +115,25 @@ def test_log_distance_loss_ignores_scale_but_not_squeezed_neighbours():
     assert float(losses.log_distance_loss(z, squeezed)) > 10 * float(losses.distance_loss(z, squeezed))
     with pytest.raises(ParameterError):
         losses.log_distance_loss(z[:1], z[:1])
+
+
+def test_spread_loss_is_zero_for_typical_neighbours_and_grows_when_they_are_squeezed():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 8, 8, generator=generator)
+    x_near = (x + 0.05 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    mu, mu_near = x.flatten(1), x_near.flatten(1)  # the identity: every pair has the same latent/pixel ratio
+
+    def squeeze(factor):  # the copies' latents moved `factor` of the way back towards the originals
+        return mu + factor * (mu_near - mu)
+
+    assert float(losses.spread_loss(mu, squeeze(1.5), x, x_near)) == 0.0  # farther apart than typical: free
+    loss_10 = float(losses.spread_loss(mu, squeeze(0.1), x, x_near))
+    loss_100 = float(losses.spread_loss(mu, squeeze(0.01), x, x_near))
+    assert 0.0 < loss_10 < loss_100
+    assert float(losses.spread_loss(7.0 * mu, 7.0 * squeeze(0.1), x, x_near)) == pytest.approx(loss_10, rel=1e-4)
+    same = x[:1].expand(4, -1, -1, -1)  # no two different inputs: no typical ratio to compare with
+    assert float(losses.spread_loss(mu[:4], mu_near[:4], same, x_near[:4])) == 0.0
+    with pytest.raises(ParameterError):
+        losses.spread_loss(mu[:1], mu_near[:1], x[:1], x_near[:1])
+    with pytest.raises(ParameterError):
+        losses.spread_loss(mu, mu_near[:, :2], x, x_near)

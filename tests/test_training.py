@@ -161,3 +161,11 @@ def test_audio_vae_with_fourier_features_round_trips(tmp_path):
     with torch.no_grad():
         assert model.config.fourier_octaves == 3
         assert torch.allclose(model.decode(z)[1:2], model.decode(z[1:2]), atol=1e-6)  # item 1 alone = in a batch
+
+
+def test_image_vae_with_the_spread_term_trains_and_logs_it(tmp_path):
+    _, metrics = train_image_vae(tiny_spec(image_spread_weight=10.0), out_dir=tmp_path, steps=2, progress=False,
+                                 n_examples=32)
+    assert metrics["train_spread"] >= 0
+    checkpoint = torch.load(tmp_path / "image_vae.pt", weights_only=True)
+    assert checkpoint["metadata"]["spread_weight"] == 10.0

@@ -47,6 +47,7 @@ __all__ = [
     "make_fm_timbres",
     "make_synth_palette",
     "make_broad_images",
+    "near_copies",
     "images_from_folder",
     "sounds_from_folder",
     "FM_PARAM_NAMES",
@@ -357,6 +358,26 @@ def make_broad_images(n: int, *, size: int, seed: int) -> Tensor:
         parts.append(_random_crops(_sample_photos(), n_photos, size=size, generator=generator))
     images = torch.cat(parts)
     return images[torch.randperm(n, generator=generator)].contiguous()
+
+
+def near_copies(images: Tensor, *, generator: torch.Generator, max_shift: float = 0.15, max_zoom: float = 0.25,
+                max_mix: float = 0.15) -> Tensor:
+    """Slightly changed copies of ``images`` ``(B, C, H, W)``: what a near-duplicate looks like.
+
+    Each copy is shifted by up to ``max_shift`` of the side in x and y, zoomed by up to ±``max_zoom``
+    (bilinear, reflected at the edges: a neighbouring crop of the same scene), then blended up to ``max_mix`` of
+    the way towards the batch's previous image (a small change of colour or content). Same shape and range.
+    """
+    n = len(images)
+    uniform = torch.rand(n, 4, generator=generator).to(images)
+    theta = torch.zeros(n, 2, 3, dtype=images.dtype, device=images.device)
+    inverse_zoom = 1.0 / (1.0 + max_zoom * (2 * uniform[:, 0] - 1))
+    theta[:, 0, 0] = theta[:, 1, 1] = inverse_zoom
+    theta[:, :, 2] = 2 * max_shift * (2 * uniform[:, 1:3] - 1)  # grid coordinates span 2 per side
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    moved = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    blend = (max_mix * uniform[:, 3]).view(n, 1, 1, 1)
+    return (moved + blend * (images.roll(1, dims=0) - moved)).clamp(0.0, 1.0)
 
 
 def _files(path: str | os.PathLike, suffixes: set[str], what: str) -> list[Path]:

@@ -33,6 +33,7 @@ __all__ = [
     "locality_loss",
     "distance_loss",
     "log_distance_loss",
+    "spread_loss",
     "sliced_wasserstein",
     "ramp",
 ]
@@ -192,6 +193,43 @@ def log_distance_loss(source: Tensor, mapped: Tensor, *, eps: float = 1e-4) -> T
         return logs - logs.mean()
 
     return (log_distances(mapped) - log_distances(source)).pow(2).mean()
+
+
+def spread_loss(mu: Tensor, mu_near: Tensor, x: Tensor, x_near: Tensor, *, eps: float = 1e-6,
+                min_input_distance: float = 1e-3) -> Tensor:
+    """Keeps near-identical inputs apart in the latent (one-sided, squared log shortfall).
+
+    Each input ``x[i]`` and its near copy ``x_near[i]`` (see :func:`training.datasets.near_copies`) must lie at
+    least as far apart in the latent, per unit of RMS input distance, as the batch's pairs ``x[i]``, ``x[j]``
+    do on average (the mean log ratio, held fixed; pairs of identical inputs, closer than
+    ``min_input_distance``, are left out of it). A VAE otherwise squeezes near-duplicates (neighbouring crops
+    of one photo) far closer than their pixel distance warrants, and everything downstream (the mapper, the
+    sound) inherits that. Copies that are already far enough apart cost nothing.
+
+    ``mu``, ``mu_near`` ``(B, D)`` latent means; ``x``, ``x_near`` ``(B, ...)`` inputs; B ≥ 2. Returns a scalar
+    (0 when the batch holds no two different inputs).
+    """
+    if len(x) < 2 or mu.shape != mu_near.shape or x.shape != x_near.shape or len(mu) != len(x):
+        raise ParameterError(f"need B ≥ 2 inputs and copies of equal shapes; got mu {tuple(mu.shape)}, mu_near "
+                             f"{tuple(mu_near.shape)}, x {tuple(x.shape)}, x_near {tuple(x_near.shape)}")
+    flat, flat_near = x.detach().flatten(1), x_near.detach().flatten(1)
+    scale = math.sqrt(flat.shape[1])
+    pairs = torch.triu_indices(len(x), len(x), offset=1, device=x.device)
+    # pairwise input distances through cdist (a matrix product), not by indexing rows: a batch of 64×64 RGB
+    # images would otherwise copy ~500 pairs × 12k values per step
+    input_distance = (torch.cdist(flat, flat) / scale)[pairs[0], pairs[1]]
+    different = input_distance > min_input_distance
+    if not bool(different.any()):
+        return mu.sum() * 0.0
+
+    def latent_distance(a: Tensor, b: Tensor) -> Tensor:
+        return (a - b).pow(2).sum(1).add(eps**2).sqrt()
+
+    pair_ratio = torch.log(latent_distance(mu[pairs[0]], mu[pairs[1]])) - torch.log(input_distance)
+    typical = pair_ratio[different].mean()
+    near_input = (flat - flat_near).pow(2).mean(1).add(eps**2).sqrt()
+    near = torch.log(latent_distance(mu, mu_near)) - torch.log(near_input)
+    return F.relu(typical.detach() - near).pow(2).mean()
 
 
 def sliced_wasserstein(x: Tensor, y: Tensor, *, n_projections: int = 64, generator: torch.Generator | None = None) -> Tensor:

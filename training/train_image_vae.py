@@ -18,8 +18,9 @@ from torch import Tensor, nn
 from models.errors import ParameterError
 from models.image_vae import ImageVAE, reparameterize
 from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
+from training.datasets import near_copies
 from training.losses import (TCDiscriminator, discriminator_loss, factor_loss, permute_dims, pooled_level_loss,
-                             tc_estimate, vae_loss)
+                             spread_loss, tc_estimate, vae_loss)
 from training.presets import PresetSpec, TrainSettings, preset_images
 
 __all__ = ["VAEObjective", "standardize", "train_image_vae", "evaluate_vae", "main"]
@@ -45,12 +46,15 @@ class VAEObjective:
     learn from the factors (and the KL) only, and the decoder is trained on the true factors there: it learns
     the synth's own (pitch, loudness) → mel map. With ``level_weight`` > 0 and ``db_range`` = (floor, ceiling), ``level_weight`` × :func:`~training.losses.pooled_level_loss` makes
     the decoder keep the level of each sound's loud bands, which the per-value reconstruction loss lets it blur.
+    With ``spread_weight`` > 0 (images only) each batch image gets a near copy
+    (:func:`~training.datasets.near_copies`) and ``spread_weight`` × :func:`~training.losses.spread_loss` keeps
+    the two as far apart in the latent, per unit of pixel distance, as the batch's images are on average.
     """
 
     def __init__(self, model: nn.Module, *, beta: float, tc_gamma: float, lr: float, checkpoint: Path,
                  metadata: dict, device: torch.device, n_classes: int = 0, class_weight: float = 0.0,
                  factor_weight: float = 0.0, level_weight: float = 0.0,
-                 db_range: tuple[float, float] | None = None) -> None:
+                 db_range: tuple[float, float] | None = None, spread_weight: float = 0.0) -> None:
         if level_weight > 0 and db_range is None:
             raise ParameterError(f"level_weight={level_weight} needs db_range=(db_floor, db_ceiling)")
         self.model = model
@@ -62,6 +66,7 @@ class VAEObjective:
         self.factor_weight = factor_weight
         self.level_weight = level_weight
         self.db_range = db_range
+        self.spread_weight = spread_weight
         self.modules: dict[str, nn.Module] = {"vae": model}
         parameters = list(model.parameters())
         if self.class_weight > 0:
@@ -101,6 +106,11 @@ class VAEObjective:
             level = pooled_level_loss(torch.sigmoid(logits), x, db_floor=floor, db_ceiling=ceiling)
             losses["vae"] = losses["vae"] + self.level_weight * level
             logs["level_db"] = level.sqrt().item()
+        if self.spread_weight > 0:
+            x_near = near_copies(x, generator=generator)
+            spread = spread_loss(mu, self.model.encode(x_near)[0], x, x_near)
+            losses["vae"] = losses["vae"] + self.spread_weight * spread
+            logs["spread"] = spread.item()
         if self.tc_gamma > 0:
             tc = tc_estimate(self.discriminator, z)
             losses["vae"] = losses["vae"] + self.tc_gamma * tc
@@ -149,6 +159,7 @@ def run_vae_training(
     factor_weight: float = 0.0,
     level_weight: float = 0.0,
     db_range: tuple[float, float] | None = None,
+    spread_weight: float = 0.0,
     steps: int | None,
     device: torch.device,
     seed: int,
@@ -174,9 +185,12 @@ def run_vae_training(
         metadata["factor_weight"] = factor_weight
     if level_weight > 0:
         metadata["level_weight"] = level_weight
+    if spread_weight > 0:
+        metadata["spread_weight"] = spread_weight
     objective = VAEObjective(model, beta=beta, tc_gamma=tc_gamma, lr=settings.lr, checkpoint=checkpoint,
                              metadata=metadata, device=device, n_classes=n_classes, class_weight=class_weight,
-                             factor_weight=factor_weight, level_weight=level_weight, db_range=db_range)
+                             factor_weight=factor_weight, level_weight=level_weight, db_range=db_range,
+                             spread_weight=spread_weight)
     side = train_labels if n_classes else train_factors if factor_weight > 0 else None
     loop_settings = LoopSettings(name=kind, steps=total_steps, batch_size=settings.batch_size, out_dir=out_dir,
                                  seed=seed, device=str(device), checkpoint_every=checkpoint_every, resume=resume,
@@ -237,7 +251,7 @@ def train_image_vae(
                               out_dir=Path(out_dir), data_description=description, train_labels=labels,
                               class_weight=spec.image_class_weight, train_factors=train_factors,
                               factor_weight=spec.image_factor_weight if train_factors is not None else 0.0,
-                              steps=steps, device=torch_device,
+                              spread_weight=spec.image_spread_weight, steps=steps, device=torch_device,
                               seed=spec.seed, resume=resume, progress=progress, checkpoint_every=checkpoint_every)
     if is_main_process():
         print(f"image_vae: {time.perf_counter() - started:.0f} s including data")

@@ -5,8 +5,8 @@ The objective, in stages (weights and stage boundaries in ``PresetSpec.mapper_we
 * **locality** from the start: per axis (mapped ≈ source, dim by dim) when the latent sizes match, otherwise
   pairwise-distance preservation; latents are compared after normalising each model's latents per dim by
   their data mean and spread, so the two spaces' extents match; "log_distance" preserves distance ratios, and
-  the optional "near" term does so for an image latent and a close neighbour, so that near images are not
-  squeezed into the same sound;
+  the optional "near" term keeps near-duplicate images (each training image and a slightly changed copy,
+  :func:`training.datasets.near_copies`) from being squeezed into the same sound;
 * **prior matching** throughout: sliced Wasserstein between mapped image latents and real audio latents (and
   the inverse direction against real image latents);
 * **cycle consistency**, ramped in: image → mapper → audio decoder → mel → audio encoder → inverse mapper ≈ the
@@ -31,6 +31,7 @@ from models.audio_vae import AudioVAE
 from models.errors import InputError, ParameterError
 from models.image_vae import ImageVAE
 from models.mapper import LatentMapper
+from training.datasets import near_copies
 from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
 from training.losses import LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein
 from training.presets import MapperWeights, PresetSpec, preset_images, preset_sounds
@@ -73,6 +74,9 @@ class MapperObjective:
         w = self.weights
         norm_i, norm_a = self.image_stats.normalize, self.audio_stats.normalize
         z_img, z_aud = batch["image"], batch["audio"]
+        z_near = None
+        if isinstance(z_img, tuple):
+            z_img, z_near = z_img
         mapped = self.mapper(z_img)
         inverted = self.mapper.inverse(z_aud)
 
@@ -92,29 +96,31 @@ class MapperObjective:
         loss = w.locality * locality + w.prior * prior + w.direct_cycle * direct + cycle_weight * cycle
         logs = {"loss": loss.item(), "locality": locality.item(), "prior": prior.item(), "direct": direct.item(),
                 "cycle": cycle.item()}
-        if w.near > 0:
-            near = self._near_loss(z_img, mapped, generator)
+        if z_near is not None:
+            near = self._near_loss(z_img, z_near, mapped)
             loss = loss + w.near * near
             logs["near"] = near.item()
         return {"mapper": loss}, logs
 
-    def _near_loss(self, z_img: Tensor, mapped: Tensor, generator: torch.Generator) -> Tensor:
-        """Squared log of (sound distance / image distance) for an image and a close neighbour, against the
-        batch pairs' mean log ratio: close images must not be squeezed into sounds closer than images are in
-        general. Image distances in normalised latent units; sound distances between the decoded mels averaged
-        over time (what a listener, and the evaluation, compare).
+    def _near_loss(self, z_img: Tensor, z_near: Tensor, mapped: Tensor) -> Tensor:
+        """Squared log shortfall (one-sided) of (sound distance / image distance) for each image and its near
+        copy, against the batch pairs' mean log ratio: near-duplicates must not be squeezed into sounds closer
+        than images are in general. Image distances in normalised latent units; sound distances between the
+        decoded mels averaged over time (what a listener, and the evaluation, compare). Random batches hardly
+        ever hold such close pairs, so the batch locality does not see them.
 
-        ``z_img`` ``(B, D_img)`` raw image latents and ``mapped`` ``(B, D_aud)``, their raw mapped latents.
+        ``z_img``, ``z_near`` ``(B, D_img)`` raw image latents of the images and their copies; ``mapped``
+        ``(B, D_aud)``, the mapped ``z_img``.
         """
-        source = self.image_stats.normalize(z_img)
-        offset = self.weights.near_scale * torch.randn(source.shape, generator=generator, device="cpu").to(source)
+        source, source_near = self.image_stats.normalize(z_img), self.image_stats.normalize(z_near)
         sound = self.audio_vae.decode(mapped).mean(-1)  # (B, n_mels)
-        neighbour = self.audio_vae.decode(self.mapper(z_img + offset * self.image_stats.std)).mean(-1)
-        near_ratio = torch.log((neighbour - sound).norm(dim=1) + 1e-6) - torch.log(offset.norm(dim=1))
+        neighbour = self.audio_vae.decode(self.mapper(z_near)).mean(-1)
+        near_ratio = (torch.log((neighbour - sound).norm(dim=1) + 1e-6)
+                      - torch.log((source_near - source).norm(dim=1) + 1e-6))
         pairs = torch.triu_indices(len(source), len(source), offset=1, device=source.device)
         far_ratio = (torch.log((sound[pairs[0]] - sound[pairs[1]]).norm(dim=1) + 1e-6)
                      - torch.log((source[pairs[0]] - source[pairs[1]]).norm(dim=1) + 1e-6))
-        return (near_ratio - far_ratio.mean().detach()).pow(2).mean()
+        return torch.relu(far_ratio.mean().detach() - near_ratio).pow(2).mean()
 
     def save(self, step: int) -> None:
         self.mapper.save(self.checkpoint, metadata={**self.metadata, "steps": step})
@@ -181,6 +187,10 @@ def train_mapper(
     z_img = encode_all(image_vae.encode, images, device=torch_device)
     z_aud = encode_all(audio_vae.encode, mels, device=torch_device)
     n_test = max(1, min(len(z_img), len(z_aud)) // 10)
+    image_data = z_img[n_test:]
+    if spec.mapper_weights.near > 0:  # each training image's latent rides with the latent of a near copy
+        copies = near_copies(images, generator=torch.Generator().manual_seed(spec.seed + 2))
+        image_data = (image_data, encode_all(image_vae.encode, copies, device=torch_device)[n_test:])
     image_stats = LatentStats(z_img[n_test:]).to(torch_device)
     audio_stats = LatentStats(z_aud[n_test:]).to(torch_device)
 
@@ -200,7 +210,7 @@ def train_mapper(
                                  seed=spec.seed + 2, device=str(torch_device), checkpoint_every=checkpoint_every,
                                  resume=resume, progress=progress)
     started = time.perf_counter()
-    result = train_loop(objective, {"image": z_img[n_test:], "audio": z_aud[n_test:]}, loop_settings)
+    result = train_loop(objective, {"image": image_data, "audio": z_aud[n_test:]}, loop_settings)
     metrics = evaluate_mapper(mapper, image_vae, audio_vae, z_img[:n_test], z_aud[:n_test],
                               image_stats=image_stats, audio_stats=audio_stats)
     metrics.update({f"train_{key}": value for key, value in result.logs.items()})
