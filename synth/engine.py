@@ -139,6 +139,8 @@ class _Ahead:
     def __init__(self, source: Source, *, block_size: int, n_blocks: int, stats: FeedStats) -> None:
         self._source, self._block_size, self._stats = source, block_size, stats
         self.blocks: queue.Queue = queue.Queue(maxsize=n_blocks)
+        for _ in range(n_blocks):  # full before the first callback: no underrun while the thread starts
+            self.blocks.put_nowait(_call_source(source, block_size, stats))
         self._running = True
         self._thread = threading.Thread(target=self._loop, name="imgsonic-decode-ahead", daemon=True)
         self._thread.start()
