@@ -1,7 +1,7 @@
 """The ``imgsonic`` command line: one argparse parser with subcommands.
 
 Adding a subcommand: write ``_run_<name>(args) -> int`` and, if it takes arguments,
-``_add_<name>_arguments(parser)`` (or put both in their own module), then append one
+``_add_<name>_arguments(parser)`` (or put both in their own module and use ``_module_command``), then append one
 ``Subcommand`` to ``SUBCOMMANDS``. Import heavy modules (torch, pyo) inside ``run`` so
 ``imgsonic --version`` and ``--help`` stay fast. Raise ``ImgsonicError`` subclasses for user
 errors: ``main`` prints them as one line.
@@ -9,6 +9,7 @@ errors: ``main`` prints them as one line.
 
 import argparse
 import contextlib
+import importlib
 import importlib.metadata
 import io
 import os
@@ -136,6 +137,16 @@ def _run_train(args: argparse.Namespace) -> int:
 
 # ---- the parser and entry point --------------------------------------------------------------
 
+def _module_command(name: str, module: str, *, help: str) -> Subcommand:
+    """A subcommand whose ``add_arguments(parser)`` and ``run(args)`` live in ``module``, imported only when used."""
+    return Subcommand(
+        name=name,
+        help=help,
+        run=lambda args: importlib.import_module(module).run(args),
+        add_arguments=lambda parser: importlib.import_module(module).add_arguments(parser),
+    )
+
+
 SUBCOMMANDS: list[Subcommand] = [
     Subcommand(
         name="info",
@@ -148,36 +159,16 @@ SUBCOMMANDS: list[Subcommand] = [
         run=lambda args: _run_train(args),
         add_arguments=lambda parser: _add_train_arguments(parser),
     ),
-    Subcommand(
-        name="eval",
-        help="measure a preset on held-out data, through rendered sound; print a table, write plots",
-        run=lambda args: __import__("training.evaluate", fromlist=["run"]).run(args),
-        add_arguments=lambda parser: __import__("training.evaluate", fromlist=["add_arguments"]).add_arguments(parser),
-    ),
-    Subcommand(
-        name="render",
-        help="render images (files, folders, globs, videos) to a sound file, with optional MIDI and JSON",
-        run=lambda args: __import__("bridge.render", fromlist=["run"]).run(args),
-        add_arguments=lambda parser: __import__("bridge.render", fromlist=["add_arguments"]).add_arguments(parser),
-    ),
-    Subcommand(
-        name="visualize",
-        help="turn a sound file into images over time: a PNG sheet, an animated GIF or a folder of PNG frames",
-        run=lambda args: __import__("bridge.visualize", fromlist=["run"]).run(args),
-        add_arguments=lambda parser: __import__("bridge.visualize", fromlist=["add_arguments"]).add_arguments(parser),
-    ),
-    Subcommand(
-        name="demo",
-        help="render the bundled example images with the default preset to demo.wav, demo.mid and demo.png",
-        run=lambda args: __import__("bridge.demo", fromlist=["run"]).run(args),
-        add_arguments=lambda parser: __import__("bridge.demo", fromlist=["add_arguments"]).add_arguments(parser),
-    ),
-    Subcommand(
-        name="live",
-        help="play live through pyo: a neural voice, a patch reloaded on save, OSC and MIDI control",
-        run=lambda args: __import__("bridge.live", fromlist=["run"]).run(args),
-        add_arguments=lambda parser: __import__("bridge.live", fromlist=["add_arguments"]).add_arguments(parser),
-    ),
+    _module_command("eval", "training.evaluate",
+                    help="measure a preset on held-out data, through rendered sound; print a table, write plots"),
+    _module_command("render", "bridge.render",
+                    help="render images (files, folders, globs, videos) to a sound file, with optional MIDI and JSON"),
+    _module_command("visualize", "bridge.visualize",
+                    help="turn a sound file into images over time: a PNG sheet, an animated GIF or a folder of PNG frames"),
+    _module_command("demo", "bridge.demo",
+                    help="render the bundled example images with the default preset to demo.wav, demo.mid and demo.png"),
+    _module_command("live", "bridge.live",
+                    help="play live through pyo: a neural voice, a patch reloaded on save, OSC and MIDI control"),
 ]
 
 
