@@ -18,7 +18,7 @@ The heap of the original algorithm is sequential over every bin. Here the same i
 chosen per frame with vectorised operations, which keeps the whole method one small recursion per frame
 and lets the streaming inverter (:mod:`synth.streaming`) run the identical code one frame at a time:
 
-* every significant bin climbs the log-magnitude to its spectral peak (pointer jumping);
+* every significant bin climbs the log-magnitude to its spectral peak (two running extrema per block);
 * a peak's phase is integrated **in time** from the previous frame with the instantaneous frequency
   ``k + n_fft²/(2πγ)·∂s/∂k`` (trapezoid rule) — the heap's choice for stationary partials;
 * the other bins of the peak's region are integrated **in frequency** from the peak with the
@@ -61,51 +61,66 @@ PGHI_GAMMA_FACTOR = 0.25645  # γ = 0.25645·n_fft² for a Hann window (Průša 
 _EPS = 1e-10
 
 
-def _gradient(s: np.ndarray, axis: int) -> np.ndarray:
-    """Central differences along ``axis``, one-sided at the edges (``np.gradient`` without its overhead)."""
+def _gradient(s: np.ndarray, *, axis: int, scale: float) -> np.ndarray:
+    """Central differences along ``axis`` times ``scale``, one-sided at the edges (``np.gradient`` without
+    its overhead); C-contiguous."""
     if s.shape[axis] == 1:
-        return np.zeros_like(s)
-
-    def part(start: int | None, stop: int | None) -> tuple[slice, ...]:
-        index = [slice(None)] * s.ndim
-        index[axis] = slice(start, stop)
-        return tuple(index)
-
-    d = np.empty_like(s)
-    d[part(1, -1)] = (s[part(2, None)] - s[part(None, -2)]) / 2
-    d[part(0, 1)] = s[part(1, 2)] - s[part(0, 1)]
-    d[part(-1, None)] = s[part(-1, None)] - s[part(-2, -1)]
+        return np.zeros(s.shape)
+    d = np.empty(s.shape)
+    # one pass over the flattened arrays (contiguous, whatever the axis) for the central differences; it
+    # also writes across the edges along ``axis``, which get their one-sided differences afterwards
+    step = math.prod(s.shape[axis + 1 :])
+    flat_s, flat_d = s.reshape(-1), d.reshape(-1)
+    inner = flat_d[step:-step]
+    np.subtract(flat_s[2 * step :], flat_s[: -2 * step], out=inner)
+    inner /= 2
+    src, dst = np.moveaxis(s, axis, 0), np.moveaxis(d, axis, 0)
+    np.subtract(src[1], src[0], out=dst[0])
+    np.subtract(src[-1], src[-2], out=dst[-1])
+    d *= scale
     return d
 
 
-def _gather(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``x[..., idx[...]]`` row by row along the last axis (``take_along_axis`` without its overhead)."""
-    rows = x.size // x.shape[-1]
-    offsets = (np.arange(rows) * x.shape[-1]).reshape(idx.shape[:-1] + (1,))
-    return x.reshape(-1)[idx + offsets]
+def _climb_to_peaks(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where steepest ascent takes each bin of ``s`` ``(..., K)`` (no NaN): the local maximum's index into
+    ``s.ravel()``, and whether the bin stays put (is its own maximum), both shaped like ``s``.
 
+    One step moves to the largest of (k-1, k, k+1), ties going left (so plateaus cannot cycle), a row's
+    outer neighbours counting as -inf; -inf bins stay put.
 
-def _climb_to_peaks(s: np.ndarray) -> np.ndarray:
-    """For each bin of ``s`` ``(..., K)``, the index of the local maximum reached by steepest ascent.
-
-    One step moves to the largest of (k-1, k, k+1), ties going left (so plateaus cannot cycle). A
-    rising run can only end at a bin that stays put — the next peak to its right — and a falling run
-    at the previous peak to its left, so two ``searchsorted`` calls over the peaks replace the walk.
-    Rows never mix: a row's first bin cannot step left, nor its last step right (their outer neighbour
-    is -inf), except -inf bins, whose result the caller ignores.
+    The bin after a rising step never steps left, and the bin before a falling step never steps right. So
+    a rising run ends at the next bin that does not step right, found for every bin by one running minimum
+    from the right of "index, or past the end where the bin steps right"; and a falling run at the previous
+    bin that does not step left, found by a running maximum of that result with 0 where the bin steps left
+    (each bin before a falling run's end maps to at most that end). Both are linear passes; rows never
+    mix: a row's first bin never steps left, nor its last right. A bin that steps left may be marked as
+    stepping right too (its right neighbour is above it as well): the second pass, going left, decides.
     """
     k = s.shape[-1]
-    pad = np.full(s.shape[:-1] + (1,), -np.inf)
-    padded = np.concatenate([pad, s, pad], axis=-1)
-    left, right = padded[..., :-2], padded[..., 2:]
-    go_left = ((left >= s) & (left >= right)).reshape(-1)  # the first maximum of (left, self, right)
-    go_right = ~go_left & (right > s).reshape(-1)
-    index = np.arange(go_left.size)
-    peaks = np.flatnonzero(~(go_left | go_right))
-    next_peak = peaks[np.minimum(np.searchsorted(peaks, index), peaks.size - 1)]
-    previous_peak = peaks[np.maximum(np.searchsorted(peaks, index, side="right") - 1, 0)]
-    flat = np.where(go_right, next_peak, np.where(go_left, previous_peak, index))
-    return flat.reshape(s.shape) - (np.arange(s.size // k) * k).reshape(s.shape[:-1] + (1,))
+    flat = s.reshape(-1)
+    n = flat.size
+    # comparisons over the flattened array (contiguous); the pairs across row ends are fixed below
+    go_left = np.empty(n, dtype=bool)
+    np.greater_equal(flat[:-1], flat[1:], out=go_left[1:])  # left ≥ self
+    go_right = np.empty(n, dtype=bool)
+    np.logical_not(go_left[1:], out=go_right[:-1])  # right > self
+    left_ge_right = flat[:-2] >= flat[2:]  # for bins 1 … n-2
+    left_ge_right[k - 2 :: k] = True  # a row's last bin: its right is -inf
+    go_left[1:-1] &= left_ge_right
+    go_left[::k] = False  # a row's first bin: its left is -inf
+    go_right[k - 1 :: k] = False
+    finite = flat > -np.inf
+    go_left &= finite
+    go_right &= finite
+    target = np.arange(n, 0, -1)  # n - index
+    target *= ~go_right
+    backwards = target[::-1]
+    np.maximum.accumulate(backwards, out=backwards)  # n - (the next bin that does not step right)
+    np.subtract(n, target, out=target)
+    target *= ~go_left
+    np.maximum.accumulate(target, out=target)
+    go_left |= go_right
+    return target.reshape(s.shape), ~go_left.reshape(s.shape)
 
 
 _NOISE_TABLE_FRAMES = 509  # prime, so the table's period does not line up with musical periods
@@ -155,52 +170,75 @@ def pghi_terms(
     n_fft, hop = config.n_fft, config.hop_length
     gamma = PGHI_GAMMA_FACTOR * n_fft**2
     mag = np.asarray(magnitude, dtype=np.float64)
-    s = np.log(mag + _EPS)
+    s = np.add(mag, _EPS, order="C")
+    np.log(s, out=s)
     # the time derivative and the frame maxima look at the whole block; the rest only at rows start:stop
-    fgrad = _gradient(s, axis=0)[start:stop] * (-gamma / (n_fft * hop)) if t > 1 else np.zeros_like(s)
+    fgrad = _gradient(s, axis=0, scale=-gamma / (n_fft * hop))[start:stop]
     frame_max = s.max(axis=2, keepdims=True)  # (T, B, 1)
     context_max = frame_max.copy()
     if t > 1:
         context_max[1:] = np.maximum(context_max[1:], frame_max[:-1])
         context_max[:-1] = np.maximum(context_max[:-1], frame_max[1:])
     first = max(start - 1, 0)  # the instantaneous frequency of the row before is needed too
-    inst = _gradient(s[first:stop], axis=2) * (n_fft**2 / (2 * math.pi * gamma)) + np.arange(k)
-    inst_bin, prev_inst = (inst[1:], inst[:-1]) if start else (inst, np.concatenate([inst[:1], inst[:-1]]))
-    s_prev = s[first : stop - 1] if start else np.concatenate([np.full_like(s[:1], -np.inf), s[: stop - 1]])
-    s, mag, context_max = s[start:stop], mag[start:stop], context_max[start:stop]
+    inst = _gradient(s[first:stop], axis=2, scale=n_fft**2 / (2 * math.pi * gamma))
+    inst += np.arange(k)
+    # instantaneous frequency of each row plus that of the row before (the first frame: its own, twice)
+    time_step = np.empty(inst[start:].shape)
+    np.add(inst[:-1], inst[1:], out=time_step[1 - start :])
+    if not start and stop:
+        np.add(inst[0], inst[0], out=time_step[0])
+    s_rows, mag = s[start:stop], mag[start:stop]
 
-    # phase offset of each bin from bin 0, trapezoid rule along frequency
-    freq_integral = np.cumsum(fgrad, axis=2) - (fgrad + fgrad[..., :1]) / 2
-    significant = (s >= context_max - tol_db * math.log(10) / 20) & (mag > _EPS)
+    # phase offset of each bin from bin 0, trapezoid rule along frequency: the sum up to the bin, less half
+    # of the first and of the bin's own gradient
+    ends = fgrad + fgrad[..., :1]
+    ends /= 2
+    freq_integral = np.cumsum(fgrad, axis=2, out=fgrad)
+    freq_integral -= ends
+    significant = s_rows >= context_max[start:stop] - tol_db * math.log(10) / 20
+    significant &= mag > _EPS
 
-    s_sig = np.where(significant, s, -np.inf)
-    self_idx = np.broadcast_to(np.arange(k), s.shape)
-    anchor = np.where(significant, _climb_to_peaks(s_sig), self_idx)
-    is_peak = significant & (anchor == self_idx)
-    # the very first frame (s_prev = -inf) has nothing before it: all its peaks are onsets
-    onset = is_peak & (s_prev < s - onset_db * math.log(10) / 20)
+    s_sig = np.where(significant, s_rows, -np.inf)
+    # indices into the block's flattened (T', B, K) values; a non-significant bin (-inf) is its own anchor
+    anchor, stays = _climb_to_peaks(s_sig)
+    # onsets: significant peaks louder than the same bin one frame earlier; the very first frame has
+    # nothing before it, so all its peaks are onsets
+    onset = np.logical_and(stays, significant, out=stays)
+    louder = s_rows - onset_db * math.log(10) / 20
+    onset[1 - start :] &= s[first:stop][:-1] < louder[1 - start :]
 
     # onset regions are joined in frequency to the frame's loudest peak, as the heap would do
+    t_rows = stop - start
     loudest = s_sig.argmax(axis=2)[..., None]  # (T', B, 1)
-    joins_loudest = _gather(onset, anchor) & significant
-    anchor = np.where(joins_loudest, loudest, anchor)
+    loudest += (np.arange(t_rows * b) * k).reshape(t_rows, b, 1)
+    flat_onset = onset.reshape(-1)
+    joins_loudest = flat_onset.take(anchor)  # a non-significant bin is its own anchor, never an onset
+    np.copyto(anchor, loudest, where=joins_loudest)
 
-    offset = freq_integral - _gather(freq_integral, anchor)
+    offset = freq_integral.reshape(-1).take(anchor)
+    np.subtract(freq_integral, offset, out=offset)
     rows = np.arange(first_frame + start, first_frame + stop) % _NOISE_TABLE_FRAMES
-    offset = np.where(significant, offset, _noise_phase_table(k)[rows][:, None, :])
+    np.copyto(offset, _noise_phase_table(k)[rows][:, None, :], where=~significant)
 
-    time_step = _wrap((math.pi * hop / n_fft) * (prev_inst + inst_bin))
-    use_time = significant & ~(onset | (joins_loudest & _gather(onset, loudest)))
-    use_time = use_time.astype(np.float64)
+    time_step *= math.pi * hop / n_fft
+    _wrap(time_step)
+    # integrated in time unless an onset, or in a region joined to its frame's loudest peak, itself an onset
+    in_frequency_only = joins_loudest & flat_onset.take(loudest)
+    in_frequency_only |= onset
+    use_time = (significant & ~in_frequency_only).astype(np.float64)
     time_step *= use_time
+    anchor -= (np.arange(t_rows) * (b * k))[:, None, None]  # indices into a frame's (B·K) values
+    return time_step, use_time, anchor, offset
 
-    flat_anchor = anchor + np.arange(b)[:, None] * k  # indices into a frame's (B·K) values: one gather a step
-    return time_step, use_time, flat_anchor, offset
 
-
-def _wrap(phase: np.ndarray) -> np.ndarray:
-    """Phase wrapped to [-π, π] (round-based: several times faster than ``np.mod`` on float64 here)."""
-    return phase - (2 * math.pi) * np.round(phase * (1 / (2 * math.pi)))
+def _wrap(phase: np.ndarray, *, scratch: np.ndarray | None = None) -> np.ndarray:
+    """Wraps ``phase`` to [-π, π] in place and returns it (round-based: several times faster than ``np.mod``
+    on float64 here); ``scratch``, like ``phase``, saves an allocation."""
+    turns = np.multiply(phase, 1 / (2 * math.pi), out=scratch)
+    np.rint(turns, out=turns)
+    turns *= 2 * math.pi
+    phase -= turns
+    return phase
 
 
 def pghi_step(
@@ -209,11 +247,21 @@ def pghi_step(
     use_time: np.ndarray,
     anchor: np.ndarray,
     offset: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """One frame of the PGHI recursion; all arguments ``(B, K)`` (``anchor``: flat indices, see
-    :func:`pghi_terms`); the phase is frame-centred, in ``[-π, π]``."""
-    base = previous_phase * use_time + time_step
-    return _wrap(base.reshape(-1)[anchor] + offset)
+    :func:`pghi_terms`), or all flattened to ``(B·K,)``; the phase is frame-centred, in ``[-π, π]``.
+
+    ``out`` receives the phase (a new array if not given); ``scratch``, shaped like it, saves an allocation.
+    Neither may be ``previous_phase``.
+    """
+    base = np.multiply(previous_phase, use_time, out=scratch)
+    base += time_step
+    phase = base.take(anchor, out=out, mode="clip")  # "clip" (the indices are valid) writes ``out`` unbuffered
+    phase += offset
+    return _wrap(phase, scratch=base)
 
 
 def centred_to_stft_phase(phase: np.ndarray) -> np.ndarray:
@@ -235,14 +283,25 @@ def pghi_phase(magnitude: torch.Tensor, *, config: SpectralConfig) -> torch.Tens
     device.
     """
     b, k, t = magnitude.shape
-    mag = magnitude.detach().to("cpu", torch.float64).permute(2, 0, 1).numpy()
-    time_step, use_time, anchor, offset = pghi_terms(mag, config=config, first_frame=0, has_previous=False)
-    out = np.empty((t, b, k))
-    phase = np.zeros((b, k))
+    # copies and casts in numpy: torch's wake its thread pool, which can cost far more than the copy (8 ms
+    # each for 10 s of audio, measured with two threads on two busy cores; numpy: 0.1 ms)
+    source = magnitude.detach().cpu()
+    if source.dtype not in (torch.float32, torch.float64):
+        source = source.double()
+    mag = np.empty((t, b, k))
+    np.copyto(mag, source.numpy().transpose(2, 0, 1))
+    terms = pghi_terms(mag, config=config, first_frame=0, has_previous=False)
+    time_step, use_time, anchor, offset = (term.reshape(t, b * k) for term in terms)
+    out = np.empty((t, b * k))
+    scratch = np.empty(b * k)
+    phase = np.zeros(b * k)
     for m in range(t):
-        phase = pghi_step(phase, time_step[m], use_time[m], anchor[m], offset[m])
-        out[m] = phase
-    stft_phase = torch.from_numpy(centred_to_stft_phase(out)).permute(1, 2, 0)
+        phase = pghi_step(phase, time_step[m], use_time[m], anchor[m], offset[m], out=out[m], scratch=scratch)
+    out = out.reshape(t, b, k)
+    out -= _pi_ramp(k)  # centred_to_stft_phase, in place
+    if magnitude.dtype == torch.float32:
+        out = out.astype(np.float32)
+    stft_phase = torch.from_numpy(out).permute(1, 2, 0)
     return stft_phase.to(device=magnitude.device, dtype=magnitude.dtype)
 
 

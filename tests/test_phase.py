@@ -1,0 +1,97 @@
+"""PGHI internals (synth.phase): the peak climb against a plain walk, the per-frame recursion in both of its
+forms, batch independence, and silent input (no spectral peak anywhere)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from synth.phase import _climb_to_peaks, magnitude_to_audio, pghi_phase, pghi_step, pghi_terms
+from synth.spectral import SpectralConfig, audio_to_magnitude
+from synth.streaming import StreamingInverter
+
+CFG = SpectralConfig()
+
+
+def _walk(row: np.ndarray) -> np.ndarray:
+    """Steepest ascent one step at a time: where each bin of ``row`` ``(K,)`` ends (-inf bins stay put)."""
+    padded = np.concatenate([[-np.inf], row, [-np.inf]])
+    ends = np.arange(row.size)
+    for start in range(row.size):
+        i = start
+        while row[i] > -np.inf:
+            step = int(np.argmax(padded[i : i + 3])) - 1  # the first maximum of (left, self, right)
+            if step == 0:
+                break
+            i += step
+        ends[start] = i
+    return ends
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 17), (40, 2), (9, 1), (4, 5, 1), (1, 64)])
+@pytest.mark.parametrize("n_levels", [3, 1000])
+def test_climb_to_peaks_equals_a_step_by_step_walk(rng, shape, n_levels):
+    # few levels: plateaus and ties everywhere; a fifth of the bins -inf (non-significant)
+    s = rng.integers(0, n_levels, size=shape).astype(np.float64)
+    s[rng.random(shape) < 0.2] = -np.inf
+    peak, stays = _climb_to_peaks(s)
+    rows = s.reshape(-1, shape[-1])
+    expected = np.stack([_walk(row) + i * shape[-1] for i, row in enumerate(rows)]).reshape(shape)
+    np.testing.assert_array_equal(peak, expected)
+    np.testing.assert_array_equal(stays, expected == np.arange(s.size).reshape(shape))
+
+
+def test_climb_to_peaks_of_all_minus_inf_stays_put():
+    peak, stays = _climb_to_peaks(np.full((3, 2, 5), -np.inf))
+    np.testing.assert_array_equal(peak.ravel(), np.arange(30))
+    assert stays.all()
+
+
+def _noisy_chirp(seconds: float = 0.5) -> torch.Tensor:
+    t = torch.arange(int(seconds * CFG.sample_rate)) / CFG.sample_rate
+    chirp = 0.4 * torch.sin(2 * math.pi * (150 * t + 900 * t**2))
+    return chirp + 0.02 * torch.randn(t.shape, generator=torch.Generator().manual_seed(0))
+
+
+def test_pghi_batch_items_equal_their_single_results():
+    magnitude = audio_to_magnitude(torch.stack([_noisy_chirp(), 0.1 * _noisy_chirp().flip(0)]), config=CFG)
+    together = pghi_phase(magnitude, config=CFG)
+    for i in range(2):
+        assert torch.equal(together[i], pghi_phase(magnitude[i : i + 1], config=CFG)[0])
+
+
+def test_pghi_step_gives_the_same_phase_with_and_without_buffers():
+    # the streaming inverter steps (B, K) frames into new arrays, pghi_phase flattened ones into its output
+    magnitude = audio_to_magnitude(torch.stack([_noisy_chirp(), _noisy_chirp(0.5) * 0.5]), config=CFG)
+    block = magnitude.double().permute(2, 0, 1).contiguous().numpy()
+    t, b, k = block.shape
+    terms = pghi_terms(block, config=CFG, first_frame=0, has_previous=False)
+    phase = np.zeros((b, k))
+    flat_phase, out, scratch = np.zeros(b * k), np.empty((t, b * k)), np.empty(b * k)
+    for m in range(t):
+        phase = pghi_step(phase, *(term[m] for term in terms))
+        flat_phase = pghi_step(flat_phase, *(term[m].ravel() for term in terms), out=out[m], scratch=scratch)
+        np.testing.assert_array_equal(flat_phase, phase.ravel())
+        assert np.all(np.abs(phase) <= math.pi)
+
+
+def test_silent_magnitudes_reconstruct_to_silence():
+    audio = magnitude_to_audio(torch.zeros(CFG.n_freqs, 12), config=CFG, method="pghi")
+    assert audio.shape == (12 * CFG.hop_length,) and torch.all(audio == 0.0)
+    phase = pghi_phase(torch.zeros(1, CFG.n_freqs, 12), config=CFG)
+    assert torch.isfinite(phase).all()
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_streaming_through_digital_silence_equals_offline(chunk):
+    # frames with no significant bin at all (exact zeros) before and between sounds
+    audio = _noisy_chirp(0.6)
+    audio[: CFG.sample_rate // 5] = 0.0
+    audio[CFG.sample_rate // 3 : CFG.sample_rate // 2] = 0.0
+    magnitude = audio_to_magnitude(audio, config=CFG).numpy()
+    offline = magnitude_to_audio(torch.from_numpy(magnitude), config=CFG, method="pghi").numpy()
+    inverter = StreamingInverter(config=CFG)
+    pieces = [inverter.push_magnitude(magnitude[:, i : i + chunk]) for i in range(0, magnitude.shape[1], chunk)]
+    streamed = np.concatenate(pieces + [inverter.flush()])
+    np.testing.assert_allclose(streamed[inverter.latency_samples :], offline, atol=1e-4 * np.abs(offline).max())
