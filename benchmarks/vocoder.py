@@ -1,11 +1,12 @@
 """Neural vocoder vs phase reconstruction, all from the same mels: quality and speed in one run.
 
-Usage: ``python -m benchmarks.vocoder [--checkpoint PATH] [--json]``
+Usage: ``python -m benchmarks.vocoder [--preset NAME | --checkpoint PATH] [--json]``
 
-All methods use the vocoder checkpoint's spectral config. Sounds (none seen in training): held-out synth clips (sine, FM with envelopes and vibrato, noise bursts;
+All methods use the vocoder checkpoint's spectral config (by default the ``default`` preset's vocoder). Sounds (none seen in training): held-out synth clips (sine, FM with envelopes and vibrato, noise bursts;
 the training script's held-out seed) and the held-out last 20 % of each recording pyo ships.
 
-Methods: ``neural`` (the checkpoint), ``pghi+fgla`` (``synth.phase.mel_to_audio``'s default) and
+Methods: ``neural`` (the checkpoint's magnitudes with PGHI phase), ``pghi+fgla`` (``synth.phase.mel_to_audio``'s
+default), ``pghi`` (PGHI alone on the pseudo-inverse magnitude: what the neural magnitudes replace) and
 ``griffinlim-100`` (``torchaudio.transforms.GriffinLim``, 100 iterations, on the pseudo-inverse magnitude).
 
 Columns
@@ -37,11 +38,11 @@ import torchaudio
 from synth.phase import mel_to_audio
 from synth.spectral import SpectralConfig, audio_to_mel, mel_to_magnitude, normalized_db_to_amplitude
 from synth.streaming import StreamingInverter
-from synth.vocoder import NeuralVocoder, shipped_vocoder_path
+from synth.vocoder import NeuralVocoder
 from training.metrics import log_mel_l1, multi_resolution_stft_distance
 from training.train_vocoder import HELD_OUT_SEED, SYNTH_KINDS, load_recordings, render_synth
 
-METHODS = ("neural", "pghi+fgla", "griffinlim-100")
+METHODS = ("neural", "pghi+fgla", "pghi", "griffinlim-100")
 QUALITY_TARGET = 0.7  # neural ≤ 0.7 × pghi+fgla on both distances (issue 5)
 
 
@@ -57,6 +58,7 @@ def held_out_sounds(*, config: SpectralConfig, n_per_kind: int, clip_s: float, s
     for index, kind in enumerate(SYNTH_KINDS):
         # another seed than the training script's held-out pool, from the same held-out seed range
         clips = render_synth(kind, n_examples=n_per_kind, n_samples=n_samples, sample_rate=config.sample_rate,
+                             band_hz=(config.f_min_hz, config.f_max_hz),
                              seed=seed * 10 + index + HELD_OUT_SEED + 7)
         synth += list(clips)
     # a few files are so short that their last 20 % is under a window long: too short to judge anything
@@ -75,6 +77,7 @@ def make_methods(vocoder: NeuralVocoder, *, config: SpectralConfig) -> dict[str,
     return {
         "neural": vocoder.vocode,
         "pghi+fgla": lambda mel: mel_to_audio(mel, config=config, method="pghi+fgla"),
+        "pghi": lambda mel: mel_to_audio(mel, config=config, method="pghi"),
         "griffinlim-100": griffinlim_100,
     }
 
@@ -152,15 +155,15 @@ def streaming_cost_ms(vocoder: NeuralVocoder, mel: torch.Tensor, *, chunk_frames
 
 
 def gpu_throughput(vocoder: NeuralVocoder, mel: torch.Tensor, *, seconds: float, batch_size: int = 64) -> float | None:
-    """× real time of the neural vocoder on CUDA for a batch of ``batch_size`` mels, or None without CUDA."""
+    """× real time of the whole neural vocoder with its model on CUDA, for a batch of ``batch_size`` mels
+    (PGHI's recursion still runs on the CPU), or None without CUDA."""
     if not torch.cuda.is_available():
         return None
-    model = vocoder.model.to("cuda")
+    vocoder.model.to("cuda")
     batch = mel.to("cuda")[None].expand(batch_size, -1, -1).contiguous()
 
     def run() -> None:
-        with torch.inference_mode():
-            model(batch)
+        vocoder.vocode(batch)
         torch.cuda.synchronize()
 
     elapsed = _median_seconds(run, repeats=5)
@@ -169,7 +172,14 @@ def gpu_throughput(vocoder: NeuralVocoder, mel: torch.Tensor, *, seconds: float,
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    path = args.checkpoint or shipped_vocoder_path()
+    if args.checkpoint:
+        path = args.checkpoint
+    else:
+        from models.registry import load_preset
+
+        path = load_preset(args.preset).vocoder
+        if path is None:
+            raise SystemExit(f"benchmarks.vocoder: preset {args.preset!r} has no vocoder; give --checkpoint PATH")
     vocoder = NeuralVocoder.from_checkpoint(path)
     config = vocoder.config  # every method runs on the mels the vocoder was trained for
     methods = make_methods(vocoder, config=config)
@@ -231,7 +241,8 @@ def format_table(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks.vocoder", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="vocoder checkpoint (default: the shipped spectral-default)")
+    parser.add_argument("--preset", default="default", help="benchmark this preset's vocoder (default: default)")
+    parser.add_argument("--checkpoint", help="vocoder checkpoint (instead of a preset's)")
     parser.add_argument("--threads", type=int, default=2, help="threads for the offline runs (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per method, median taken (default 5)")
     parser.add_argument("--seconds", type=float, default=10.0, help="audio length for the speed runs (default 10)")

@@ -170,16 +170,30 @@ def _iter_video(path: Path, *, frames_per_second: float) -> Iterator[ImageItem]:
         raise InputError(f"video {str(path)!r} cannot be read ({error}); is imageio-ffmpeg installed?") from error
 
 
-def load_images(paths: Sequence[str | os.PathLike], *, video_frames_per_second: float = 1.0) -> list[ImageItem]:
-    """Decode files (from :func:`expand_inputs`) in order; a video adds ``video_frames_per_second`` frames per second."""
+def load_images(
+    paths: Sequence[str | os.PathLike], *, video_frames_per_second: float = 1.0, workers: int = 1
+) -> list[ImageItem]:
+    """Decode files (from :func:`expand_inputs`) in order; a video adds ``video_frames_per_second`` frames per second.
+
+    Still images are decoded by ``workers`` threads at once (Pillow releases the GIL while decoding).
+    """
     if video_frames_per_second <= 0:
         raise ParameterError(f"video_frames_per_second={video_frames_per_second!r}; expected > 0")
+    paths = [Path(path) for path in paths]
+    stills = [path for path in paths if path.suffix.lower() not in VIDEO_EXTENSIONS]
+    if workers > 1 and len(stills) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            decoded = dict(zip(stills, pool.map(read_image, stills)))
+    else:
+        decoded = {}
     items: list[ImageItem] = []
-    for path in map(Path, paths):
+    for path in paths:
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             items += _iter_video(path, frames_per_second=video_frames_per_second)
         else:
-            items.append(ImageItem(name=str(path), pixels=read_image(path)))
+            items.append(ImageItem(name=str(path), pixels=decoded[path] if path in decoded else read_image(path)))
     if not items:
         raise InputError("no images found in the inputs")
     return items

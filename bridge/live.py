@@ -88,7 +88,7 @@ class LiveSession:
     server : pyo.Server (booted)
     image_folders : folders OSC may load images from; the first is also the voice's image sequence.
         None: the demo pictures, written to a temporary folder.
-    preset, mapping, fx, ahead : passed to :class:`bridge.voices.NeuralVoice`.
+    preset, mapping, fx, ahead, vocoder : passed to :class:`bridge.voices.NeuralVoice`.
     gain_db : starting master gain.
     control_rate_hz : how often sinks (OSC out, MIDI out) are fed.
     """
@@ -104,6 +104,7 @@ class LiveSession:
         ahead: int = 0,
         gain_db: float = 0.0,
         control_rate_hz: float = 30.0,
+        vocoder: str = "pghi",
     ) -> None:
         import pyo
 
@@ -116,7 +117,8 @@ class LiveSession:
             if not folder.is_dir():
                 raise InputError(f"image folder {str(folder)!r} is not a folder")
         self.image_folders = folders
-        self.voice = NeuralVoice(preset, images=folders[0], mapping=mapping, fx=fx, ahead=ahead, fadetime=0.5)
+        self.voice = NeuralVoice(preset, images=folders[0], mapping=mapping, fx=fx, ahead=ahead, fadetime=0.5,
+                                 vocoder=vocoder)
         self.mapping = self.voice.stream.mapping
         self.image_latent_dim = self.voice.stream.models.image_latent_dim
         self.sinks: list = []
@@ -295,6 +297,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default", help="default: default")
     parser.add_argument("--mapping", metavar="TOML", help="parameter mapping (default: the shipped one)")
     parser.add_argument("--fx", default="", metavar="SPEC", help="pedalboard effects on the neural voice")
+    parser.add_argument("--vocoder", choices=("pghi", "neural"), default="pghi",
+                        help="mel → audio for the neural voice: streaming PGHI, or the preset's neural vocoder "
+                             "(default: pghi)")
     parser.add_argument("--sr", type=int, default=44100, metavar="HZ", help="default: 44100")
     parser.add_argument("--buffer-size", type=int, default=256, metavar="N", help="default: 256")
     parser.add_argument("--osc-host", default="127.0.0.1", help="address the OSC server binds (default: 127.0.0.1)")
@@ -379,7 +384,8 @@ def run(args) -> int:
     stoppers: list = []
     try:
         session = LiveSession(server=server, image_folders=args.images, preset=args.preset, mapping=mapping,
-                              fx=args.fx, ahead=0 if args.audio == "offline" else LIVE_AHEAD_BUFFERS)
+                              fx=args.fx, ahead=0 if args.audio == "offline" else LIVE_AHEAD_BUFFERS,
+                              vocoder=args.vocoder)
         if args.patch and not session.load_patch(args.patch):
             raise ImgsonicError(f"patch {args.patch!r} failed to load: {session.last_patch_error}")
         stoppers = _start_io(session, args)

@@ -76,6 +76,7 @@ class RenderSettings:
     fx : effect spec (:mod:`synth.effects`), "" for none.  sample_rate : output rate in Hz.
     peak_db : output peak in dBFS (≤ 0), or None to keep the vocoder's level.  fade_s : fade in/out length.
     chunk_s / overlap_s : vocoder piece length for long renders and the overlap crossfaded between pieces.
+    workers : vocoder pieces rendered at once, in threads (the pieces, and so the output, do not depend on it).
     """
 
     seconds_per_image: float = 1.0
@@ -85,8 +86,9 @@ class RenderSettings:
     sample_rate: int = 44100
     peak_db: float | None = -1.0
     fade_s: float = 0.02
-    chunk_s: float = 30.0
+    chunk_s: float = 15.0
     overlap_s: float = 0.5
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.vocoder not in VOCODERS:
@@ -99,6 +101,8 @@ class RenderSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ParameterError(f"{name}={value!r}; expected ≥ 0 seconds")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ParameterError(f"workers={self.workers!r}; expected an integer ≥ 1")
         if not (math.isfinite(self.chunk_s) and self.chunk_s > 2 * self.overlap_s):
             raise ParameterError(f"chunk_s={self.chunk_s!r}; expected more than twice overlap_s={self.overlap_s}")
 
@@ -164,11 +168,9 @@ def _vocoder_function(loaded: LoadedModels, method: str, config) -> Callable[[to
         from synth.phase import mel_to_audio
 
         return lambda mel: mel_to_audio(mel, config=config, method=method)
-    from synth.vocoder import NeuralVocoder, shipped_vocoder_path
+    from synth.vocoder import vocoder_for
 
-    path = loaded.vocoder_path or shipped_vocoder_path()
-    vocoder = NeuralVocoder.from_checkpoint(path, config=config)
-    return vocoder.vocode
+    return vocoder_for(loaded.vocoder_path, preset=loaded.label, config=config).vocode
 
 
 def prepare_inputs(items: Sequence[ImageItem], models: SonificationModels) -> tuple[torch.Tensor, np.ndarray]:
@@ -214,12 +216,20 @@ def _vocode_chunked(
     hop: int,
     chunk_frames: int,
     overlap_frames: int,
+    workers: int,
     progress: bool,
 ) -> np.ndarray:
-    """Mel ``(n_mels, T)`` → audio ``(T·hop,)``; pieces of ``chunk_frames`` joined by equal-power crossfades."""
+    """Mel ``(n_mels, T)`` → audio ``(T·hop,)``; pieces of ``chunk_frames`` joined by equal-power crossfades.
+
+    ``workers`` threads vocode pieces at once (torch and numpy release the GIL in their kernels); the
+    pieces are the same whatever ``workers`` is.
+    """
     n_frames = mel.shape[-1]
     if n_frames <= chunk_frames:
         return vocode(mel).numpy().astype(np.float32)
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
     from tqdm import tqdm
 
     step = chunk_frames - overlap_frames
@@ -227,13 +237,30 @@ def _vocode_chunked(
     audio = np.zeros(n_frames * hop, dtype=np.float32)
     n_overlap = overlap_frames * hop
     fade_in = np.sin(0.5 * np.pi * (np.arange(n_overlap) + 0.5) / n_overlap).astype(np.float32)
-    for index, start in enumerate(tqdm(starts, desc="vocoder", unit="piece", disable=None if progress else True)):
-        piece = vocode(mel[:, start : start + chunk_frames]).numpy().astype(np.float32)
-        begin = start * hop
-        if index > 0:
-            piece[:n_overlap] *= fade_in
-            audio[begin : begin + n_overlap] *= fade_in[::-1]
-        audio[begin : begin + len(piece)] += piece
+
+    def piece_at(start: int) -> np.ndarray:
+        with torch.inference_mode():  # inference mode is per thread
+            return vocode(mel[:, start : start + chunk_frames]).numpy().astype(np.float32)
+
+    # the pool runs `workers` pieces at once; Ctrl-C or an error cancels the queued rest
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        if pool is None:
+            pieces = map(piece_at, starts)
+        else:
+            futures = [pool.submit(piece_at, start) for start in starts]
+            pieces = (future.result() for future in futures)
+        for index, (start, piece) in enumerate(
+            tqdm(zip(starts, pieces), total=len(starts), desc="vocoder", unit="piece", disable=None if progress else True)
+        ):
+            begin = start * hop
+            if index > 0:
+                piece[:n_overlap] *= fade_in
+                audio[begin : begin + n_overlap] *= fade_in[::-1]
+            audio[begin : begin + len(piece)] += piece
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return audio
 
 
@@ -298,6 +325,7 @@ def render_items(
             hop=config.hop_length,
             chunk_frames=max(2, round(settings.chunk_s * frame_rate_hz)),
             overlap_frames=max(1, round(settings.overlap_s * frame_rate_hz)),
+            workers=settings.workers,
             progress=progress,
         )
     timings["vocoder"] = time.perf_counter() - clock
@@ -417,7 +445,8 @@ def render_files(
     _check_output(Path(json_path) if json_path else None, (".json",), "--json")
     mapping = mapping or load_mapping()
     clock = time.perf_counter()
-    items = load_images(expand_inputs(inputs), video_frames_per_second=1.0 / settings.seconds_per_image)
+    items = load_images(expand_inputs(inputs), video_frames_per_second=1.0 / settings.seconds_per_image,
+                        workers=settings.workers)
     decode_s = time.perf_counter() - clock
     result = render_items(items, loaded=loaded, settings=settings, mapping=mapping, progress=progress)
     result.timings_s = {"image decode": decode_s, **result.timings_s}
@@ -467,7 +496,11 @@ def add_settings_arguments(parser) -> None:
     parser.add_argument("--sr", type=int, default=44100, metavar="HZ", help="output sample rate (default: 44100)")
     parser.add_argument("--mapping", metavar="TOML", help="parameter mapping (default: bridge/mappings/default.toml)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch threads (default: 1; on a busy 2-core machine 2 threads rendered 8× slower)")
+                        help="torch threads per operation (default: 1; on a busy 2-core machine 2 threads rendered "
+                             "8× slower)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
+                        help="images decoded and vocoder pieces (15 s each) rendered at once, one thread each; the output does not "
+                             "depend on it (default: 2, or 1 on a 1-core machine)")
 
 
 def set_threads(n_threads: int) -> None:
@@ -481,7 +514,7 @@ def set_threads(n_threads: int) -> None:
 
 def settings_from_args(args) -> RenderSettings:
     return RenderSettings(seconds_per_image=args.seconds_per_image, crossfade_s=args.crossfade,
-                          vocoder=args.vocoder, fx=args.fx, sample_rate=args.sr)
+                          vocoder=args.vocoder, fx=args.fx, sample_rate=args.sr, workers=args.workers)
 
 
 def models_from_args(args) -> LoadedModels:

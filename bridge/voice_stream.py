@@ -4,9 +4,10 @@
 on the same code: images are encoded and mapped to audio latents, the latents go on a
 :class:`bridge.stream.LatentStream`, each mel frame's audio latent is decoded (frame ``m`` is column ``m % W`` of its window, as offline),
 the frames are inverted with :class:`synth.streaming.StreamingInverter` (the streaming form of
-``--vocoder pghi``) and resampled with :class:`synth.resample.Resampler`. The inverter's latency is dropped
-once at the start, so output sample ``n`` lines up with sample ``n`` of the offline render: for events at
-the same frames the stream equals ``render_items(..., vocoder="pghi", peak_db=None, fade_s=0)`` within
+``--vocoder pghi``) or, given a neural vocoder, its :class:`synth.vocoder.VocoderStream` (``--vocoder
+neural``), and resampled with :class:`synth.resample.Resampler`. The vocoder's latency is dropped once at
+the start, so output sample ``n`` lines up with sample ``n`` of the offline render: for events at the same
+frames the stream equals ``render_items(..., vocoder="pghi" or "neural", peak_db=None, fade_s=0)`` within
 float rounding (``tests/test_voice_stream.py`` states the tolerance).
 
 Threads: the control methods (:meth:`set_image`, :meth:`set_latent`, :meth:`morph`, :meth:`set_param`)
@@ -14,7 +15,7 @@ may be called from any thread (Python, OSC, MIDI); they encode in the caller's t
 :meth:`render` (the audio side) applies queued events at the next frame it decodes and never blocks on them.
 
 Time: the *stream clock* counts output samples handed out by :meth:`render` (``played_s``); the decoder runs
-ahead of it by the inverter's look-ahead (one frame) plus what is left of the last decoded push.
+ahead of it by the vocoder's look-ahead (one frame for PGHI) plus what is left of the last decoded push.
 
 Example
 -------
@@ -30,7 +31,7 @@ import collections
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,6 +65,10 @@ def _check_fade(fadetime_s: float) -> float:
     return check_seconds("fadetime", fadetime_s, positive=False, maximum_s=_MAX_FADE_S)
 
 
+def _as_float32(mel: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(mel, dtype=np.float32)
+
+
 class VoiceStream:
     """One neural voice: a latent stream decoded to audio on demand.
 
@@ -85,6 +90,9 @@ class VoiceStream:
     spread_work : bool
         Spread each push's work over three :meth:`render` calls (for rendering inside an audio callback,
         where the heaviest buffer counts); the samples are the same either way.
+    vocoder : synth.vocoder.NeuralVocoder, optional
+        Turn the mel frames into audio with this neural vocoder (its spectral config must be the models');
+        default: streaming PGHI on the mel's pseudo-inverse magnitudes.
     """
 
     def __init__(
@@ -97,6 +105,7 @@ class VoiceStream:
         frames_per_push: int | None = None,
         fx: str = "",
         spread_work: bool = False,
+        vocoder: Any | None = None,
     ) -> None:
         from synth.effects import EffectChain
         from synth.resample import Resampler
@@ -109,7 +118,16 @@ class VoiceStream:
         self.config = SpectralConfig.from_dict(models.spectral_config)
         self.sample_rate = int(sample_rate)
         self.resampler = Resampler(orig_hz=self.config.sample_rate, new_hz=self.sample_rate)
-        self.inverter = StreamingInverter(config=self.config)
+        if vocoder is None:
+            inverter = StreamingInverter(config=self.config)
+            self._frames_of, self._invert = inverter.magnitude_of, inverter.push_magnitude
+            self.vocoder_latency_samples = inverter.latency_samples
+        else:
+            vocoder.model.check_spectral(self.config.to_dict())
+            vocoder_stream = vocoder.stream()
+            self._frames_of = _as_float32
+            self._invert = lambda mel: vocoder_stream.push(mel).numpy()
+            self.vocoder_latency_samples = vocoder_stream.latency_samples
         self.effects = EffectChain(fx)
         self.frame_rate_hz = self.config.sample_rate / self.config.hop_length
         if frames_per_push is None:
@@ -126,7 +144,7 @@ class VoiceStream:
         self._stream_lock = threading.Lock()  # the decoder (audio or worker thread) and controls() share the stream
         self._encoded: collections.OrderedDict = collections.OrderedDict()  # pixels' bytes → (z_img, descriptors)
         self._window_key: bytes | None = None
-        self._window_magnitude_cache: np.ndarray | None = None
+        self._window_frames_cache: np.ndarray | None = None
         self.stream = LatentStream()
         if image is None:
             from bridge.demo import demo_images
@@ -143,7 +161,7 @@ class VoiceStream:
             for p in self.mapping.parameters
         ]
         self._next_frame = 0  # next mel frame to decode
-        self._to_skip = self.inverter.latency_samples  # model-rate samples before the signal's start
+        self._to_skip = self.vocoder_latency_samples  # model-rate samples before the signal's start
         self._fifo: collections.deque[np.ndarray] = collections.deque()
         self._fifo_samples = 0
         self.played_samples = 0
@@ -242,20 +260,21 @@ class VoiceStream:
             self._events.popleft()
             self.stream.add(self._next_frame / self.frame_rate_hz, values, crossfade_s=fade_s)
 
-    def _window_magnitude(self, z_aud: np.ndarray) -> np.ndarray:
-        """The STFT magnitude ``(n_freqs, window_frames)`` of one audio latent's decoded window (cached: holds repeat it)."""
+    def _window_frames(self, z_aud: np.ndarray) -> np.ndarray:
+        """What the vocoder takes (STFT magnitudes or mels, ``(·, window_frames)``) for one audio latent's
+        decoded window (cached: holds repeat it)."""
         import torch
 
         key = z_aud.tobytes()
         if key != self._window_key:
             with torch.inference_mode():
                 window = self.models.decode_audio(torch.from_numpy(z_aud[None].astype(np.float32)))[0].numpy()
-            self._window_magnitude_cache = self.inverter.magnitude_of(window)
+            self._window_frames_cache = self._frames_of(window)
             self._window_key = key
-        return self._window_magnitude_cache
+        return self._window_frames_cache
 
     def _prepare(self) -> np.ndarray:
-        """Stage 0 of a push: apply due events, sample the latents, decode → magnitudes ``(n_freqs, frames)``."""
+        """Stage 0 of a push: apply due events, sample the latents, decode → the vocoder's input ``(·, frames)``."""
         import torch
 
         frames = np.arange(self._next_frame, self._next_frame + self.frames_per_push)
@@ -265,13 +284,13 @@ class VoiceStream:
             z_aud = self.stream.sample(frames / self.frame_rate_hz)["z_aud"]
         self._next_frame += self.frames_per_push
         if (z_aud == z_aud[0]).all():  # a held sound: the window is decoded once per latent
-            return self._window_magnitude(z_aud[0])[:, frames % self.models.window_frames]
+            return self._window_frames(z_aud[0])[:, frames % self.models.window_frames]
         with torch.inference_mode():  # a few frames: decode each row (np.unique as offline costs more here)
             windows = self.models.decode_audio(torch.from_numpy(z_aud.astype(np.float32))).numpy()
-        return self.inverter.magnitude_of(windows[np.arange(frames.size), :, frames % self.models.window_frames].T)
+        return self._frames_of(windows[np.arange(frames.size), :, frames % self.models.window_frames].T)
 
     def _deliver(self, audio: np.ndarray) -> None:
-        """Stage 2: drop the inverter's start-up latency, resample, effects, into the FIFO."""
+        """Stage 2: drop the vocoder's start-up latency, resample, effects, into the FIFO."""
         if self._to_skip:
             skip = min(self._to_skip, audio.size)
             audio, self._to_skip = audio[skip:], self._to_skip - skip
@@ -283,11 +302,11 @@ class VoiceStream:
             self._fifo_samples += audio.size
 
     def _advance(self) -> None:
-        """The next stage of the next push: 0 latents → magnitudes, 1 phase + overlap-add, 2 resample → FIFO."""
+        """The next stage of the next push: 0 latents → vocoder input, 1 vocoder, 2 resample → FIFO."""
         if self._stage == 0:
             self._pending = self._prepare()
         elif self._stage == 1:
-            self._pending = self.inverter.push_magnitude(self._pending)
+            self._pending = self._invert(self._pending)
         else:
             self._deliver(self._pending)
             self._pending = None

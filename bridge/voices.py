@@ -71,6 +71,18 @@ class _Sequence:
         return self.paths[self.index]
 
 
+def _neural_vocoder(choice: str | os.PathLike, *, preset: str, models):
+    """None for ``"pghi"``, else the NeuralVocoder that ``choice`` names (see NeuralVoice's ``vocoder``)."""
+    if choice == "pghi":
+        return None
+    from models.registry import load_preset
+    from synth.spectral import SpectralConfig
+    from synth.vocoder import vocoder_for
+
+    path = load_preset(preset).vocoder if choice == "neural" else choice
+    return vocoder_for(path, preset=preset, config=SpectralConfig.from_dict(models.spectral_config))
+
+
 class NeuralVoice(pyo.PyoObject):
     """The neural sonification of images as a pyo audio object (mono).
 
@@ -94,6 +106,9 @@ class NeuralVoice(pyo.PyoObject):
     ahead : int
         Buffers decoded ahead in a worker thread: 0 decodes in the server's callback (deterministic; offline
         and manual servers), ≥ 1 for real-time servers.
+    vocoder : str
+        ``"pghi"`` (streaming phase reconstruction of the mel's pseudo-inverse), ``"neural"`` (the preset's
+        neural vocoder) or the path of a vocoder checkpoint for the models' spectral config.
     mul, add : float or PyoObject
     """
 
@@ -108,6 +123,7 @@ class NeuralVoice(pyo.PyoObject):
         models=None,
         fx: str = "",
         ahead: int = 0,
+        vocoder: str | os.PathLike = "pghi",
         mul=1,
         add=0,
     ) -> None:
@@ -117,6 +133,7 @@ class NeuralVoice(pyo.PyoObject):
             from models.pipeline import SonificationModels
 
             models = SonificationModels.from_preset(preset)
+        neural = _neural_vocoder(vocoder, preset=preset, models=models)
         if not isinstance(mapping, Mapping):
             mapping = load_mapping(mapping)
         self._fadetime = float(fadetime)
@@ -130,7 +147,7 @@ class NeuralVoice(pyo.PyoObject):
         probe = pyo.Sig(0)
         # decoding in the callback: spread each push over three buffers so no buffer carries a whole one
         self.stream = VoiceStream(models=models, sample_rate=int(probe.getSamplingRate()), image=first,
-                                  mapping=mapping, fx=fx, spread_work=ahead == 0)
+                                  mapping=mapping, fx=fx, spread_work=ahead == 0, vocoder=neural)
         self._lock = threading.Lock()  # one control change at a time (Python, OSC, MIDI threads)
         self._feed = BlockFeed(self._render, ahead_blocks=ahead)
         self._base_objs = pyo.Sig(self._feed, mul=mul, add=add).getBaseObjects()

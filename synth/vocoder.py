@@ -1,26 +1,27 @@
 """Neural vocoder runtime: normalised log-mels → audio with a trained :class:`models.vocoder.Vocoder`.
 
-The same interface as the phase-reconstruction baselines: :meth:`NeuralVocoder.vocode` is the offline
-counterpart of :func:`synth.phase.mel_to_audio`, and :meth:`NeuralVocoder.stream` returns a
-:class:`VocoderStream` whose ``push(frames) -> samples`` / ``flush()`` work like
-:class:`synth.streaming.StreamingInverter`'s. A checkpoint trained for another spectral config is refused
-with a :class:`~models.errors.CheckpointError` that lists the fields that differ.
+The model predicts STFT magnitudes; phase comes from :mod:`synth.phase`'s PGHI, the same code the
+``pghi`` method runs on the mel's pseudo-inverse magnitudes. So :meth:`NeuralVocoder.vocode` is
+``magnitude_to_audio(model(mel), method="pghi")``, and :meth:`NeuralVocoder.stream` feeds the model's
+streamed magnitude frames to a :class:`synth.streaming.StreamingInverter`: ``push(frames) -> samples`` /
+``flush()`` like the inverter's own. A checkpoint trained for another spectral config is refused with a
+:class:`~models.errors.CheckpointError` that lists the fields that differ.
 
-Streaming output is the offline output cut at other places (equal up to float rounding, ~1e-6), delayed by
-``latency_samples`` = look-ahead frames × hop + n_fft / 2 (2 × 256 + 512 samples = 46 ms by default).
-Push chunks of ≥ 8 frames: every call has a fixed cost of a few dozen small torch operations.
+Streaming output is the offline output delayed by ``latency_samples`` = (look-ahead frames + 1) × hop +
+n_fft / 2 (the model's look-ahead, then the inverter's): equal up to float rounding. Push chunks of
+≥ 8 frames: every call has a fixed cost of a few dozen small torch operations.
 
 Example
 -------
 >>> from synth.spectral import audio_to_mel
->>> vocoder = NeuralVocoder.from_checkpoint(shipped_vocoder_path())   # its own spectral config
->>> mel = audio_to_mel(torch.zeros(22050), config=vocoder.config)   # (n_mels, 87) at 22.05 kHz, hop 256
+>>> vocoder = NeuralVocoder.from_checkpoint(VOCODERS_DIR / "synth-16k.pt")   # its own spectral config
+>>> mel = audio_to_mel(torch.zeros(16000), config=vocoder.config)   # (64, 63) at 16 kHz, hop 256
 >>> vocoder.vocode(mel).shape
-torch.Size([22272])
+torch.Size([16128])
 >>> stream = vocoder.stream()
->>> chunks = [stream.push(mel[:, i : i + 8]) for i in range(0, 87, 8)] + [stream.flush()]
->>> sum(len(chunk) for chunk in chunks)
-22272
+>>> chunks = [stream.push(mel[:, i : i + 8]) for i in range(0, 63, 8)] + [stream.flush()]
+>>> sum(len(chunk) for chunk in chunks) == 63 * 256 + stream.latency_samples
+True
 """
 
 from __future__ import annotations
@@ -29,28 +30,28 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from models.errors import ParameterError
+from models.errors import CheckpointError, ParameterError
 from models.vocoder import Vocoder
-from synth.spectral import SpectralConfig, check_mel
+from synth.phase import magnitude_to_audio
+from synth.spectral import SpectralConfig, check_mel, mel_filterbank
+from synth.streaming import StreamingInverter
 
-__all__ = ["NeuralVocoder", "VocoderStream", "VOCODERS_DIR", "shipped_vocoder_path"]
+__all__ = ["NeuralVocoder", "VocoderStream", "VOCODERS_DIR", "vocoder_for"]
 
-VOCODERS_DIR = Path(__file__).resolve().parent.parent / "models" / "presets" / "vocoders"
+VOCODERS_DIR = Path(__file__).resolve().parent.parent / "models" / "presets" / "vocoders"  # the shipped ones
 
 
-def shipped_vocoder_path(name: str = "spectral-default") -> Path:
-    """Path of a vocoder checkpoint shipped in ``models/presets/vocoders/`` (``<name>.pt``)."""
-    path = VOCODERS_DIR / f"{name}.pt"
-    if not path.is_file():
-        shipped = sorted(p.stem for p in VOCODERS_DIR.glob("*.pt")) if VOCODERS_DIR.is_dir() else []
+def vocoder_for(path: str | os.PathLike | None, *, preset: str, config: SpectralConfig) -> NeuralVocoder:
+    """The neural vocoder at ``path``, else the one ``preset`` ships; ParameterError when it has none."""
+    if path is None:
         raise ParameterError(
-            f"no shipped vocoder {name!r}; shipped: {', '.join(shipped) or 'none'}. Train one with "
-            f"'imgsonic train vocoder --preset PRESET' and pass it with --vocoder-checkpoint, or use a "
-            f"phase method (--vocoder pghi+fgla)"
+            f"preset {preset!r} has no neural vocoder; train one with 'imgsonic train vocoder --preset {preset} "
+            f"--export FILE.pt' and pass it with --vocoder-checkpoint, or use a phase method (--vocoder pghi+fgla)"
         )
-    return path
+    return NeuralVocoder.from_checkpoint(path, config=config)
 
 
 class NeuralVocoder:
@@ -72,9 +73,13 @@ class NeuralVocoder:
                 raise ParameterError("the vocoder's config has no spectral config; pass config=SpectralConfig(...)")
             config = own
         model.check_spectral(config.to_dict())
+        if not torch.allclose(model.filterbank.cpu(), mel_filterbank(config=config), rtol=1e-4, atol=1e-7):
+            raise CheckpointError("the vocoder's mel filterbank is not the one its spectral config makes; "
+                                  "was it trained with training.train_vocoder?")
         self.model = model.eval()
         self.config = config
-        self.latency_samples = model.config.latency_samples
+        # the model's look-ahead, then the streaming inverter's (one frame + half a window)
+        self.latency_samples = (model.config.lookahead_frames + 1) * config.hop_length + config.n_fft // 2
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, config: SpectralConfig | None = None) -> NeuralVocoder:
@@ -85,8 +90,16 @@ class NeuralVocoder:
         mel = check_mel(mel, config=self.config)
         return mel.to(device=self.model.head.weight.device, dtype=self.model.head.weight.dtype)
 
+    def magnitude(self, mel: Any) -> torch.Tensor:
+        """Predicted STFT magnitudes ``(..., n_freqs, n_frames)`` of normalised log-mels ``(..., n_mels, n_frames)``."""
+        mel = self._check(mel)
+        batch_shape = mel.shape[:-2]
+        with torch.inference_mode():
+            magnitude = self.model(mel.reshape(-1, *mel.shape[-2:]))
+        return magnitude.reshape(*batch_shape, *magnitude.shape[-2:])
+
     def vocode(self, mel: Any) -> torch.Tensor:
-        """Audio from normalised log-mels, offline.
+        """Audio from normalised log-mels, offline: the model's magnitudes with PGHI phase.
 
         Parameters
         ----------
@@ -96,11 +109,7 @@ class NeuralVocoder:
         -------
         Tensor ``(..., n_frames * hop_length)``, float32, on the model's device.
         """
-        mel = self._check(mel)
-        batch_shape = mel.shape[:-2]
-        with torch.inference_mode():
-            audio = self.model(mel.reshape(-1, *mel.shape[-2:]))
-        return audio.reshape(*batch_shape, audio.shape[-1])
+        return magnitude_to_audio(self.magnitude(mel), config=self.config, method="pghi").float()
 
     def stream(self, *, batch_size: int | None = None) -> VocoderStream:
         """A new stream; ``batch_size`` None takes single mels ``(n_mels, n)``, an int takes ``(B, n_mels, n)``."""
@@ -110,9 +119,9 @@ class NeuralVocoder:
 class VocoderStream:
     """Mel frames in, audio out, with the state carried between calls (create with :meth:`NeuralVocoder.stream`).
 
-    ``push(mel)`` returns the samples finished so far — ``n * hop`` per ``n`` frames once primed, fewer
-    during the first ``latency_samples`` — and ``flush()`` the rest; all outputs concatenated equal
-    :meth:`NeuralVocoder.vocode` of all frames. For live use call it with ``torch.set_num_threads(1)``.
+    ``push(mel)`` returns ``n * hop`` samples per ``n`` frames: :meth:`NeuralVocoder.vocode`'s output
+    delayed by ``latency_samples`` (zeros first); ``flush()`` returns the last ``latency_samples``. For live
+    use call it with one torch thread and one BLAS thread (see :class:`synth.streaming.StreamingInverter`).
     """
 
     def __init__(self, vocoder: NeuralVocoder, *, batch_size: int | None) -> None:
@@ -126,6 +135,7 @@ class VocoderStream:
     def reset(self) -> None:
         """Forget all state: the next frame starts a new signal."""
         self._state = self.vocoder.model.init_state(batch_size=self.batch_size or 1)
+        self._inverters = [StreamingInverter(config=self.vocoder.config) for _ in range(self.batch_size or 1)]
 
     def _as_batch(self, mel: Any) -> torch.Tensor:
         mel = self.vocoder._check(mel)
@@ -140,17 +150,35 @@ class VocoderStream:
             )
         return mel
 
+    def _invert(self, magnitude: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """Magnitude frames ``(B, K, m)`` through the inverters → ``(B, n_samples)``, zeros on the left."""
+        frames = magnitude.detach().cpu().double().numpy()
+        audio = np.zeros((len(self._inverters), n_samples), dtype=np.float32)
+        for row, inverter in enumerate(self._inverters):
+            out = inverter.push_magnitude(frames[row])
+            audio[row, n_samples - len(out) :] = out
+        return torch.from_numpy(audio)
+
     def _unbatch(self, audio: torch.Tensor) -> torch.Tensor:
         return audio[0] if self.batch_size is None else audio
 
     def push(self, mel: Any) -> torch.Tensor:
-        """Feed the next frames ``(n_mels, n)`` (or ``(B, n_mels, n)``); returns the audio finished so far."""
+        """Feed the next frames ``(n_mels, n)`` (or ``(B, n_mels, n)``); returns ``n * hop`` samples."""
+        mel = self._as_batch(mel)
         with torch.inference_mode():
-            return self._unbatch(self.vocoder.model.step(self._as_batch(mel), self._state))
+            magnitude = self.vocoder.model.step(mel, self._state)
+        return self._unbatch(self._invert(magnitude, mel.shape[-1] * self.vocoder.config.hop_length))
 
     def flush(self) -> torch.Tensor:
-        """End the signal: returns the remaining samples and resets the stream."""
+        """End the signal: returns the last ``latency_samples`` samples (none if no frame came) and resets."""
+        n_rows = len(self._inverters)
+        if self._state.n_frames_in == 0:
+            return self._unbatch(torch.zeros(n_rows, 0))
         with torch.inference_mode():
-            tail = self._unbatch(self.vocoder.model.flush(self._state))
+            magnitude = self.vocoder.model.flush(self._state)
+        # a stream shorter than the look-ahead still ends latency_samples after its last frame
+        n_head = self.latency_samples - self._inverters[0].latency_samples
+        head = self._invert(magnitude, n_head)
+        tail = torch.from_numpy(np.stack([inverter.flush() for inverter in self._inverters]))
         self.reset()
-        return tail
+        return self._unbatch(torch.cat([head, tail], dim=-1))

@@ -18,14 +18,18 @@ def loaded():
     return load_models(preset="default")
 
 
-def test_the_stream_equals_the_offline_render_of_the_same_sequence(loaded):
+@pytest.mark.parametrize("vocoder", ["pghi", "neural"])
+def test_the_stream_equals_the_offline_render_of_the_same_sequence(loaded, vocoder):
+    from synth.vocoder import NeuralVocoder
+
     items = demo_images()[:4]
     # 16 kHz, hop 256: 0.512 s = 32 frames per image, a 0.064 s crossfade centred on each boundary
     seconds, crossfade = 0.512, 0.064
-    settings = RenderSettings(seconds_per_image=seconds, crossfade_s=crossfade, vocoder="pghi", peak_db=None,
+    settings = RenderSettings(seconds_per_image=seconds, crossfade_s=crossfade, vocoder=vocoder, peak_db=None,
                               fade_s=0.0, sample_rate=44100)
     offline = render_items(items, loaded=loaded, settings=settings).audio
-    voice = VoiceStream(models=loaded.models, sample_rate=44100, image=items[0])
+    neural = NeuralVocoder.from_checkpoint(loaded.vocoder_path) if vocoder == "neural" else None
+    voice = VoiceStream(models=loaded.models, sample_rate=44100, image=items[0], vocoder=neural)
     for index, item in enumerate(items[1:], start=1):
         voice.set_image(item.pixels, fadetime_s=crossfade, at_s=index * seconds - crossfade / 2)
     live = np.concatenate([voice.render(256) for _ in range(offline.size // 256)])

@@ -85,7 +85,7 @@ def test_set_image_crossfades_over_the_fadetime(server, models, squares, fadetim
     # the change starts at the first frame decoded after the call: the decoder runs ahead of the play
     # position by the inverter's latency plus at most one push
     start_s = voice.stream.stream.event_times_s[-1]
-    lead_samples = voice.stream.inverter.latency_samples + voice.stream.frames_per_push * 512
+    lead_samples = voice.stream.vocoder_latency_samples + voice.stream.frames_per_push * 512
     assert 0 <= start_s - before.size / sample_rate <= lead_samples / 8000
     out = np.concatenate([before, after])
     hop, size = 441, 4096

@@ -1,12 +1,17 @@
 """Train the neural vocoder (:mod:`models.vocoder`) for one spectral config, on the CPU in minutes.
 
 Run as ``imgsonic train vocoder [--preset NAME]`` or ``python -m training.train_vocoder``. Without
-``--preset`` the vocoder is trained for ``SpectralConfig()`` (22.05 kHz, n_fft 1024, hop 256, 80 mels);
+``--preset`` the vocoder is trained for ``SpectralConfig()`` (22.05 kHz, n_fft 1024, hop 256, 128 mels);
 with it, for that preset's spectral config (``training.presets``).
 
-Objective: multi-resolution STFT loss (spectral convergence + log-magnitude L1 at FFT sizes 512, 1024 and
-2048) plus L1 between the normalised log-mels of output and target. No adversarial terms: they need far
-more steps than a CPU gives and mostly add perceptual crispness, not lower spectral distances.
+The model predicts STFT magnitudes (phase comes from PGHI at run time, see :mod:`models.vocoder`), so
+training is regression against the true magnitudes of each segment, no audio synthesis in the loop:
+L1 between predicted and true levels (normalised dB, both floored at −100 dB or the config's floor, the
+log-magnitude part of the multi-resolution STFT distance), plus spectral convergence of the linear
+magnitudes and L1 between the mel of the prediction and the input mel. Before the first step the
+model's skip path is set to the least-squares linear map from mel to levels, so training starts from the
+best linear inverse instead of from noise. No adversarial terms: they need far more steps than a CPU
+gives and mostly add perceptual crispness, not lower spectral distances.
 
 Data
 ----
@@ -21,7 +26,7 @@ Each step takes a random 0.5–1 s segment of each example with a random gain (t
 
 Output: ``<out>/vocoder.pt`` (a versioned checkpoint whose metadata holds the held-out metrics and the
 command that reproduces it) and ``<out>/vocoder.resume``; ``--export PATH`` also copies the final
-checkpoint to PATH (e.g. ``models/presets/vocoders/spectral-default.pt``).
+checkpoint to PATH (e.g. ``models/presets/vocoders/synth-16k.pt``).
 """
 
 from __future__ import annotations
@@ -45,7 +50,15 @@ from models.errors import InputError, ParameterError
 from models.vocoder import Vocoder, VocoderConfig
 from synth.audio_io import READ_FORMATS, read_audio
 from synth.sources import render_fm, render_noise_bursts, render_sines, sample_fm_params, sample_sine_params
-from synth.spectral import SpectralConfig, audio_to_mel
+from synth.phase import pghi_phase
+from synth.spectral import (
+    SpectralConfig,
+    amplitude_to_normalized_db,
+    audio_to_magnitude,
+    magnitude_to_mel,
+    mel_filterbank,
+    stft_to_audio,
+)
 from training.loop import LoopSettings, resolve_device, seed_everything, train_loop
 
 __all__ = [
@@ -54,8 +67,9 @@ __all__ = [
     "load_recordings",
     "render_synth",
     "build_pools",
-    "multi_resolution_stft_loss",
+    "target_levels",
     "vocoder_losses",
+    "fit_skip_path",
     "train_vocoder",
     "add_arguments",
     "run",
@@ -66,10 +80,11 @@ log = logging.getLogger(__name__)
 
 HELD_OUT_SEED = 1_000_003  # added to the training seed for the held-out synth clips
 HELD_OUT_FRACTION = 0.2  # the last 20 % of each recording
-STFT_LOSS_FFT_SIZES = (512, 1024, 2048)
-MEL_LOSS_WEIGHT = 15.0  # normalised mel L1 is ~30× smaller than log-magnitude L1 for the same error
+TARGET_FLOOR_DB = -100.0  # quieter bins are silence (the MR-STFT distance floors magnitudes at 1e-5 too)
+CONVERGENCE_WEIGHT = 0.5
+MEL_LOSS_WEIGHT = 4.0
+SKIP_FIT_CLIPS = 384  # training clips the skip path is fitted on (~30 000 frames)
 SYNTH_KINDS = ("sine", "fm", "noise")
-_MAGNITUDE_FLOOR = 1e-5
 DEFAULT_OUT = "runs/vocoder"
 
 
@@ -108,16 +123,23 @@ def load_recordings(*, config: SpectralConfig) -> dict[str, tuple[np.ndarray, np
     return recordings
 
 
-def render_synth(kind: str, *, n_examples: int, n_samples: int, sample_rate: int, seed: int) -> np.ndarray:
+def render_synth(kind: str, *, n_examples: int, n_samples: int, sample_rate: int, seed: int,
+                 band_hz: tuple[float, float] | None = None) -> np.ndarray:
     """``n_examples`` synth clips ``(n_examples, n_samples)`` float32 of one kind (see :data:`SYNTH_KINDS`).
 
-    ``fm`` clips have ADSR envelopes and vibrato; half of them are two FM tones at once.
+    ``fm`` clips have ADSR envelopes and vibrato; half of them are two FM tones at once. With ``band_hz``
+    (the mel's ``f_min_hz, f_max_hz``) the tones' fundamentals stay inside that band.
     """
     rng = np.random.default_rng(seed)
-    nyquist_midi = 69.0 + 12.0 * math.log2(sample_rate / 2 / 440.0)
-    top_midi = min(96.0, nyquist_midi - 6.0)
+
+    def midi(hz: float) -> float:
+        return 69.0 + 12.0 * math.log2(max(hz, 1.0) / 440.0)
+
+    low_midi, top_midi = 28.0, min(96.0, midi(sample_rate / 2) - 6.0)
+    if band_hz is not None:  # the mel says nothing outside its band: keep the tones' pitches inside it
+        low_midi, top_midi = max(low_midi, midi(band_hz[0])), min(top_midi, midi(band_hz[1]) - 1.0)
     if kind == "sine":
-        params = sample_sine_params(n_examples=n_examples, seed=rng, pitch_midi_range=(28.0, top_midi),
+        params = sample_sine_params(n_examples=n_examples, seed=rng, pitch_midi_range=(low_midi, top_midi),
                                     peak_db_range=(-30.0, 0.0))
         return render_sines(params, sample_rate=sample_rate, n_samples=n_samples)
     if kind == "fm":
@@ -125,7 +147,7 @@ def render_synth(kind: str, *, n_examples: int, n_samples: int, sample_rate: int
 
         def tones() -> np.ndarray:
             params = sample_fm_params(
-                n_examples=n_examples, seed=rng, pitch_midi_range=(28.0, top_midi - 12.0), ratio_range=(0.5, 4.0),
+                n_examples=n_examples, seed=rng, pitch_midi_range=(low_midi, max(low_midi + 1.0, top_midi - 12.0)), ratio_range=(0.5, 4.0),
                 index_range=(0.0, 6.0), peak_db_range=(-20.0, 0.0), attack_s_range=(0.0, 0.3 * duration_s),
                 decay_s_range=(0.0, 0.3 * duration_s), sustain_level_range=(0.2, 1.0),
                 release_s_range=(0.0, 0.3 * duration_s), vibrato_rate_hz_range=(3.0, 8.0),
@@ -167,13 +189,12 @@ def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: floa
     into ``clip_s`` windows every 0.1 s (train part) or every ``clip_s`` (held-out part).
     """
     n_samples = int(round(clip_s * config.sample_rate))
+    synth = dict(n_samples=n_samples, sample_rate=config.sample_rate, band_hz=(config.f_min_hz, config.f_max_hz))
     train, held_out, sources = [], [], []
     for index, kind in enumerate(SYNTH_KINDS):
-        train.append(render_synth(kind, n_examples=n_synth, n_samples=n_samples, sample_rate=config.sample_rate,
-                                  seed=seed * 10 + index))
+        train.append(render_synth(kind, n_examples=n_synth, seed=seed * 10 + index, **synth))
         n_held = max(4, n_synth // 32)
-        held_out.append(render_synth(kind, n_examples=n_held, n_samples=n_samples, sample_rate=config.sample_rate,
-                                     seed=seed * 10 + index + HELD_OUT_SEED))
+        held_out.append(render_synth(kind, n_examples=n_held, seed=seed * 10 + index + HELD_OUT_SEED, **synth))
         sources += [kind] * n_held
     recordings = load_recordings(config=config)
     for name, (train_part, held_part) in recordings.items():
@@ -199,42 +220,60 @@ def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: floa
 # ---- losses -------------------------------------------------------------------------------------------
 
 
-def multi_resolution_stft_loss(audio_hat: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
-    """Spectral convergence and log-magnitude L1 ``(scalar, scalar)``, averaged over FFT sizes 512–2048.
+def target_levels(magnitude: Tensor, *, config: SpectralConfig) -> Tensor:
+    """True STFT magnitudes → the levels the vocoder should predict (normalised dB, floored at
+    :data:`TARGET_FLOOR_DB` or the config's floor, whichever is lower)."""
+    floor_db = min(config.db_floor, TARGET_FLOOR_DB)
+    db = 20.0 * torch.log10(magnitude.clamp_min(10.0 ** (floor_db / 20.0)))
+    return (db - config.db_floor) / (config.db_ceiling - config.db_floor)
 
-    As ``training.metrics.multi_resolution_stft_distance`` (Hann window, hop n_fft/4, magnitudes floored at
-    1e-5), but differentiable, float32, and with the spectral convergence taken over the whole batch.
-    ``audio`` is the reference ``(B, n_samples)``.
+
+def vocoder_losses(model: Vocoder, audio: Tensor, *, config: SpectralConfig, reanalyse: bool = False) -> dict[str, Tensor]:
+    """Predict the magnitudes of ``audio`` ``(B, n_samples)`` from its mel and compare:
+    ``total``, ``level_l1``, ``sc``, ``mel_l1``.
+
+    With ``reanalyse`` the comparison is on what the listener gets: the prediction is given PGHI phase
+    (computed from it, held constant for the gradient), turned into audio, and analysed again. PGHI's
+    phase is not exactly consistent with any magnitude, so the analysed magnitudes differ from the
+    predicted ones (by ≈1–2 dB of mel); this teaches the model magnitudes that come out right.
     """
-    convergence, log_l1 = 0.0, 0.0
-    for n_fft in STFT_LOSS_FFT_SIZES:
-        window = torch.hann_window(n_fft, device=audio.device)
-        magnitudes = [
-            torch.stft(x, n_fft=n_fft, hop_length=n_fft // 4, window=window, center=True, pad_mode="reflect",
-                       return_complex=True).abs().clamp_min(_MAGNITUDE_FLOOR)
-            for x in (audio_hat, audio)
-        ]
-        # over the whole batch, not per item: a near-silent segment would otherwise dominate the loss
-        convergence = convergence + torch.linalg.vector_norm(magnitudes[1] - magnitudes[0]) / torch.linalg.vector_norm(
-            magnitudes[1]
-        )
-        log_l1 = log_l1 + (magnitudes[0].log() - magnitudes[1].log()).abs().mean()
-    n = len(STFT_LOSS_FFT_SIZES)
-    return convergence / n, log_l1 / n
-
-
-def vocoder_losses(model: Vocoder, audio: Tensor, *, config: SpectralConfig) -> dict[str, Tensor]:
-    """Vocode the mel of ``audio`` ``(B, n_samples)`` and compare: ``total``, ``sc``, ``log_mag``, ``mel_l1``."""
-    mel = audio_to_mel(audio, config=config)
-    audio_hat = model(mel)[..., : audio.shape[-1]]
-    convergence, log_magnitude = multi_resolution_stft_loss(audio_hat, audio)
-    mel_l1 = (audio_to_mel(audio_hat, config=config) - mel).abs().mean()
+    magnitude = audio_to_magnitude(audio, config=config)
+    mel = amplitude_to_normalized_db(magnitude_to_mel(magnitude, config=config), config=config)
+    magnitude_hat = model(mel)
+    if reanalyse:
+        phase = pghi_phase(magnitude_hat.detach(), config=config)
+        audio_hat = stft_to_audio(torch.polar(magnitude_hat, phase), config=config, n_samples=audio.shape[-1])
+        magnitude_hat = audio_to_magnitude(audio_hat, config=config)
+    level_l1 = (target_levels(magnitude_hat, config=config) - target_levels(magnitude, config=config)).abs().mean()
+    # over the whole batch, not per item: a near-silent segment would otherwise dominate the loss
+    convergence = torch.linalg.vector_norm(magnitude_hat - magnitude) / torch.linalg.vector_norm(magnitude).clamp_min(1e-8)
+    mel_hat = amplitude_to_normalized_db(magnitude_to_mel(magnitude_hat, config=config), config=config)
+    mel_l1 = (mel_hat - mel).abs().mean()
     return {
-        "total": convergence + log_magnitude + MEL_LOSS_WEIGHT * mel_l1,
+        "total": level_l1 + CONVERGENCE_WEIGHT * convergence + MEL_LOSS_WEIGHT * mel_l1,
+        "level_l1": level_l1,
         "sc": convergence,
-        "log_mag": log_magnitude,
         "mel_l1": mel_l1,
     }
+
+
+@torch.no_grad()
+def fit_skip_path(model: Vocoder, audio: Tensor, *, config: SpectralConfig, ridge: float = 1e-3) -> float:
+    """Set the model's skip path to the least-squares map from a frame's mel to its target levels.
+
+    ``audio`` ``(B, n_samples)`` supplies the frames. Returns the fit's mean absolute level error (the
+    starting point the backbone improves on).
+    """
+    magnitude = audio_to_magnitude(audio, config=config)
+    mel = amplitude_to_normalized_db(magnitude_to_mel(magnitude, config=config), config=config)
+    x = mel.transpose(1, 2).reshape(-1, config.n_mels).double()
+    y = target_levels(magnitude, config=config).transpose(1, 2).reshape(-1, config.n_freqs).double()
+    x1 = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+    gram = x1.T @ x1 + ridge * len(x1) * torch.eye(x1.shape[1], dtype=x.dtype)
+    solution = torch.linalg.solve(gram, x1.T @ y)  # (n_mels + 1, n_freqs)
+    model.skip.weight.copy_(solution[:-1].T)
+    model.skip.bias.copy_(solution[-1])
+    return float((x1 @ solution - y).abs().mean())
 
 
 def _segments(audio: Tensor, *, config: SpectralConfig, generator: torch.Generator,
@@ -259,13 +298,14 @@ def _segments(audio: Tensor, *, config: SpectralConfig, generator: torch.Generat
 
 @torch.no_grad()
 def evaluate(model: Vocoder, held_out: Tensor, *, config: SpectralConfig, batch_size: int = 8) -> dict[str, float]:
-    """Held-out losses, averaged over the clips (in eval mode; the model's mode is restored)."""
+    """Held-out losses of the audio the model makes (magnitudes with PGHI phase, analysed again), averaged
+    over the clips (in eval mode; the model's mode is restored)."""
     was_training = model.training
     model.eval()
     totals: dict[str, float] = {}
     for start in range(0, len(held_out), batch_size):
         batch = held_out[start : start + batch_size]
-        for name, value in vocoder_losses(model, batch, config=config).items():
+        for name, value in vocoder_losses(model, batch, config=config, reanalyse=True).items():
             totals[name] = totals.get(name, 0.0) + float(value) * len(batch)
     model.train(was_training)
     return {name: total / len(held_out) for name, total in totals.items()}
@@ -278,10 +318,11 @@ class _Objective:
     """The vocoder's objective for ``training.loop.train_loop`` (cosine learning rate after a warm-up)."""
 
     def __init__(self, model: Vocoder, *, config: SpectralConfig, pools: Pools, lr: float, steps: int,
-                 out_dir: Path, metadata: dict) -> None:
+                 reanalysis_steps: int, out_dir: Path, metadata: dict) -> None:
         self.modules = {"vocoder": model}
         self.optimizers = {"vocoder": torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99))}
         self.config, self.pools, self.lr, self.steps = config, pools, lr, steps
+        self.reanalysis_steps = reanalysis_steps
         self.out_dir, self.metadata = out_dir, metadata
         self.started = time.perf_counter()
         self.metrics: dict[str, float] = {}
@@ -297,7 +338,8 @@ class _Objective:
         for group in self.optimizers["vocoder"].param_groups:
             group["lr"] = self._lr_at(step)
         audio = _segments(batch["audio"], config=self.config, generator=generator)
-        losses = vocoder_losses(self.modules["vocoder"], audio, config=self.config)
+        reanalyse = step > self.steps - self.reanalysis_steps
+        losses = vocoder_losses(self.modules["vocoder"], audio, config=self.config, reanalyse=reanalyse)
         return {"vocoder": losses["total"]}, {name: float(value.detach()) for name, value in losses.items()}
 
     def save(self, step: int) -> None:
@@ -314,6 +356,7 @@ def train_vocoder(
     spectral: SpectralConfig,
     out_dir: str | Path,
     steps: int,
+    reanalysis_steps: int = 0,
     batch_size: int = 16,
     lr: float = 1e-3,
     model_config: VocoderConfig | None = None,
@@ -338,17 +381,24 @@ def train_vocoder(
     pools = build_pools(config=spectral, seed=seed, n_synth=n_synth)
     data_seconds = time.perf_counter() - started
     seed_everything(seed)
-    model = Vocoder(config).to(resolve_device(device))
+    model = Vocoder(config)
+    model.filterbank.copy_(mel_filterbank(config=spectral))
+    sample = pools.train[torch.randperm(len(pools.train), generator=torch.Generator().manual_seed(seed))[:SKIP_FIT_CLIPS]]
+    skip_error = fit_skip_path(model, sample, config=spectral)
+    model = model.to(resolve_device(device))
     metadata = {
         "data": pools.description,
         "batch_size": batch_size,
         "lr": lr,
-        "losses": f"multi-resolution STFT (SC + log-magnitude L1, FFT {list(STFT_LOSS_FFT_SIZES)}) "
-                  f"+ {MEL_LOSS_WEIGHT} × normalised log-mel L1",
+        "losses": f"target-level L1 (normalised dB, floored at {min(spectral.db_floor, TARGET_FLOOR_DB):g} dB) "
+                  f"+ {CONVERGENCE_WEIGHT} × spectral convergence + {MEL_LOSS_WEIGHT} × normalised log-mel L1; "
+                  f"skip path fitted by least squares first (level L1 {skip_error:.4f}); the last {reanalysis_steps} "
+                  f"steps compare the PGHI-phased output analysed again",
         "parameters": sum(p.numel() for p in model.parameters()),
         "command": command,
     }
-    objective = _Objective(model, config=spectral, pools=pools, lr=lr, steps=steps, out_dir=out_dir, metadata=metadata)
+    objective = _Objective(model, config=spectral, pools=pools, lr=lr, steps=steps, reanalysis_steps=reanalysis_steps,
+                           out_dir=out_dir, metadata=metadata)
     settings = LoopSettings(name="vocoder", steps=steps, batch_size=batch_size, out_dir=out_dir, seed=seed,
                             device=device, checkpoint_every=checkpoint_every, resume=resume, progress=progress,
                             grad_clip=1.0)
@@ -369,9 +419,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESET_SPECS),
                         help="train for this preset's spectral config (default: SpectralConfig(), 22.05 kHz, 80 mels)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/<preset or spectral-default>)")
-    parser.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
-    parser.add_argument("--batch-size", type=int, default=16, help="segments per step (default 16)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
+    parser.add_argument("--steps", type=int, default=4000, help="optimiser steps (default 4000)")
+    parser.add_argument("--reanalysis-steps", type=int, default=2000, metavar="N",
+                        help="the last N steps train on the output with PGHI phase, analysed again (default 2000)")
+    parser.add_argument("--batch-size", type=int, default=32, help="segments per step (default 32)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
     parser.add_argument("--dim", type=int, default=defaults.dim, help=f"backbone channels (default {defaults.dim})")
     parser.add_argument("--intermediate-dim", type=int, default=defaults.intermediate_dim,
                         help=f"ConvNeXt MLP width (default {defaults.intermediate_dim})")
@@ -390,7 +442,7 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["imgsonic train vocoder"]
     if args.preset:
         parts.append(f"--preset {args.preset}")
-    parts += [f"--steps {args.steps}", f"--batch-size {args.batch_size}", f"--lr {args.lr:g}", f"--dim {args.dim}",
+    parts += [f"--steps {args.steps}", f"--reanalysis-steps {args.reanalysis_steps}", f"--batch-size {args.batch_size}", f"--lr {args.lr:g}", f"--dim {args.dim}",
               f"--intermediate-dim {args.intermediate_dim}", f"--n-blocks {args.n_blocks}",
               f"--n-synth {args.n_synth}", f"--seed {args.seed}", f"--threads {args.threads}"]
     if args.resume:
@@ -408,6 +460,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("steps", "batch_size", "dim", "intermediate_dim", "n_blocks", "n_synth", "threads", "checkpoint_every"):
         if getattr(args, name) < 1:
             raise ParameterError(f"--{name.replace('_', '-')}={getattr(args, name)}; expected an int >= 1")
+    if not 0 <= args.reanalysis_steps <= args.steps:
+        raise ParameterError(f"--reanalysis-steps={args.reanalysis_steps}; expected 0 … --steps={args.steps}")
     if not args.lr > 0:
         raise ParameterError(f"--lr={args.lr}; expected a positive learning rate")
     torch.set_num_threads(args.threads)
@@ -419,7 +473,8 @@ def run(args: argparse.Namespace) -> int:
         previous = load_checkpoint(out_dir / "vocoder.pt", kind="vocoder")["metadata"].get("command", "")
         command = f"{previous} && {command}" if previous else command
     path, _ = train_vocoder(
-        spectral=spectral, out_dir=out_dir, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        spectral=spectral, out_dir=out_dir, steps=args.steps, reanalysis_steps=args.reanalysis_steps,
+        batch_size=args.batch_size, lr=args.lr,
         model_config=VocoderConfig(dim=args.dim, intermediate_dim=args.intermediate_dim, n_blocks=args.n_blocks),
         n_synth=args.n_synth, seed=args.seed, device=args.device, resume=args.resume,
         progress=not args.no_progress, checkpoint_every=args.checkpoint_every, command=command,
