@@ -65,6 +65,9 @@ def _check_fade(fadetime_s: float) -> float:
     return check_seconds("fadetime", fadetime_s, positive=False, maximum_s=_MAX_FADE_S)
 
 
+_N_STAGES = 4  # of a push (see VoiceStream._advance)
+
+
 def _as_float32(mel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mel, dtype=np.float32)
 
@@ -88,7 +91,7 @@ class VoiceStream:
     fx : str
         Effect chain (``synth.effects`` grammar) applied to the output, as ``imgsonic render --fx``.
     spread_work : bool
-        Spread each push's work over three :meth:`render` calls (for rendering inside an audio callback,
+        Spread each push's work over four :meth:`render` calls (for rendering inside an audio callback,
         where the heaviest buffer counts); the samples are the same either way.
     vocoder : synth.vocoder.NeuralVocoder, optional
         Turn the mel frames into audio with this neural vocoder (its spectral config must be the models');
@@ -138,6 +141,8 @@ class VoiceStream:
         self.spread_work = bool(spread_work)
         self._stage = 0  # the next stage of the push in progress (see _advance)
         self._pending: np.ndarray | None = None
+        self._frames = np.zeros(0, dtype=np.int64)  # the push in progress's mel frames
+        self._undecoded: np.ndarray | None = None  # its audio latents still to decode (stage 1)
         self._events: collections.deque = collections.deque()  # (frame or None, values, fade_s), from any thread
         self._overrides: dict[str, float] = {}
         self._encode_lock = threading.Lock()
@@ -273,24 +278,48 @@ class VoiceStream:
             self._window_key = key
         return self._window_frames_cache
 
-    def _prepare(self) -> np.ndarray:
-        """Stage 0 of a push: apply due events, sample the latents, decode → the vocoder's input ``(·, frames)``."""
+    def _decode_rows(self, z_aud: np.ndarray) -> np.ndarray:
+        """Decoded windows ``(n, n_mels, window_frames)`` of audio latents ``(n, d)``."""
         import torch
 
+        with torch.inference_mode():
+            return self.models.decode_audio(torch.from_numpy(z_aud.astype(np.float32))).numpy()
+
+    def _prepare(self) -> None:
+        """Stage 0 of a push: apply due events, sample the latents, decode the first half of the frames.
+
+        A held sound's frames come from its cached window at once; otherwise each frame's latent is decoded
+        (np.unique as offline costs more for a few frames), half here and half in stage 1, so that no
+        buffer carries a whole push's decoding.
+        """
         frames = np.arange(self._next_frame, self._next_frame + self.frames_per_push)
         with self._stream_lock:
             self._apply_events()
             self.stream.forget_before(self.played_s)
             z_aud = self.stream.sample(frames / self.frame_rate_hz)["z_aud"]
         self._next_frame += self.frames_per_push
+        self._frames = frames
         if (z_aud == z_aud[0]).all():  # a held sound: the window is decoded once per latent
-            return self._window_frames(z_aud[0])[:, frames % self.models.window_frames]
-        with torch.inference_mode():  # a few frames: decode each row (np.unique as offline costs more here)
-            windows = self.models.decode_audio(torch.from_numpy(z_aud.astype(np.float32))).numpy()
-        return self._frames_of(windows[np.arange(frames.size), :, frames % self.models.window_frames].T)
+            self._pending = self._window_frames(z_aud[0])[:, frames % self.models.window_frames]
+            self._undecoded = None
+            return
+        half = (frames.size + 1) // 2
+        self._pending = self._decode_rows(z_aud[:half])
+        self._undecoded = z_aud[half:]
+
+    def _finish_decoding(self) -> None:
+        """Stage 1: decode the rest of the frames → the vocoder's input ``(·, frames)``."""
+        if self._undecoded is None:
+            return
+        windows = self._pending
+        if self._undecoded.size:
+            windows = np.concatenate([windows, self._decode_rows(self._undecoded)])
+        frames = self._frames
+        self._pending = self._frames_of(windows[np.arange(frames.size), :, frames % self.models.window_frames].T)
+        self._undecoded = None
 
     def _deliver(self, audio: np.ndarray) -> None:
-        """Stage 2: drop the vocoder's start-up latency, resample, effects, into the FIFO."""
+        """Stage 3: drop the vocoder's start-up latency, resample, effects, into the FIFO."""
         if self._to_skip:
             skip = min(self._to_skip, audio.size)
             audio, self._to_skip = audio[skip:], self._to_skip - skip
@@ -302,22 +331,25 @@ class VoiceStream:
             self._fifo_samples += audio.size
 
     def _advance(self) -> None:
-        """The next stage of the next push: 0 latents → vocoder input, 1 vocoder, 2 resample → FIFO."""
+        """The next stage of the next push: 0 latents → half decoded, 1 decoded → vocoder input, 2 vocoder,
+        3 resample → FIFO."""
         if self._stage == 0:
-            self._pending = self._prepare()
+            self._prepare()
         elif self._stage == 1:
+            self._finish_decoding()
+        elif self._stage == 2:
             self._pending = self._invert(self._pending)
         else:
             self._deliver(self._pending)
             self._pending = None
-        self._stage = (self._stage + 1) % 3
+        self._stage = (self._stage + 1) % _N_STAGES
 
     def render(self, n_samples: int) -> np.ndarray:
         """The next ``n_samples`` output samples (float32), decoding as many frames as that needs.
 
-        With ``spread_work`` the three stages of a push run in three consecutive calls (one each) instead of
-        all in one, started while the FIFO still holds three calls' worth: the heaviest call costs about a
-        third as much, and events are applied about two calls earlier (two buffers more latency).
+        With ``spread_work`` the four stages of a push run in four consecutive calls (one each) instead of
+        all in one, started while the FIFO still holds four calls' worth: the heaviest call costs about a
+        third as much, and events are applied about three calls earlier (three buffers more latency).
         """
         while self._fifo_samples < n_samples:
             self._advance()
@@ -334,7 +366,7 @@ class VoiceStream:
             filled += take
         self._fifo_samples -= n_samples
         self.played_samples += n_samples
-        if self.spread_work and (self._stage or self._fifo_samples < 3 * n_samples):
+        if self.spread_work and (self._stage or self._fifo_samples < _N_STAGES * n_samples):
             self._advance()
         return out
 

@@ -145,7 +145,7 @@ class NeuralVoice(pyo.PyoObject):
             path = self._sequence.advance()
             first = ImageItem(name=path.name, pixels=read_image(path))
         probe = pyo.Sig(0)
-        # decoding in the callback: spread each push over three buffers so no buffer carries a whole one
+        # decoding in the callback: spread each push over four buffers so no buffer carries a whole one
         self.stream = VoiceStream(models=models, sample_rate=int(probe.getSamplingRate()), image=first,
                                   mapping=mapping, fx=fx, spread_work=ahead == 0, vocoder=neural)
         self._lock = threading.Lock()  # one control change at a time (Python, OSC, MIDI threads)

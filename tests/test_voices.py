@@ -83,10 +83,11 @@ def test_set_image_crossfades_over_the_fadetime(server, models, squares, fadetim
     voice.setImage(squares[1], fadetime=fadetime)
     (after,) = record(server, [voice], round((fadetime + 1.5) * sample_rate / 256))
     # the change starts at the first frame decoded after the call: the decoder runs ahead of the play
-    # position by the inverter's latency plus at most one push
+    # position by the vocoder's latency, the push in progress and the next, and the FIFO it starts at
     start_s = voice.stream.stream.event_times_s[-1]
-    lead_samples = voice.stream.vocoder_latency_samples + voice.stream.frames_per_push * 512
-    assert 0 <= start_s - before.size / sample_rate <= lead_samples / 8000
+    lead_samples = voice.stream.vocoder_latency_samples + 2 * voice.stream.frames_per_push * 512
+    fifo_s = 4 * 256 / sample_rate
+    assert 0 <= start_s - before.size / sample_rate <= lead_samples / 8000 + fifo_s
     out = np.concatenate([before, after])
     hop, size = 441, 4096
     times = np.arange(0, out.size - size, hop)
