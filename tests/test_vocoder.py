@@ -235,3 +235,7 @@ def test_train_command_line_rejects_bad_values(capsys):
 
     assert main(["--steps", "0"]) == 2
     assert "--steps=0" in capsys.readouterr().err
+    assert main(["--recording-hop", "0"]) == 2
+    assert "--recording-hop=0" in capsys.readouterr().err
+    assert main(["--steps", "10", "--reanalysis-steps", "11"]) == 2
+    assert "--reanalysis-steps=11" in capsys.readouterr().err

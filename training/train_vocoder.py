@@ -182,11 +182,13 @@ class Pools:
     description: str
 
 
-def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: float = 1.25) -> Pools:
+def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: float = 1.25,
+                recording_hop_s: float = 0.1) -> Pools:
     """Training and held-out clips: synth of each kind plus windows of the recordings.
 
     ``n_synth`` training clips per synth kind (held out: 1/32 as many, at least 4); recordings are cut
-    into ``clip_s`` windows every 0.1 s (train part) or every ``clip_s`` (held-out part).
+    into ``clip_s`` windows every ``recording_hop_s`` (train part; smaller gives the recordings more weight
+    against the synth clips) or every ``clip_s`` (held-out part).
     """
     n_samples = int(round(clip_s * config.sample_rate))
     synth = dict(n_samples=n_samples, sample_rate=config.sample_rate, band_hz=(config.f_min_hz, config.f_max_hz))
@@ -198,7 +200,7 @@ def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: floa
         sources += [kind] * n_held
     recordings = load_recordings(config=config)
     for name, (train_part, held_part) in recordings.items():
-        train.append(_windows(train_part, n_samples=n_samples, hop_samples=int(0.1 * config.sample_rate)))
+        train.append(_windows(train_part, n_samples=n_samples, hop_samples=max(1, int(recording_hop_s * config.sample_rate))))
         windows = _windows(held_part, n_samples=n_samples, hop_samples=n_samples)
         held_out.append(windows)
         sources += [f"recording:{name}"] * len(windows)
@@ -361,6 +363,7 @@ def train_vocoder(
     lr: float = 1e-3,
     model_config: VocoderConfig | None = None,
     n_synth: int = 512,
+    recording_hop_s: float = 0.1,
     seed: int = 0,
     device: str = "cpu",
     resume: bool = False,
@@ -378,7 +381,7 @@ def train_vocoder(
     config = VocoderConfig(**{**vars(base), "n_mels": spectral.n_mels, "n_fft": spectral.n_fft,
                               "hop_length": spectral.hop_length, "spectral": spectral.to_dict()})
     started = time.perf_counter()
-    pools = build_pools(config=spectral, seed=seed, n_synth=n_synth)
+    pools = build_pools(config=spectral, seed=seed, n_synth=n_synth, recording_hop_s=recording_hop_s)
     data_seconds = time.perf_counter() - started
     seed_everything(seed)
     model = Vocoder(config)
@@ -429,6 +432,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"ConvNeXt MLP width (default {defaults.intermediate_dim})")
     parser.add_argument("--n-blocks", type=int, default=defaults.n_blocks, help=f"ConvNeXt blocks (default {defaults.n_blocks})")
     parser.add_argument("--n-synth", type=int, default=512, help="training clips per synth kind (default 512)")
+    parser.add_argument("--recording-hop", type=float, default=0.1, metavar="S",
+                        help="seconds between the training windows cut from each recording (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model and the data (default 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -444,7 +449,7 @@ def _command(args: argparse.Namespace) -> str:
         parts.append(f"--preset {args.preset}")
     parts += [f"--steps {args.steps}", f"--reanalysis-steps {args.reanalysis_steps}", f"--batch-size {args.batch_size}", f"--lr {args.lr:g}", f"--dim {args.dim}",
               f"--intermediate-dim {args.intermediate_dim}", f"--n-blocks {args.n_blocks}",
-              f"--n-synth {args.n_synth}", f"--seed {args.seed}", f"--threads {args.threads}"]
+              f"--n-synth {args.n_synth}", f"--recording-hop {args.recording_hop:g}", f"--seed {args.seed}", f"--threads {args.threads}"]
     if args.resume:
         parts.append("--resume")
     if args.export:
@@ -462,6 +467,8 @@ def run(args: argparse.Namespace) -> int:
             raise ParameterError(f"--{name.replace('_', '-')}={getattr(args, name)}; expected an int >= 1")
     if not 0 <= args.reanalysis_steps <= args.steps:
         raise ParameterError(f"--reanalysis-steps={args.reanalysis_steps}; expected 0 … --steps={args.steps}")
+    if not (math.isfinite(args.recording_hop) and args.recording_hop > 0):
+        raise ParameterError(f"--recording-hop={args.recording_hop}; expected seconds > 0")
     if not args.lr > 0:
         raise ParameterError(f"--lr={args.lr}; expected a positive learning rate")
     torch.set_num_threads(args.threads)
@@ -476,7 +483,7 @@ def run(args: argparse.Namespace) -> int:
         spectral=spectral, out_dir=out_dir, steps=args.steps, reanalysis_steps=args.reanalysis_steps,
         batch_size=args.batch_size, lr=args.lr,
         model_config=VocoderConfig(dim=args.dim, intermediate_dim=args.intermediate_dim, n_blocks=args.n_blocks),
-        n_synth=args.n_synth, seed=args.seed, device=args.device, resume=args.resume,
+        n_synth=args.n_synth, recording_hop_s=args.recording_hop, seed=args.seed, device=args.device, resume=args.resume,
         progress=not args.no_progress, checkpoint_every=args.checkpoint_every, command=command,
     )
     if args.export:
