@@ -76,7 +76,8 @@ class RenderSettings:
     fx : effect spec (:mod:`synth.effects`), "" for none.  sample_rate : output rate in Hz.
     peak_db : output peak in dBFS (≤ 0), or None to keep the vocoder's level.  fade_s : fade in/out length.
     chunk_s / overlap_s : vocoder piece length for long renders and the overlap crossfaded between pieces.
-    workers : vocoder pieces rendered at once, in threads (the pieces, and so the output, do not depend on it).
+    workers : images decoded and vocoder pieces rendered at once, in threads (the pieces, and so the output,
+        do not depend on it).
     """
 
     seconds_per_image: float = 1.0
@@ -483,7 +484,7 @@ def add_model_arguments(parser) -> None:
     group.add_argument("--audio-vae", metavar="PT", help="audio VAE checkpoint")
     group.add_argument("--mapper", metavar="PT", help="latent mapper checkpoint")
     group.add_argument("--vocoder-checkpoint", metavar="PT",
-                       help="neural vocoder for --vocoder neural (default: the preset's, else the shipped one)")
+                       help="neural vocoder for --vocoder neural (default: the preset's)")
 
 
 def add_settings_arguments(parser) -> None:

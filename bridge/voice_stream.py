@@ -268,13 +268,9 @@ class VoiceStream:
     def _window_frames(self, z_aud: np.ndarray) -> np.ndarray:
         """What the vocoder takes (STFT magnitudes or mels, ``(·, window_frames)``) for one audio latent's
         decoded window (cached: holds repeat it)."""
-        import torch
-
         key = z_aud.tobytes()
         if key != self._window_key:
-            with torch.inference_mode():
-                window = self.models.decode_audio(torch.from_numpy(z_aud[None].astype(np.float32)))[0].numpy()
-            self._window_frames_cache = self._frames_of(window)
+            self._window_frames_cache = self._frames_of(self._decode_rows(z_aud[None])[0])
             self._window_key = key
         return self._window_frames_cache
 

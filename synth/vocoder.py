@@ -45,7 +45,8 @@ VOCODERS_DIR = Path(__file__).resolve().parent.parent / "models" / "presets" / "
 
 
 def vocoder_for(path: str | os.PathLike | None, *, preset: str, config: SpectralConfig) -> NeuralVocoder:
-    """The neural vocoder at ``path``, else the one ``preset`` ships; ParameterError when it has none."""
+    """The neural vocoder at ``path`` (a preset's, or one given on the command line) for ``config``;
+    ``path`` None means ``preset`` ships none, which is a ParameterError naming ``preset`` and what to do."""
     if path is None:
         raise ParameterError(
             f"preset {preset!r} has no neural vocoder; train one with 'imgsonic train vocoder --preset {preset} "

@@ -4,14 +4,19 @@ Run as ``imgsonic train vocoder [--preset NAME]`` or ``python -m training.train_
 ``--preset`` the vocoder is trained for ``SpectralConfig()`` (22.05 kHz, n_fft 1024, hop 256, 128 mels);
 with it, for that preset's spectral config (``training.presets``).
 
-The model predicts STFT magnitudes (phase comes from PGHI at run time, see :mod:`models.vocoder`), so
-training is regression against the true magnitudes of each segment, no audio synthesis in the loop:
-L1 between predicted and true levels (normalised dB, both floored at −100 dB or the config's floor, the
-log-magnitude part of the multi-resolution STFT distance), plus spectral convergence of the linear
-magnitudes and L1 between the mel of the prediction and the input mel. Before the first step the
-model's skip path is set to the least-squares linear map from mel to levels, so training starts from the
-best linear inverse instead of from noise. No adversarial terms: they need far more steps than a CPU
-gives and mostly add perceptual crispness, not lower spectral distances.
+The model predicts STFT magnitudes (phase comes from PGHI at run time, see :mod:`models.vocoder`). Before
+the first step its skip path is set to the least-squares linear map from mel to levels, so training
+starts from the best linear inverse instead of from noise. Training then has two phases:
+
+1. regression against the true magnitudes of each segment, with no audio made: L1 between predicted and
+   true levels (normalised dB, both floored at −100 dB or the config's floor: the log-magnitude part of
+   the multi-resolution STFT distance), plus spectral convergence of the linear magnitudes and L1
+   between the mel of the prediction and the input mel;
+2. the last ``--reanalysis-steps`` steps: the same losses on what the listener gets, the prediction
+   with PGHI phase turned into audio and analysed again.
+
+No adversarial terms: they need far more steps than a CPU gives and mostly add perceptual crispness,
+not lower spectral distances.
 
 Data
 ----
@@ -147,7 +152,8 @@ def render_synth(kind: str, *, n_examples: int, n_samples: int, sample_rate: int
 
         def tones() -> np.ndarray:
             params = sample_fm_params(
-                n_examples=n_examples, seed=rng, pitch_midi_range=(low_midi, max(low_midi + 1.0, top_midi - 12.0)), ratio_range=(0.5, 4.0),
+                n_examples=n_examples, seed=rng, pitch_midi_range=(low_midi, max(low_midi + 1.0, top_midi - 12.0)),
+                ratio_range=(0.5, 4.0),
                 index_range=(0.0, 6.0), peak_db_range=(-20.0, 0.0), attack_s_range=(0.0, 0.3 * duration_s),
                 decay_s_range=(0.0, 0.3 * duration_s), sustain_level_range=(0.2, 1.0),
                 release_s_range=(0.0, 0.3 * duration_s), vibrato_rate_hz_range=(3.0, 8.0),
@@ -200,7 +206,8 @@ def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: floa
         sources += [kind] * n_held
     recordings = load_recordings(config=config)
     for name, (train_part, held_part) in recordings.items():
-        train.append(_windows(train_part, n_samples=n_samples, hop_samples=max(1, int(recording_hop_s * config.sample_rate))))
+        hop_samples = max(1, int(recording_hop_s * config.sample_rate))
+        train.append(_windows(train_part, n_samples=n_samples, hop_samples=hop_samples))
         windows = _windows(held_part, n_samples=n_samples, hop_samples=n_samples)
         held_out.append(windows)
         sources += [f"recording:{name}"] * len(windows)
@@ -222,6 +229,11 @@ def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: floa
 # ---- losses -------------------------------------------------------------------------------------------
 
 
+def _mel_of(magnitude: Tensor, *, config: SpectralConfig) -> Tensor:
+    """Normalised log-mel of STFT magnitudes (as :func:`synth.spectral.audio_to_mel` after its STFT)."""
+    return amplitude_to_normalized_db(magnitude_to_mel(magnitude, config=config), config=config)
+
+
 def target_levels(magnitude: Tensor, *, config: SpectralConfig) -> Tensor:
     """True STFT magnitudes → the levels the vocoder should predict (normalised dB, floored at
     :data:`TARGET_FLOOR_DB` or the config's floor, whichever is lower)."""
@@ -240,7 +252,7 @@ def vocoder_losses(model: Vocoder, audio: Tensor, *, config: SpectralConfig, rea
     predicted ones (by ≈1–2 dB of mel); this teaches the model magnitudes that come out right.
     """
     magnitude = audio_to_magnitude(audio, config=config)
-    mel = amplitude_to_normalized_db(magnitude_to_mel(magnitude, config=config), config=config)
+    mel = _mel_of(magnitude, config=config)
     magnitude_hat = model(mel)
     if reanalyse:
         phase = pghi_phase(magnitude_hat.detach(), config=config)
@@ -249,7 +261,7 @@ def vocoder_losses(model: Vocoder, audio: Tensor, *, config: SpectralConfig, rea
     level_l1 = (target_levels(magnitude_hat, config=config) - target_levels(magnitude, config=config)).abs().mean()
     # over the whole batch, not per item: a near-silent segment would otherwise dominate the loss
     convergence = torch.linalg.vector_norm(magnitude_hat - magnitude) / torch.linalg.vector_norm(magnitude).clamp_min(1e-8)
-    mel_hat = amplitude_to_normalized_db(magnitude_to_mel(magnitude_hat, config=config), config=config)
+    mel_hat = _mel_of(magnitude_hat, config=config)
     mel_l1 = (mel_hat - mel).abs().mean()
     return {
         "total": level_l1 + CONVERGENCE_WEIGHT * convergence + MEL_LOSS_WEIGHT * mel_l1,
@@ -267,7 +279,7 @@ def fit_skip_path(model: Vocoder, audio: Tensor, *, config: SpectralConfig, ridg
     starting point the backbone improves on).
     """
     magnitude = audio_to_magnitude(audio, config=config)
-    mel = amplitude_to_normalized_db(magnitude_to_mel(magnitude, config=config), config=config)
+    mel = _mel_of(magnitude, config=config)
     x = mel.transpose(1, 2).reshape(-1, config.n_mels).double()
     y = target_levels(magnitude, config=config).transpose(1, 2).reshape(-1, config.n_freqs).double()
     x1 = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
@@ -447,9 +459,11 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["imgsonic train vocoder"]
     if args.preset:
         parts.append(f"--preset {args.preset}")
-    parts += [f"--steps {args.steps}", f"--reanalysis-steps {args.reanalysis_steps}", f"--batch-size {args.batch_size}", f"--lr {args.lr:g}", f"--dim {args.dim}",
+    parts += [f"--steps {args.steps}", f"--reanalysis-steps {args.reanalysis_steps}",
+              f"--batch-size {args.batch_size}", f"--lr {args.lr:g}", f"--dim {args.dim}",
               f"--intermediate-dim {args.intermediate_dim}", f"--n-blocks {args.n_blocks}",
-              f"--n-synth {args.n_synth}", f"--recording-hop {args.recording_hop:g}", f"--seed {args.seed}", f"--threads {args.threads}"]
+              f"--n-synth {args.n_synth}", f"--recording-hop {args.recording_hop:g}", f"--seed {args.seed}",
+              f"--threads {args.threads}"]
     if args.resume:
         parts.append("--resume")
     if args.export:
