@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.images import ImageItem
+from bridge.render import VOCODERS
 from models.errors import ParameterError
 from synth.files import atomic_output
 
@@ -146,7 +147,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output-dir", default=str(DEFAULT_OUTPUT_DIR), metavar="DIR",
                         help=f"where to write demo.wav, demo.mid and demo.png (default: ./{DEFAULT_OUTPUT_DIR})")
     parser.add_argument("--preset", default="default", help="preset to render with (default: default)")
-    parser.add_argument("--vocoder", choices=("pghi+fgla", "pghi", "griffinlim", "neural"), default="pghi+fgla",
+    parser.add_argument("--vocoder", choices=VOCODERS, default="pghi+fgla",
                         help="default: pghi+fgla")
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
 

@@ -63,7 +63,7 @@ __all__ = [
     "boundary_jump_ratio",
 ]
 
-VOCODERS = ("pghi+fgla", "pghi", "griffinlim", "neural")
+VOCODERS = ("pghi+fgla", "pghi", "griffinlim", "neural", "neural+fgla")
 _DECODE_BATCH = 4096
 _DESCRIPTOR_SIZE = 64  # descriptors are measured at this size, whatever the image model reads
 
@@ -165,13 +165,15 @@ def load_models(
 
 
 def _vocoder_function(loaded: LoadedModels, method: str, config) -> Callable[[torch.Tensor], torch.Tensor]:
-    if method != "neural":
+    if method not in ("neural", "neural+fgla"):
         from synth.phase import mel_to_audio
 
         return lambda mel: mel_to_audio(mel, config=config, method=method)
-    from synth.vocoder import vocoder_for
+    from synth.vocoder import FGLA_ITERATIONS, vocoder_for
 
-    return vocoder_for(loaded.vocoder_path, preset=loaded.label, config=config).vocode
+    vocoder = vocoder_for(loaded.vocoder_path, preset=loaded.label, config=config)
+    n_iter = FGLA_ITERATIONS if method == "neural+fgla" else 0
+    return lambda mel: vocoder.vocode(mel, n_iter=n_iter)
 
 
 def prepare_inputs(items: Sequence[ImageItem], models: SonificationModels) -> tuple[torch.Tensor, np.ndarray]:
@@ -484,7 +486,7 @@ def add_model_arguments(parser) -> None:
     group.add_argument("--audio-vae", metavar="PT", help="audio VAE checkpoint")
     group.add_argument("--mapper", metavar="PT", help="latent mapper checkpoint")
     group.add_argument("--vocoder-checkpoint", metavar="PT",
-                       help="neural vocoder for --vocoder neural (default: the preset's)")
+                       help="neural vocoder for --vocoder neural or neural+fgla (default: the preset's)")
 
 
 def add_settings_arguments(parser) -> None:
@@ -492,7 +494,10 @@ def add_settings_arguments(parser) -> None:
     parser.add_argument("--seconds-per-image", type=float, default=1.0, metavar="S", help="default: 1.0")
     parser.add_argument("--crossfade", type=float, default=RenderSettings.crossfade_s, metavar="S",
                         help=f"crossfade between images, ≤ seconds per image (default: {RenderSettings.crossfade_s})")
-    parser.add_argument("--vocoder", choices=VOCODERS, default="pghi+fgla", help="default: pghi+fgla")
+    parser.add_argument("--vocoder", choices=VOCODERS, default="pghi+fgla",
+                        help="pghi+fgla (default), pghi, griffinlim: phase reconstruction of the mel; neural: the "
+                             "preset's neural vocoder (what live plays); neural+fgla: then 12 iterations that re-fit "
+                             "the mel (closest to both the mel and the true sound, slowest)")
     parser.add_argument("--fx", default="", metavar="SPEC", help='effects, e.g. "reverb:room_size=0.7; limiter"')
     parser.add_argument("--sr", type=int, default=44100, metavar="HZ", help="output sample rate (default: 44100)")
     parser.add_argument("--mapping", metavar="TOML", help="parameter mapping (default: bridge/mappings/default.toml)")

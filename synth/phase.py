@@ -312,6 +312,7 @@ def griffinlim(
     n_iter: int,
     initial_phase: torch.Tensor | None = None,
     mel_amplitude: torch.Tensor | None = None,
+    keep_floor: bool = False,
     momentum: float = 0.99,
     seed: int = 0,
 ) -> torch.Tensor:
@@ -325,6 +326,12 @@ def griffinlim(
     magnitude is only a guess when a mel is all there is; this keeps the fine structure the iterations find
     while matching what is known. Measured here on the benchmark signals, 8 such iterations beat 100
     fixed-magnitude ones on mel consistency.
+
+    ``keep_floor`` (with ``mel_amplitude``) is for a magnitude that is a better estimate than the mel's
+    pseudo-inverse, such as a neural vocoder's: bands at the mel's floor are left out of the fit (they only
+    say "this quiet or quieter") and bins that only such bands cover keep the given magnitude, which may
+    be far below the floor; the other bins take a step of 1.5 (over-relaxed), which converges in fewer
+    iterations. Without it every bin is re-fitted, and the silence between partials fills to the floor.
     """
     if not 0.0 <= momentum < 1.0:
         raise ParameterError(f"momentum={momentum} must be in [0, 1)")
@@ -340,20 +347,62 @@ def griffinlim(
         audio = stft_to_audio(spec, config=config, n_samples=inner_length)
         return audio_to_stft(audio, config=config)[..., :n_frames]
 
-    if mel_amplitude is not None:
-        refit = _mel_gram(config, magnitude)
-        target = refit.transpose_apply(mel_amplitude)
-        floor = 10.0 ** (config.db_floor / 20.0)
+    refit = None if mel_amplitude is None else _MelRefit(magnitude, mel_amplitude, config=config, keep_floor=keep_floor)
     angles = torch.polar(torch.ones_like(magnitude), initial_phase)
     previous = torch.zeros_like(angles)
     for _ in range(n_iter):
         rebuilt = project(magnitude * angles)
-        angles = torch.sgn(rebuilt - previous * (momentum / (1 + momentum)))
+        angles = _unit(rebuilt - previous * (momentum / (1 + momentum)))
         previous = rebuilt
-        if mel_amplitude is not None:
-            found = rebuilt.abs() + floor
-            magnitude = found * target / (refit.gram_apply(found) + 1e-12)
+        if refit is not None:
+            magnitude = refit(_abs(rebuilt))
     return stft_to_audio(magnitude * angles, config=config)
+
+
+def _abs(z: torch.Tensor) -> torch.Tensor:
+    """``z.abs()`` of a complex tensor; numpy's is several times faster than torch's on the CPU."""
+    if z.device.type != "cpu" or z.requires_grad:
+        return z.abs()
+    return torch.from_numpy(np.abs(z.numpy()))
+
+
+def _unit(z: torch.Tensor) -> torch.Tensor:
+    """``torch.sgn(z)``: ``z / |z|``, 0 where ``z`` is 0."""
+    if z.device.type != "cpu" or z.requires_grad:
+        return torch.sgn(z)
+    size = _abs(z)
+    return z * torch.where(size > 0, 1.0 / size, 0.0)
+
+
+class _MelRefit:
+    """One multiplicative non-negative least-squares step towards the mel per call: ``|X| → magnitude``.
+
+    Plain: ``x ← x · Fᵀa / FᵀFx`` with ``x = |X| + floor`` (the floor lets empty bins grow). With
+    ``keep_floor``: only bands above the mel's floor are fitted (``F`` restricted to them, frame by frame),
+    with an over-relaxed step (exponent 1.5); bins no such band covers keep ``given``.
+    """
+
+    _KEEP_FLOOR_STEP = 1.5
+
+    def __init__(self, given: torch.Tensor, mel_amplitude: torch.Tensor, *, config: SpectralConfig, keep_floor: bool) -> None:
+        self.gram = _mel_gram(config, given)
+        self.floor = 10.0 ** (config.db_floor / 20.0)
+        self.keep_floor = keep_floor
+        if keep_floor:
+            self.given = given
+            self.active = (mel_amplitude > self.floor * 1.01).to(mel_amplitude.dtype)
+            self.target = self.gram.transpose_apply(self.active * mel_amplitude)
+            self.covered = self.gram.transpose_apply(self.active) > 0
+        else:
+            self.target = self.gram.transpose_apply(mel_amplitude)
+
+    def __call__(self, found: torch.Tensor) -> torch.Tensor:
+        if not self.keep_floor:
+            found = found + self.floor
+            return found * self.target / (self.gram.gram_apply(found) + 1e-12)
+        fitted = self.gram.transpose_apply(self.active * self.gram.apply(found))
+        ratio = self.target / (fitted + 1e-30)
+        return torch.where(self.covered, found * ratio.pow(self._KEEP_FLOOR_STEP), self.given)
 
 
 class _MelGram:
@@ -366,6 +415,9 @@ class _MelGram:
         b, rows, t = x.shape
         flat = x.transpose(0, 1).reshape(rows, b * t)
         return (matrix @ flat).reshape(-1, b, t).transpose(0, 1)
+
+    def apply(self, magnitude: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.fb, magnitude)
 
     def transpose_apply(self, mel: torch.Tensor) -> torch.Tensor:
         return self._apply(self.fb_t, mel)

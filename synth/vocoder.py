@@ -35,12 +35,13 @@ import torch
 
 from models.errors import CheckpointError, ParameterError
 from models.vocoder import Vocoder
-from synth.phase import pghi_phase
-from synth.spectral import SpectralConfig, check_mel, mel_filterbank, stft_to_audio
+from synth.phase import griffinlim, pghi_phase
+from synth.spectral import SpectralConfig, check_mel, mel_filterbank, normalized_db_to_amplitude, stft_to_audio
 from synth.streaming import StreamingInverter
 
-__all__ = ["NeuralVocoder", "VocoderStream", "VOCODERS_DIR", "vocoder_for"]
+__all__ = ["FGLA_ITERATIONS", "NeuralVocoder", "VocoderStream", "VOCODERS_DIR", "vocoder_for"]
 
+FGLA_ITERATIONS = 12  # ``neural+fgla``: as many as pghi+fgla runs (benchmarks/vocoder.py measures both)
 VOCODERS_DIR = Path(__file__).resolve().parent.parent / "models" / "presets" / "vocoders"  # the shipped ones
 
 
@@ -99,21 +100,36 @@ class NeuralVocoder:
             magnitude = self.model(mel.reshape(-1, *mel.shape[-2:]))
         return magnitude.reshape(*batch_shape, *magnitude.shape[-2:])
 
-    def vocode(self, mel: Any) -> torch.Tensor:
+    def vocode(self, mel: Any, *, n_iter: int = 0) -> torch.Tensor:
         """Audio from normalised log-mels, offline: the model's magnitudes with PGHI phase.
 
         Parameters
         ----------
         mel : Tensor or array ``(..., n_mels, n_frames)``, values in [0, 1]
+        n_iter : int
+            Fast Griffin-Lim iterations after PGHI (``neural+fgla`` uses :data:`FGLA_ITERATIONS`). Each
+            re-fits the magnitude to the mel in the bands above its floor and keeps the model's magnitude
+            in the rest (:func:`synth.phase.griffinlim` with ``keep_floor``): the output's mel comes closer
+            to the input at about 1 ms per audio second per iteration. 0 (the default) is what
+            :meth:`stream` computes.
 
         Returns
         -------
         Tensor ``(..., n_frames * hop_length)``, float32, on the model's device.
         """
+        if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+            raise ParameterError(f"n_iter={n_iter!r} must be a non-negative integer")
+        mel = self._check(mel)
         magnitude = self.magnitude(mel)
         flat = magnitude.reshape(-1, *magnitude.shape[-2:])
-        # what magnitude_to_audio(method="pghi") computes, without its unit-phasor detour (a third of the time)
-        audio = stft_to_audio(torch.polar(flat, pghi_phase(flat, config=self.config)), config=self.config)
+        phase = pghi_phase(flat, config=self.config)
+        if n_iter:
+            amplitude = normalized_db_to_amplitude(mel, config=self.config).reshape(-1, *mel.shape[-2:])
+            audio = griffinlim(flat, config=self.config, n_iter=n_iter, initial_phase=phase,
+                               mel_amplitude=amplitude, keep_floor=True)
+        else:
+            # what magnitude_to_audio(method="pghi") computes, without its unit-phasor detour (a third of the time)
+            audio = stft_to_audio(torch.polar(flat, phase), config=self.config)
         return audio.reshape(*magnitude.shape[:-2], audio.shape[-1])
 
     def stream(self, *, batch_size: int | None = None) -> VocoderStream:

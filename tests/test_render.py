@@ -67,6 +67,22 @@ def test_render_cli_writes_wav_midi_and_json(preset, images, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mid", "a.wav"]
 
 
+def test_shipped_preset_renders_with_both_neural_vocoders(images, tmp_path, capsys):
+    """``--vocoder neural`` and ``neural+fgla`` with the shipped default preset: same length, both audible,
+    and the iterations change the sound (they re-fit it to the mel)."""
+    outputs = {}
+    for vocoder in ("neural", "neural+fgla"):
+        path = tmp_path / f"{vocoder}.wav"
+        code = main(["render", str(images), "-o", str(path), "--seconds-per-image", "0.5", "--sr", "16000",
+                     "--vocoder", vocoder])
+        assert code == 0, capsys.readouterr().err
+        outputs[vocoder] = read_audio(path, sample_rate=None)[0]
+    neural, refined = outputs["neural"], outputs["neural+fgla"]
+    assert neural.shape == refined.shape == (round(1.5 * 16000),)
+    assert np.isfinite(refined).all() and float(np.sqrt(np.mean(refined**2))) > 1e-3
+    assert float(np.abs(neural - refined).max()) > 1e-3
+
+
 def test_level_fades_and_duration(preset, rng):
     items = [ImageItem(name=str(i), pixels=rng.random((8, 8, 3))) for i in range(4)]
     settings = RenderSettings(seconds_per_image=0.3, crossfade_s=0.1, vocoder="pghi", sample_rate=16000)

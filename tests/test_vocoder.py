@@ -57,6 +57,45 @@ def test_vocode_is_pghi_on_the_predicted_magnitudes(mel):
     torch.testing.assert_close(vocoder.vocode(mel), expected.float(), atol=1e-6 * float(expected.abs().max()), rtol=0)
 
 
+def test_fgla_iterations_bring_the_outputs_mel_closer_to_the_input():
+    """``neural+fgla``: the shipped 16 kHz vocoder's output mel, on a held-out-like FM tone, gets closer to
+    the input mel with iterations (measured on the benchmark's held-out sounds: × 0.55 with 12)."""
+    vocoder = NeuralVocoder.from_checkpoint(VOCODERS_DIR / "synth-16k.pt")
+    config = vocoder.config
+    t = torch.arange(config.sample_rate) / config.sample_rate
+    carrier = 2 * math.pi * (330 * t + 8 * torch.sin(2 * math.pi * 5 * t))  # vibrato
+    audio = 0.3 * torch.sin(carrier + 2.0 * torch.sin(2 * math.pi * 660 * t)) * torch.exp(-2 * t)
+    mel = audio_to_mel(audio, config=config)
+
+    def error(n_iter: int) -> float:
+        output_mel = audio_to_mel(vocoder.vocode(mel, n_iter=n_iter), config=config)[..., : mel.shape[-1]]
+        return float((output_mel - mel).abs().mean())
+
+    assert error(12) < 0.8 * error(0)
+
+
+def test_keep_floor_holds_bins_only_floor_bands_cover(mel):
+    """With every band at the mel's floor nothing is re-fitted: the iterations are plain FGLA on the given
+    magnitude, however far below the floor it is."""
+    from synth.phase import griffinlim
+
+    magnitude = NeuralVocoder(small_vocoder()).magnitude(mel) * 1e-9
+    floor_amplitude = torch.full((2, SMALL_SPECTRAL.n_mels, 37), 10.0 ** (SMALL_SPECTRAL.db_floor / 20.0))
+    phase = torch.zeros_like(magnitude)
+    kept = griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=4, initial_phase=phase,
+                      mel_amplitude=floor_amplitude, keep_floor=True)
+    plain = griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=4, initial_phase=phase)
+    refit = griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=4, initial_phase=phase, mel_amplitude=floor_amplitude)
+    torch.testing.assert_close(kept, plain)
+    assert float(refit.square().mean()) > 100 * float(plain.square().mean())  # without it silence fills to the floor
+
+
+@pytest.mark.parametrize("n_iter", [-1, 1.5, True, "4"])
+def test_vocode_rejects_bad_iteration_counts(mel, n_iter):
+    with pytest.raises(ParameterError, match="n_iter"):
+        NeuralVocoder(small_vocoder()).vocode(mel, n_iter=n_iter)
+
+
 def test_refinement_brings_the_magnitudes_mel_to_the_input(mel):
     """Without refinement the untrained model's mel is far from the input; with 4 steps it is close."""
     model = small_vocoder()
@@ -204,7 +243,7 @@ def test_training_loss_falls_on_one_clip():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert float(loss) < 0.8 * first
+    assert float(loss.detach()) < 0.8 * first
 
 
 SHIPPED = sorted(VOCODERS_DIR.glob("*.pt"))
@@ -239,3 +278,6 @@ def test_train_command_line_rejects_bad_values(capsys):
     assert "--recording-hop=0" in capsys.readouterr().err
     assert main(["--steps", "10", "--reanalysis-steps", "11"]) == 2
     assert "--reanalysis-steps=11" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse's own error, exit status 2
+        main(["--recording-shifts=0,3"])
+    assert "non-zero number of semitones" in capsys.readouterr().err

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchaudio
 from torch import Tensor
 
 from models.checkpoint import load_checkpoint
@@ -170,6 +171,14 @@ def render_synth(kind: str, *, n_examples: int, n_samples: int, sample_rate: int
     raise ParameterError(f"synth kind {kind!r}; expected one of {', '.join(SYNTH_KINDS)}")
 
 
+def shift_pitch(audio: np.ndarray, semitones: float) -> np.ndarray:
+    """``audio`` played ``2 ** (semitones / 12)`` times as fast (resampled; pitch and tempo move together)."""
+    ratio = 2.0 ** (semitones / 12.0)
+    shifted = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+                                             orig_freq=int(round(1000 * ratio)), new_freq=1000)
+    return shifted.numpy()
+
+
 def _windows(audio: np.ndarray, *, n_samples: int, hop_samples: int) -> np.ndarray:
     """Overlapping windows ``(n, n_samples)`` of a 1-D signal; zero-padded when shorter than one window."""
     if len(audio) < n_samples:
@@ -189,12 +198,14 @@ class Pools:
 
 
 def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: float = 1.25,
-                recording_hop_s: float = 0.1) -> Pools:
+                recording_hop_s: float = 0.1, recording_shifts: tuple[float, ...] = ()) -> Pools:
     """Training and held-out clips: synth of each kind plus windows of the recordings.
 
     ``n_synth`` training clips per synth kind (held out: 1/32 as many, at least 4); recordings are cut
     into ``clip_s`` windows every ``recording_hop_s`` (train part; smaller gives the recordings more weight
-    against the synth clips) or every ``clip_s`` (held-out part).
+    against the synth clips) or every ``clip_s`` (held-out part). ``recording_shifts`` (semitones) add
+    copies of each training part played faster or slower (pitch and tempo shifted together, by
+    resampling): more instruments' worth of spectra from the same few files. Held-out parts are never shifted.
     """
     n_samples = int(round(clip_s * config.sample_rate))
     synth = dict(n_samples=n_samples, sample_rate=config.sample_rate, band_hz=(config.f_min_hz, config.f_max_hz))
@@ -207,7 +218,9 @@ def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: floa
     recordings = load_recordings(config=config)
     for name, (train_part, held_part) in recordings.items():
         hop_samples = max(1, int(recording_hop_s * config.sample_rate))
-        train.append(_windows(train_part, n_samples=n_samples, hop_samples=hop_samples))
+        for part in [train_part] + [shift_pitch(train_part, semitones) for semitones in recording_shifts]:
+            if len(part) >= n_samples:
+                train.append(_windows(part, n_samples=n_samples, hop_samples=hop_samples))
         windows = _windows(held_part, n_samples=n_samples, hop_samples=n_samples)
         held_out.append(windows)
         sources += [f"recording:{name}"] * len(windows)
@@ -215,7 +228,9 @@ def build_pools(*, config: SpectralConfig, seed: int, n_synth: int, clip_s: floa
     description = (
         f"synth ({', '.join(SYNTH_KINDS)}; {n_synth} clips of {clip_s} s each, seed {seed}) + "
         f"{n_recording_windows} windows of the first {1 - HELD_OUT_FRACTION:.0%} of pyo's {len(recordings)} "
-        f"recordings ({', '.join(recordings)}); held out: synth seed +{HELD_OUT_SEED}, last "
+        f"recordings ({', '.join(recordings)})"
+        + (f", also shifted by {', '.join(f'{s:+g}' for s in recording_shifts)} semitones" if recording_shifts else "")
+        + f"; held out: synth seed +{HELD_OUT_SEED}, last "
         f"{HELD_OUT_FRACTION:.0%} of each recording"
     )
     return Pools(
@@ -376,6 +391,7 @@ def train_vocoder(
     model_config: VocoderConfig | None = None,
     n_synth: int = 512,
     recording_hop_s: float = 0.1,
+    recording_shifts: tuple[float, ...] = (),
     seed: int = 0,
     device: str = "cpu",
     resume: bool = False,
@@ -393,7 +409,8 @@ def train_vocoder(
     config = VocoderConfig(**{**vars(base), "n_mels": spectral.n_mels, "n_fft": spectral.n_fft,
                               "hop_length": spectral.hop_length, "spectral": spectral.to_dict()})
     started = time.perf_counter()
-    pools = build_pools(config=spectral, seed=seed, n_synth=n_synth, recording_hop_s=recording_hop_s)
+    pools = build_pools(config=spectral, seed=seed, n_synth=n_synth, recording_hop_s=recording_hop_s,
+                        recording_shifts=recording_shifts)
     data_seconds = time.perf_counter() - started
     seed_everything(seed)
     model = Vocoder(config)
@@ -446,6 +463,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-synth", type=int, default=512, help="training clips per synth kind (default 512)")
     parser.add_argument("--recording-hop", type=float, default=0.1, metavar="S",
                         help="seconds between the training windows cut from each recording (default 0.1)")
+    parser.add_argument("--recording-shifts", type=_semitones, default=(), metavar="S,S,…",
+                        help="also train on the recordings pitch-shifted by these semitones, e.g. --recording-shifts=-5,4 (default: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model and the data (default 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -453,6 +472,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=250, metavar="N", help="steps between checkpoints (default 250)")
     parser.add_argument("--export", metavar="PATH", help="also copy the final checkpoint to PATH")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def _semitones(text: str) -> tuple[float, ...]:
+    """``--recording-shifts`` value: comma-separated semitones, each finite and within ±12."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of semitones, e.g. -5,4") from None
+    if not all(math.isfinite(v) and -12.0 <= v <= 12.0 and v != 0.0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each shift must be a non-zero number of semitones within ±12")
+    return values
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -464,6 +494,8 @@ def _command(args: argparse.Namespace) -> str:
               f"--intermediate-dim {args.intermediate_dim}", f"--n-blocks {args.n_blocks}",
               f"--n-synth {args.n_synth}", f"--recording-hop {args.recording_hop:g}", f"--seed {args.seed}",
               f"--threads {args.threads}"]
+    if args.recording_shifts:
+        parts.append("--recording-shifts=" + ",".join(f"{s:g}" for s in args.recording_shifts))  # "=": may start with "-"
     if args.resume:
         parts.append("--resume")
     if args.export:
@@ -497,7 +529,7 @@ def run(args: argparse.Namespace) -> int:
         spectral=spectral, out_dir=out_dir, steps=args.steps, reanalysis_steps=args.reanalysis_steps,
         batch_size=args.batch_size, lr=args.lr,
         model_config=VocoderConfig(dim=args.dim, intermediate_dim=args.intermediate_dim, n_blocks=args.n_blocks),
-        n_synth=args.n_synth, recording_hop_s=args.recording_hop, seed=args.seed, device=args.device, resume=args.resume,
+        n_synth=args.n_synth, recording_hop_s=args.recording_hop, recording_shifts=args.recording_shifts, seed=args.seed, device=args.device, resume=args.resume,
         progress=not args.no_progress, checkpoint_every=args.checkpoint_every, command=command,
     )
     if args.export:
