@@ -281,3 +281,16 @@ def test_train_command_line_rejects_bad_values(capsys):
     with pytest.raises(SystemExit):  # argparse's own error, exit status 2
         main(["--recording-shifts=0,3"])
     assert "non-zero number of semitones" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("semitones", [-7.0, 3.0, 12.0])
+def test_recording_shifts_move_pitch_and_length_together(semitones):
+    from training.train_vocoder import shift_pitch
+
+    rate, hz = 16000, 440.0
+    audio = np.sin(2 * np.pi * hz * np.arange(rate) / rate).astype(np.float32)
+    shifted = shift_pitch(audio, semitones)
+    ratio = 2.0 ** (semitones / 12.0)
+    assert len(shifted) == pytest.approx(rate / ratio, rel=1e-3)  # the ratio is rounded to 1/1000
+    spectrum = np.abs(np.fft.rfft(shifted * np.hanning(len(shifted)), n=8 * len(shifted)))
+    assert float(np.argmax(spectrum)) * rate / (8 * len(shifted)) == pytest.approx(hz * ratio, rel=0.005)
