@@ -253,20 +253,36 @@ class Vocoder(CheckpointMixin, nn.Module):
         """
         if self.config.mel_refine_steps == 0:
             return magnitude
-        fb = self.filterbank
-        covered = fb.sum(dim=0) > 0
+        # bins outside every band (below f_min, above f_max) keep their prediction: the mel says nothing there
+        lo, hi = self._covered_bins()
+        if lo == hi:  # no filterbank yet (a model the trainer has not set up): nothing to refine towards
+            return magnitude
+        fb = self.filterbank[:, lo:hi]
+        fb_t = fb.T
         db = mel * (self.nepers_per_level * 20.0 / math.log(10.0)) + 20.0 * math.log10(self.floor_amplitude)
         amplitude = torch.pow(10.0, db / 20.0)
         at_floor = mel <= 0.0
-        for _ in range(self.config.mel_refine_steps):
-            # a floor keeps every band's sum away from 0, where the step's gradient (∝ 1/sum²) overflows
-            magnitude = magnitude.clamp_min(_MIN_MAGNITUDE)
-            current = magnitude @ fb.T
+        # a floor keeps every band's sum away from 0, where the step's gradient (∝ 1/sum²) overflows
+        magnitude = magnitude.clamp_min(_MIN_MAGNITUDE)
+        inside = magnitude[..., lo:hi]
+        for step in range(self.config.mel_refine_steps):
+            if step:
+                inside = inside.clamp_min(_MIN_MAGNITUDE)
+            current = inside @ fb_t
             target = torch.where(at_floor, torch.minimum(current, amplitude), amplitude)
-            # bins outside every band (below f_min, above f_max) keep their prediction: the mel says nothing there
-            spread = torch.where(covered, current @ fb, 1.0)
-            magnitude = magnitude * torch.where(covered, (target @ fb) / spread, 1.0)
-        return magnitude
+            inside = inside * ((target @ fb) / (current @ fb))
+        return torch.cat([magnitude[..., :lo], inside, magnitude[..., hi:]], dim=-1)
+
+    def _covered_bins(self) -> tuple[int, int]:
+        """``(lo, hi)``: the frequency bins some mel band covers are ``lo … hi - 1`` (a mel filterbank's are
+        one run); ``(0, 0)`` for an all-zero filterbank."""
+        covered = (self.filterbank.sum(dim=0) > 0).nonzero().flatten().tolist()
+        if not covered:
+            return 0, 0
+        lo, hi = covered[0], covered[-1] + 1
+        if len(covered) != hi - lo:
+            raise ParameterError("the vocoder's filterbank leaves a gap between its bands")
+        return lo, hi
 
     def forward(self, mel: Tensor) -> Tensor:
         """Mels ``(B, n_mels, T)``, normalised log-mel in [0, 1] → STFT magnitudes ``(B, n_freqs, T)``.
