@@ -352,7 +352,7 @@ def griffinlim(
     previous = torch.zeros_like(angles)
     for _ in range(n_iter):
         rebuilt = project(magnitude * angles)
-        angles = _unit(rebuilt - previous * (momentum / (1 + momentum)))
+        angles = _unit(torch.sub(rebuilt, previous, alpha=momentum / (1 + momentum)))
         previous = rebuilt
         if refit is not None:
             magnitude = refit(_abs(rebuilt))
@@ -370,8 +370,7 @@ def _unit(z: torch.Tensor) -> torch.Tensor:
     """``torch.sgn(z)``: ``z / |z|``, 0 where ``z`` is 0."""
     if z.device.type != "cpu" or z.requires_grad:
         return torch.sgn(z)
-    size = _abs(z)
-    return z * torch.where(size > 0, 1.0 / size, 0.0)
+    return z * _abs(z).clamp_min(1e-30).reciprocal()  # z = 0 stays 0
 
 
 class _MelRefit:
@@ -381,8 +380,6 @@ class _MelRefit:
     ``keep_floor``: only bands above the mel's floor are fitted (``F`` restricted to them, frame by frame),
     with an over-relaxed step (exponent 1.5); bins no such band covers keep ``given``.
     """
-
-    _KEEP_FLOOR_STEP = 1.5
 
     def __init__(self, given: torch.Tensor, mel_amplitude: torch.Tensor, *, config: SpectralConfig, keep_floor: bool) -> None:
         self.gram = _mel_gram(config, given)
@@ -402,7 +399,7 @@ class _MelRefit:
             return found * self.target / (self.gram.gram_apply(found) + 1e-12)
         fitted = self.gram.transpose_apply(self.active * self.gram.apply(found))
         ratio = self.target / (fitted + 1e-30)
-        return torch.where(self.covered, found * ratio.pow(self._KEEP_FLOOR_STEP), self.given)
+        return torch.where(self.covered, found * ratio * ratio.sqrt(), self.given)  # ratio ** 1.5
 
 
 class _MelGram:
