@@ -497,7 +497,7 @@ def add_settings_arguments(parser) -> None:
     parser.add_argument("--vocoder", choices=VOCODERS, default="pghi+fgla",
                         help="pghi+fgla (default), pghi, griffinlim: phase reconstruction of the mel; neural: the "
                              "preset's neural vocoder (what live plays); neural+fgla: then 12 iterations that re-fit "
-                             "the mel (closest to both the mel and the true sound, slowest)")
+                             "the mel (on the benchmarks, as close to the mel as pghi+fgla or closer and much closer to the true sound; slowest)")
     parser.add_argument("--fx", default="", metavar="SPEC", help='effects, e.g. "reverb:room_size=0.7; limiter"')
     parser.add_argument("--sr", type=int, default=44100, metavar="HZ", help="output sample rate (default: 44100)")
     parser.add_argument("--mapping", metavar="TOML", help="parameter mapping (default: bridge/mappings/default.toml)")
