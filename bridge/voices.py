@@ -41,7 +41,7 @@ from bridge.images import expand_inputs, read_image
 from bridge.mapping import Mapping, load_mapping
 from bridge.voice_stream import VoiceStream
 from models.errors import InputError, ParameterError
-from synth.engine import BlockFeed, server_hooks
+from synth.engine import BlockFeed, server_hooks, settle_garbage_collector
 
 __all__ = ["NeuralVoice", "ParametricVoice"]
 
@@ -164,6 +164,7 @@ class NeuralVoice(pyo.PyoObject):
         self._trigger = None
         if rate is not None:
             self.setRate(rate)
+        settle_garbage_collector()  # the models are loaded: no collector pauses in the callback from them
 
     # ---- audio and controls (server callback) -----------------------------------------------------
 

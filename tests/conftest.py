@@ -1,4 +1,7 @@
-"""Shared fixtures: a seeded rng, and one torch thread (tiny models run far slower on two busy cores)."""
+"""Shared fixtures: a seeded rng, one torch thread (tiny models run far slower on two busy cores), and the
+cyclic garbage collector unfrozen after each test (building a voice freezes it, see synth.engine)."""
+
+import gc
 
 import numpy as np
 import pytest
@@ -11,6 +14,12 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze_garbage_collector():
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

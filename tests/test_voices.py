@@ -64,6 +64,16 @@ def test_the_voice_mixes_like_any_pyo_object(server, models):
     np.testing.assert_allclose(scaled_out, 0.5 * alone, atol=1e-7)
 
 
+def test_building_a_voice_takes_what_is_loaded_out_of_the_collectors_sight(server, models):
+    """Collector pauses in the audio callback were the live benchmark's late buffers (synth.engine)."""
+    import gc
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    NeuralVoice(models=models)
+    assert gc.get_freeze_count() > 10_000  # torch's, pyo's and the models' objects
+
+
 def test_the_voice_plays_exactly_what_its_stream_makes(server, models, squares):
     voice = NeuralVoice(models=models, mul=0.25)
     reference = VoiceStream(models=models, sample_rate=44100)
