@@ -68,7 +68,8 @@ def settle_garbage_collector() -> None:
     included: measured here as 17 ms pauses in the callback (117 ms for a full collection), which were the
     live benchmark's buffers over their deadline. After :func:`gc.freeze` those objects are skipped; they are
     still freed by reference counting, and only reference cycles among them stay until ``gc.unfreeze()``.
-    Call it after loading models or a patch, where a pause is harmless.
+    Call it after loading models, where a pause is harmless (not after each patch: a replaced patch's
+    namespace is a reference cycle, which a freeze would keep alive with its pyo objects).
     """
     gc.collect()
     gc.freeze()

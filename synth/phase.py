@@ -335,6 +335,8 @@ def griffinlim(
     """
     if not 0.0 <= momentum < 1.0:
         raise ParameterError(f"momentum={momentum} must be in [0, 1)")
+    if keep_floor and mel_amplitude is None:
+        raise ParameterError("keep_floor=True needs mel_amplitude (the mel whose floor bands are kept)")
     if initial_phase is None:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         initial_phase = (torch.rand(magnitude.shape, generator=gen, dtype=magnitude.dtype) * 2 * math.pi).to(

@@ -94,7 +94,9 @@ class NeuralVocoder:
 
     def magnitude(self, mel: Any) -> torch.Tensor:
         """Predicted STFT magnitudes ``(..., n_freqs, n_frames)`` of normalised log-mels ``(..., n_mels, n_frames)``."""
-        mel = self._check(mel)
+        return self._magnitude(self._check(mel))
+
+    def _magnitude(self, mel: torch.Tensor) -> torch.Tensor:
         batch_shape = mel.shape[:-2]
         with torch.inference_mode():
             magnitude = self.model(mel.reshape(-1, *mel.shape[-2:]))
@@ -120,7 +122,7 @@ class NeuralVocoder:
         if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
             raise ParameterError(f"n_iter={n_iter!r} must be a non-negative integer")
         mel = self._check(mel)
-        magnitude = self.magnitude(mel)
+        magnitude = self._magnitude(mel)
         flat = magnitude.reshape(-1, *magnitude.shape[-2:])
         phase = pghi_phase(flat, config=self.config)
         if n_iter:

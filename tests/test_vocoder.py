@@ -88,6 +88,8 @@ def test_keep_floor_holds_bins_only_floor_bands_cover(mel):
     refit = griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=4, initial_phase=phase, mel_amplitude=floor_amplitude)
     torch.testing.assert_close(kept, plain)
     assert float(refit.square().mean()) > 100 * float(plain.square().mean())  # without it silence fills to the floor
+    with pytest.raises(ParameterError, match="keep_floor"):
+        griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=1, keep_floor=True)
 
 
 @pytest.mark.parametrize("n_iter", [-1, 1.5, True, "4"])
