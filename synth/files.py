@@ -21,7 +21,7 @@ __all__ = ["atomic_output"]
 def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO]:
     """Open a file to write that replaces ``path`` only once it is complete.
 
-    Writes go to a hidden temporary file beside ``path``; when the ``with`` block ends normally it is
+    Writes go to a hidden temporary file beside ``path`` (``.NAME.<random>.tmp.SUFFIX``); when the ``with`` block ends normally it is
     flushed to disk and moved over ``path`` with ``os.replace``. If the block raises — KeyboardInterrupt
     included — the temporary file is removed and an existing ``path`` is left as it was. The file gets
     the permissions the umask allows, like any file the user creates.
@@ -52,7 +52,8 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
         raise ParameterError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
     if path.is_dir():
         raise ParameterError(f"cannot write {str(path)!r}: it is a folder; give a file name")
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # the temporary name ends in the target's suffix: writers that pick a format by name (pyo) see it
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
     try:
         # "x" never clobbers another writer's temporary file
         handle = open(temporary, "x", encoding="utf-8") if text else open(temporary, "xb")

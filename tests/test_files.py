@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,10 @@ def test_bad_targets_name_the_problem(tmp_path):
     with pytest.raises(ParameterError, match="is a folder"):
         with atomic_output(tmp_path):
             pass
+
+
+def test_the_temporary_file_ends_in_the_targets_suffix(tmp_path):
+    # pyo's recorder picks the file format from the name it is given: the temporary's
+    with atomic_output(tmp_path / "take.wav") as handle:
+        assert Path(handle.name).suffix == ".wav"
+        assert Path(handle.name).parent == tmp_path and Path(handle.name).name.startswith(".take.wav.")
