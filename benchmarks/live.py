@@ -19,6 +19,10 @@ Three measurements, one thread for torch and BLAS (as ``imgsonic live`` runs):
    over UDP every 0.5 s; latency = (message sent → event queued: UDP, file read, encode) + the decoder's
    lead at that moment + the worker's queue; plus the worker mode's underruns (empty queue in a callback).
 
+4. **Machine baseline**: a fixed torch workload, calibrated to the offline clock's median hook time, run
+   as many times back to back and timed the same way. Its work never varies, so the times it has over the
+   buffer are the machine's own stalls (another process, the hypervisor): the floor under figure 1's count.
+
 Targets (issue 4): 0 underruns; hooks p99 ≤ 25 % of the buffer; latency ≤ 50 ms median.
 """
 
@@ -114,6 +118,34 @@ def structural_latency(preset: str, n_calls: int, seed: int = 0) -> dict:
             "ms_min": float(latencies_ms.min()), "ms_max": float(latencies_ms.max())}
 
 
+def machine_baseline(n_runs: int, work_ms: float) -> dict:
+    """Time a constant workload of about ``work_ms`` ``n_runs`` times back to back; count runs over a buffer."""
+    import torch
+
+    weights = torch.randn(128, 128) / 128**0.5
+    frames = torch.randn(64, 128)
+
+    def unit() -> torch.Tensor:
+        return torch.tanh(frames @ weights)
+
+    for _ in range(200):  # warm-up
+        unit()
+    started = time.perf_counter()
+    for _ in range(2000):
+        unit()
+    repeats = max(1, round(work_ms / ((time.perf_counter() - started) / 2000 * 1e3)))
+    times_ms = np.empty(n_runs)
+    for index in range(n_runs):
+        clock = time.perf_counter()
+        for _ in range(repeats):
+            unit()
+        times_ms[index] = time.perf_counter() - clock
+    times_ms *= 1e3
+    buffer_ms = BUFFER / RATE * 1e3
+    return {"runs": n_runs, "ms_median": float(np.median(times_ms)), "ms_p99": float(np.percentile(times_ms, 99)),
+            "ms_max": float(times_ms.max()), "over_deadline": int((times_ms > buffer_ms).sum())}
+
+
 def end_to_end(preset: str, seconds: float, structural_ms: float) -> dict:
     from PIL import Image
     from pythonosc.udp_client import SimpleUDPClient
@@ -195,8 +227,9 @@ def main(argv=None) -> int:
         offline = offline_clock(args.preset, args.minutes)
         structural = structural_latency(args.preset, args.latency_calls)
         realtime = end_to_end(args.preset, args.realtime_seconds, structural["ms_median"])
+        baseline = machine_baseline(offline["buffers"], offline["hooks_ms_median"])
     result = {"preset": args.preset, "load_average_at_start": load, "offline_clock": offline,
-              "structural_latency": structural, "end_to_end": realtime}
+              "structural_latency": structural, "end_to_end": realtime, "machine_baseline": baseline}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -221,6 +254,9 @@ def main(argv=None) -> int:
           f"{realtime['latency_ms_p95']:.1f} ms (target ≤ {TARGET_LATENCY_MS:g} ms median: "
           f"{verdict(realtime['latency_ms_median'] <= TARGET_LATENCY_MS)}); underruns {realtime['underruns']} "
           f"of {realtime['buffers']} buffers ({verdict(realtime['underruns'] == 0)})")
+    print(f"4. machine baseline, a constant workload of median {baseline['ms_median']:.3f} ms run {baseline['runs']} times: "
+          f"p99 {baseline['ms_p99']:.3f} ms, max {baseline['ms_max']:.2f} ms, over the buffer {baseline['over_deadline']} "
+          f"(the machine's own stalls; compare with 1.'s count)")
     return 0
 
 
