@@ -547,7 +547,8 @@ def run(args) -> int:
     result = render_files(args.inputs, out_path=args.output, loaded=loaded, settings=settings, mapping=mapping,
                           midi_path=args.midi, json_path=args.json, progress=True)
     elapsed = time.perf_counter() - clock
-    print(f"wrote {args.output}: {len(result.images)} images, {result.duration_s:.2f} s at {result.sample_rate} Hz "
+    n_images = len(result.images)
+    print(f"wrote {args.output}: {n_images} image{'' if n_images == 1 else 's'}, {result.duration_s:.2f} s at {result.sample_rate} Hz "
           f"({result.duration_s / elapsed:.0f}× real time)")
     for path in (args.midi, args.json):
         if path:

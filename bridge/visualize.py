@@ -623,6 +623,7 @@ def run(args) -> int:
     result = visualize_file(args.audio, out_path=args.output, models=loaded.models, fps=args.fps, size_px=args.size,
                             window_s=args.window_s, columns=args.columns, progress=True)
     what = {"png": "a sheet of", "gif": "a GIF of", "folder": "a folder of"}[result.kind]
-    print(f"wrote {args.output}: {what} {len(result.times_s)} frames for {result.duration_s:.2f} s of audio "
+    n_frames = len(result.times_s)
+    print(f"wrote {args.output}: {what} {n_frames} frame{'' if n_frames == 1 else 's'} for {result.duration_s:.2f} s of audio "
           f"with {loaded.label} ({result.duration_s / max(result.seconds, 1e-9):.0f}× real time)")
     return 0
