@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/live.py [--preset default] [--minutes 10] [--json]``
 
-Three measurements, one thread for torch and BLAS (as ``imgsonic live`` runs):
+Four measurements, one thread for torch and BLAS (as ``imgsonic live`` runs):
 
 1. **Offline clock** (the issue's method): ``imgsonic live``'s session — neural voice, master bus, control
    streams — on pyo's *offline* server, 44.1 kHz, buffer 256, ``--minutes`` of audio, the voice decoding in the
