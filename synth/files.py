@@ -22,9 +22,10 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
     """Open a file to write that replaces ``path`` only once it is complete.
 
     Writes go to a hidden temporary file beside ``path`` (``.NAME.<random>.tmp.SUFFIX``); when the
-    ``with`` block ends normally it is flushed to disk and moved over ``path`` with ``os.replace``. If the block raises — KeyboardInterrupt
-    included — the temporary file is removed and an existing ``path`` is left as it was. The file gets
-    the permissions the umask allows, like any file the user creates.
+    ``with`` block ends normally it is flushed to disk and moved over ``path`` with ``os.replace``. If
+    the block raises — KeyboardInterrupt included — the temporary file is removed and an existing
+    ``path`` is left as it was. The file gets the permissions the umask allows, like any file the user
+    creates.
 
     Parameters
     ----------
