@@ -5,7 +5,8 @@ Inputs expand in the order given; a folder contributes its image (and video) fil
 EXIF orientation is applied, palette and grey+alpha images become RGBA, 16-bit images stay 16-bit, so
 :func:`models.preprocess.prepare_image` gets an array it accepts. Video files need the optional
 ``imageio`` reader with an FFmpeg/PyAV plugin (``pip install "imgsonic[video]"``); without it a video
-input is an :class:`~models.errors.InputError` that says what to install.
+input is an :class:`~models.errors.InputError` that says what to install. Animated GIF, PNG and WebP
+files are sampled like videos, by their frame durations (Pillow, no extra needed).
 
 Descriptors (:func:`describe_image`) are simple, bounded image statistics a mapping can use as a
 parameter source next to the latent dims.
@@ -40,6 +41,7 @@ __all__ = [
     "natural_sort_key",
     "expand_inputs",
     "read_image",
+    "read_frames",
     "load_images",
     "describe_image",
 ]
@@ -52,6 +54,7 @@ DESCRIPTORS = ("brightness", "contrast", "saturation", "hue", "edge_density", "e
 
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _EDGE_THRESHOLD = 0.1  # luma step between neighbours (of 1.0) counted as an edge
+_DEFAULT_FRAME_MS = 100.0  # an animation frame with no (or zero) duration, as browsers play it
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,17 @@ def _pil_to_array(image) -> np.ndarray:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode one image file to a channel-last array (uint8, uint16 or float32 in [0, 1]).
 
+    An animated file gives its first frame. Raises InputError naming the file when it is missing, empty,
+    corrupt or not an image.
+    """
+    return read_frames(path)[0].pixels
+
+
+def read_frames(path: str | os.PathLike, *, frames_per_second: float | None = None) -> list[ImageItem]:
+    """Decode an image file: one item for a still; for an animated GIF, PNG or WebP with
+    ``frames_per_second``, the frame showing at every ``1 / frames_per_second`` seconds of its timeline
+    (named ``file.gif#frameN``), as a video is sampled. Without ``frames_per_second``: the first frame.
+
     Raises InputError naming the file when it is missing, empty, corrupt or not an image.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -139,14 +153,35 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"image {str(path)!r} is an empty file")
     try:
         with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            array = _pil_to_array(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            if frames_per_second is None or not getattr(image, "is_animated", False):
+                image.load()
+                items = [ImageItem(name=str(path), pixels=_pil_to_array(ImageOps.exif_transpose(image)))]
+            else:
+                items = []
+                for index in _frames_to_sample(image, frames_per_second):
+                    image.seek(index)
+                    items.append(ImageItem(name=f"{path}#frame{index}", pixels=_pil_to_array(image)))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
         raise InputError(f"image {str(path)!r} cannot be decoded ({error})") from error
-    if array.size == 0:
-        raise InputError(f"image {str(path)!r} has no pixels")
-    return array
+    for item in items:
+        if item.pixels.size == 0:
+            raise InputError(f"image {str(path)!r} has no pixels")
+    return items
+
+
+def _frames_to_sample(image, frames_per_second: float) -> list[int]:
+    """Indices of the frames of an animation showing at times 0, 1/fps, 2/fps, … of its one play-through.
+
+    A frame without a duration (or 0, which browsers play as 100 ms) lasts 100 ms.
+    """
+    durations_ms = []
+    for index in range(image.n_frames):
+        image.seek(index)
+        image.load()  # WebP sets a frame's duration only when it is decoded
+        durations_ms.append(float(image.info.get("duration") or _DEFAULT_FRAME_MS))
+    ends_ms = np.cumsum(durations_ms)
+    times_ms = np.arange(0.0, ends_ms[-1], 1000.0 / frames_per_second)
+    return np.searchsorted(ends_ms, times_ms, side="right").tolist()
 
 
 def _iter_video(path: Path, *, frames_per_second: float) -> Iterator[ImageItem]:
@@ -173,19 +208,24 @@ def _iter_video(path: Path, *, frames_per_second: float) -> Iterator[ImageItem]:
 def load_images(
     paths: Sequence[str | os.PathLike], *, video_frames_per_second: float = 1.0, workers: int = 1
 ) -> list[ImageItem]:
-    """Decode files (from :func:`expand_inputs`) in order; a video adds ``video_frames_per_second`` frames per second.
+    """Decode files (from :func:`expand_inputs`) in order; a video, or an animated GIF/PNG/WebP, adds
+    ``video_frames_per_second`` frames per second of its running time.
 
-    Still images are decoded by ``workers`` threads at once (Pillow releases the GIL while decoding).
+    Image files are decoded by ``workers`` threads at once (Pillow releases the GIL while decoding).
     """
     if video_frames_per_second <= 0:
         raise ParameterError(f"video_frames_per_second={video_frames_per_second!r}; expected > 0")
     paths = [Path(path) for path in paths]
     stills = [path for path in paths if path.suffix.lower() not in VIDEO_EXTENSIONS]
+
+    def read(path: Path) -> list[ImageItem]:
+        return read_frames(path, frames_per_second=video_frames_per_second)
+
     if workers > 1 and len(stills) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            decoded = dict(zip(stills, pool.map(read_image, stills)))
+            decoded = dict(zip(stills, pool.map(read, stills)))
     else:
         decoded = {}
     items: list[ImageItem] = []
@@ -193,7 +233,7 @@ def load_images(
         if path.suffix.lower() in VIDEO_EXTENSIONS:
             items += _iter_video(path, frames_per_second=video_frames_per_second)
         else:
-            items.append(ImageItem(name=str(path), pixels=decoded[path] if path in decoded else read_image(path)))
+            items += decoded[path] if path in decoded else read(path)
     if not items:
         raise InputError("no images found in the inputs")
     return items

@@ -530,7 +530,8 @@ def models_from_args(args) -> LoadedModels:
 
 def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="image files, folders (sorted naturally), glob patterns, or videos (needs imageio)")
+                        help="image files, folders (sorted naturally), glob patterns, animated GIF/PNG/WebP, or videos "
+                             "(needs imageio); animations and videos give one frame per --seconds-per-image")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.wav", help=".wav or .flac, written atomically")
     parser.add_argument("--midi", metavar="OUT.mid", help="also write the mapping as MIDI notes and CCs")
     parser.add_argument("--json", metavar="OUT.json", help="per image: time span, latents, mapped parameters")

@@ -101,3 +101,29 @@ def test_video_without_a_reader_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "imageio.v3", None)  # as if imageio were not installed
     with pytest.raises(InputError, match=r"clip.mp4.*imgsonic\[video\]"):
         load_images([video])
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_an_animation_is_sampled_like_a_video_by_its_frame_durations(tmp_path, suffix):
+    from PIL import Image
+
+    # four solid frames lasting 0.5, 1.5, 0.5 and 1.0 s: at 1 frame per second, t = 0, 1, 2, 3 s show frames 0, 1, 2, 3
+    # and at 2 frames per second t = 0, 0.5, …, 3.0 s show 0, 1, 1, 1, 2, 3, 3
+    levels = [0, 80, 160, 240]
+    frames = [Image.new("RGB", (8, 6), (level, 255 - level, 0)) for level in levels]
+    path = tmp_path / f"anim{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[500, 1500, 500, 1000], loop=0)
+    for fps, expected in ((1.0, [0, 1, 2, 3]), (2.0, [0, 1, 1, 1, 2, 3, 3])):
+        items = load_images([path], video_frames_per_second=fps)
+        assert [item.name for item in items] == [f"{path}#frame{index}" for index in expected]
+        reds = [int(np.asarray(item.pixels)[..., 0].mean()) for item in items]
+        assert reds == pytest.approx([levels[index] for index in expected], abs=4)
+    assert read_image(path).shape[:2] == (6, 8)  # a single image read (OSC, live): the first frame
+
+
+def test_a_still_gif_is_one_image(tmp_path):
+    from PIL import Image
+
+    Image.new("P", (5, 4)).save(tmp_path / "still.gif")
+    items = load_images([tmp_path / "still.gif"], video_frames_per_second=4.0)
+    assert [item.name for item in items] == [str(tmp_path / "still.gif")]
