@@ -23,6 +23,7 @@ Example
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -157,10 +158,7 @@ def read_frames(path: str | os.PathLike, *, frames_per_second: float | None = No
                 image.load()
                 items = [ImageItem(name=str(path), pixels=_pil_to_array(ImageOps.exif_transpose(image)))]
             else:
-                items = []
-                for index in _frames_to_sample(image, frames_per_second):
-                    image.seek(index)
-                    items.append(ImageItem(name=f"{path}#frame{index}", pixels=_pil_to_array(image)))
+                items = _sample_animation(image, name=str(path), frames_per_second=frames_per_second)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
         raise InputError(f"image {str(path)!r} cannot be decoded ({error})") from error
     for item in items:
@@ -169,19 +167,24 @@ def read_frames(path: str | os.PathLike, *, frames_per_second: float | None = No
     return items
 
 
-def _frames_to_sample(image, frames_per_second: float) -> list[int]:
-    """Indices of the frames of an animation showing at times 0, 1/fps, 2/fps, … of its one play-through.
-
-    A frame without a duration (or 0, which browsers play as 100 ms) lasts 100 ms.
+def _sample_animation(image, *, name: str, frames_per_second: float) -> list[ImageItem]:
+    """The frames of an animation showing at times 0, 1/fps, 2/fps, … of its one play-through, in one pass
+    (each frame decoded once). A frame without a duration (or 0, which browsers play as 100 ms) lasts 100 ms.
     """
-    durations_ms = []
+    period_ms = 1000.0 / frames_per_second
+    items: list[ImageItem] = []
+    start_ms = 0.0
     for index in range(image.n_frames):
         image.seek(index)
         image.load()  # WebP sets a frame's duration only when it is decoded
-        durations_ms.append(float(image.info.get("duration") or _DEFAULT_FRAME_MS))
-    ends_ms = np.cumsum(durations_ms)
-    times_ms = np.arange(0.0, ends_ms[-1], 1000.0 / frames_per_second)
-    return np.searchsorted(ends_ms, times_ms, side="right").tolist()
+        end_ms = start_ms + float(image.info.get("duration") or _DEFAULT_FRAME_MS)
+        # sample times k·period in [start, end): this frame shows at each of them
+        n_shown = math.ceil(end_ms / period_ms) - math.ceil(start_ms / period_ms)
+        if n_shown > 0:
+            item = ImageItem(name=f"{name}#frame{index}", pixels=_pil_to_array(image))
+            items += [item] * n_shown
+        start_ms = end_ms
+    return items
 
 
 def _iter_video(path: Path, *, frames_per_second: float) -> Iterator[ImageItem]:
