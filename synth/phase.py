@@ -44,6 +44,9 @@ from models.errors import ParameterError
 from synth.spectral import (
     SpectralConfig,
     _cached_tensor,
+    _hann_window,
+    _overlap_add,
+    _window_envelope,
     audio_to_stft,
     check_mel,
     mel_filterbank,
@@ -342,6 +345,9 @@ def griffinlim(
         initial_phase = (torch.rand(magnitude.shape, generator=gen, dtype=magnitude.dtype) * 2 * math.pi).to(
             magnitude.device
         )
+    if _frames_first_applies(magnitude, config):
+        return _griffinlim_frames_first(magnitude, config=config, n_iter=n_iter, initial_phase=initial_phase,
+                                        mel_amplitude=mel_amplitude, keep_floor=keep_floor, momentum=momentum)
     n_frames = magnitude.shape[-1]
     inner_length = max(1, (n_frames - 1) * config.hop_length)  # a signal that gives exactly n_frames frames
 
@@ -359,6 +365,120 @@ def griffinlim(
         if refit is not None:
             magnitude = refit(_abs(rebuilt))
     return stft_to_audio(magnitude * angles, config=config)
+
+
+def _frames_first_applies(magnitude: torch.Tensor, config: SpectralConfig) -> bool:
+    """Whether :func:`_griffinlim_frames_first` computes what the general loop does for this input."""
+    return (
+        magnitude.device.type == "cpu"
+        and not magnitude.requires_grad
+        and magnitude.dtype in (torch.float32, torch.float64)
+        and config.n_fft % config.hop_length == 0
+        # the inner signal must be long enough for reflect padding (shorter ones are zero-padded)
+        and (magnitude.shape[-1] - 1) * config.hop_length > config.n_fft // 2
+    )
+
+
+def _griffinlim_frames_first(
+    magnitude: torch.Tensor,
+    *,
+    config: SpectralConfig,
+    n_iter: int,
+    initial_phase: torch.Tensor,
+    mel_amplitude: torch.Tensor | None,
+    keep_floor: bool,
+    momentum: float,
+) -> torch.Tensor:
+    """:func:`griffinlim`'s iterations on the CPU with fewer passes over memory; equal up to float rounding.
+
+    The loop is memory-bound here, so: every array is frames first ``(B, T, K)``, the layout ``rfft``
+    makes, where ``(B, K, T)`` costs strided passes; the spectrum is kept as ``direction · weight`` with
+    a real weight per bin (the magnitude, the mel re-fit and the normalisation of the direction folded
+    into one), and the element-wise steps run in numpy, in place (torch's complex kernels are several
+    times slower on this CPU). Measured on 15 s pieces at 16 kHz: 15–20 % less CPU time for a whole
+    ``pghi+fgla`` reconstruction than the general loop (``benchmarks/render.py`` shows it end to end).
+    """
+    b, k, t = magnitude.shape
+    n_fft, hop = config.n_fft, config.hop_length
+    dtype = magnitude.dtype
+    window = _hann_window(n_fft, "cpu", dtype)
+    inner = (t - 1) * hop  # the general loop's inner signal: exactly t frames
+    start = n_fft // 2
+    envelope = _window_envelope(config, t, "cpu", dtype)
+    inverse_envelope = torch.where(envelope > 1e-11, envelope, 1.0).reciprocal()
+    largest = np.finfo(np.float32 if dtype == torch.float32 else np.float64).max
+
+    def overlap_add(spectrum: np.ndarray) -> torch.Tensor:
+        frames = torch.fft.irfft(torch.from_numpy(spectrum), n=n_fft, dim=-1)
+        frames *= window
+        padded = _overlap_add(frames, config=config)
+        padded *= inverse_envelope
+        return padded
+
+    def project(spectrum: np.ndarray) -> np.ndarray:
+        padded = overlap_add(spectrum)
+        # the inner signal's reflect padding, as ``audio_to_stft`` pads it
+        padded[:, :start] = padded[:, start + 1 : 2 * start + 1].flip(-1)
+        end = start + inner
+        padded[:, end:] = padded[:, end - 1 - (n_fft - start) : end - 1].flip(-1)
+        return torch.fft.rfft(padded.unfold(-1, n_fft, hop) * window, dim=-1).numpy()
+
+    fb = mel_filterbank(config=config).to(dtype)  # (M, K), dense: the sparse product is slower frames first
+    fb_t = fb.T.contiguous()
+    floor = 10.0 ** (config.db_floor / 20.0)
+    if mel_amplitude is not None:
+        mel_frames = mel_amplitude.detach().transpose(1, 2).to(dtype)  # (B, T, M)
+        if keep_floor:
+            active = (mel_frames > floor * 1.01).to(dtype)
+            target = ((active * mel_frames) @ fb).numpy()
+            covered = ((active @ fb) > 0).numpy()
+            given = magnitude.detach().transpose(1, 2).numpy()
+        else:
+            target = (mel_frames @ fb).numpy()
+
+    # the magnitude, at first (a copy: frames first, the caller's tensor may share this memory)
+    weight = np.array(magnitude.detach().transpose(1, 2).numpy(), order="C", copy=True)
+    direction = torch.polar(torch.ones((), dtype=dtype), initial_phase.detach().transpose(1, 2).to(dtype)).numpy()
+    direction = np.ascontiguousarray(direction)
+    spectrum = np.empty_like(direction)
+    previous = None
+    norm = np.empty_like(weight)
+    found = np.empty_like(weight)
+    c = momentum / (1 + momentum)
+    with np.errstate(over="ignore"):  # an infinite weight is clamped at the end of each iteration
+        for _ in range(n_iter):
+            np.multiply(direction, weight, out=spectrum)
+            rebuilt = project(spectrum)
+            if previous is None:
+                np.copyto(direction, rebuilt)
+            else:
+                np.multiply(previous, -c, out=direction)
+                direction += rebuilt
+            previous = rebuilt
+            np.abs(direction, out=norm)
+            np.maximum(norm, 1e-30, out=norm)
+            # weight = magnitude / |direction|, with the magnitude re-fitted to the mel if there is one
+            if mel_amplitude is None:
+                np.divide(magnitude.detach().transpose(1, 2).numpy(), norm, out=weight)
+            elif not keep_floor:
+                np.abs(rebuilt, out=found)
+                found += floor
+                gram = ((torch.from_numpy(found) @ fb_t) @ fb).numpy()
+                gram += 1e-12
+                gram *= norm
+                np.multiply(found, target, out=weight)
+                weight /= gram
+            else:
+                np.abs(rebuilt, out=found)
+                fitted = ((active * (torch.from_numpy(found) @ fb_t)) @ fb).numpy()
+                fitted += 1e-30
+                ratio = np.divide(target, fitted, out=fitted)
+                refitted = found * ratio * np.sqrt(ratio)  # ratio ** 1.5
+                np.copyto(refitted, given, where=~covered)
+                np.divide(refitted, norm, out=weight)
+            np.minimum(weight, largest, out=weight)  # a zero direction times an infinite weight would be NaN
+    np.multiply(direction, weight, out=spectrum)
+    return overlap_add(spectrum)[:, start : start + t * hop].contiguous()
 
 
 def _abs(z: torch.Tensor) -> torch.Tensor:
