@@ -423,6 +423,7 @@ def _griffinlim_frames_first(
         padded[:, end:] = padded[:, end - 1 - (n_fft - start) : end - 1].flip(-1)
         return torch.fft.rfft(padded.unfold(-1, n_fft, hop) * window, dim=-1).numpy()
 
+    given = np.ascontiguousarray(magnitude.detach().transpose(1, 2).numpy())  # frames first; only read
     fb = mel_filterbank(config=config).to(dtype)  # (M, K), dense: the sparse product is slower frames first
     fb_t = fb.T.contiguous()
     floor = 10.0 ** (config.db_floor / 20.0)
@@ -432,12 +433,10 @@ def _griffinlim_frames_first(
             active = (mel_frames > floor * 1.01).to(dtype)
             target = ((active * mel_frames) @ fb).numpy()
             covered = ((active @ fb) > 0).numpy()
-            given = magnitude.detach().transpose(1, 2).numpy()
         else:
             target = (mel_frames @ fb).numpy()
 
-    # the magnitude, at first (a copy: frames first, the caller's tensor may share this memory)
-    weight = np.array(magnitude.detach().transpose(1, 2).numpy(), order="C", copy=True)
+    weight = given.copy()  # the magnitude, at first (``given`` may share the caller's memory)
     direction = torch.polar(torch.ones((), dtype=dtype), initial_phase.detach().transpose(1, 2).to(dtype)).numpy()
     direction = np.ascontiguousarray(direction)
     spectrum = np.empty_like(direction)
@@ -459,7 +458,7 @@ def _griffinlim_frames_first(
             np.maximum(norm, 1e-30, out=norm)
             # weight = magnitude / |direction|, with the magnitude re-fitted to the mel if there is one
             if mel_amplitude is None:
-                np.divide(magnitude.detach().transpose(1, 2).numpy(), norm, out=weight)
+                np.divide(given, norm, out=weight)
             elif not keep_floor:
                 np.abs(rebuilt, out=found)
                 found += floor
