@@ -318,6 +318,18 @@ def _sparse_filterbank(config: SpectralConfig) -> tuple[Any, Any]:
     return scipy.sparse.csr_array(fb), scipy.sparse.csr_array(fb.T)
 
 
+@functools.lru_cache(maxsize=32)
+def _filter_slopes(config: SpectralConfig, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The filterbank in :func:`synth.kernels.filter_slopes`'s form (read-only numpy arrays), or None when
+    it has not that form (then the compiled kernels do not apply)."""
+    from synth import kernels
+
+    slopes = kernels.filter_slopes(_filterbank(config, "cpu", dtype).numpy())
+    for array in slopes or ():
+        array.flags.writeable = False
+    return slopes
+
+
 def mel_filterbank(*, config: SpectralConfig, device: str | torch.device = "cpu") -> torch.Tensor:
     """The mel filterbank, shape ``(n_mels, n_freqs)`` (a copy: safe to modify)."""
     return _filterbank(config, str(torch.device(device)), torch.float32).clone()
@@ -366,6 +378,8 @@ def mel_to_magnitude(mel_amplitude: ArrayT, *, config: SpectralConfig, n_iter: i
     Takes a torch tensor (any device) or a numpy array (float64, for the streaming inverter: numpy's per-call
     overhead is a quarter of torch's) and returns the same kind.
     """
+    if _nnls_kernel_applies(mel_amplitude, config):
+        return _mel_to_magnitude_frames_first(mel_amplitude, config=config, n_iter=n_iter)
     if isinstance(mel_amplitude, np.ndarray):
         pinv = _filterbank_pinv(config, "cpu", torch.float64).numpy()
         fb, fb_t = _sparse_filterbank(config)
@@ -379,6 +393,37 @@ def mel_to_magnitude(mel_amplitude: ArrayT, *, config: SpectralConfig, n_iter: i
     for _ in range(n_iter):
         magnitude = magnitude * target / (fb_t @ (fb @ magnitude) + 1e-12)
     return magnitude
+
+
+def _nnls_kernel_applies(mel_amplitude: Any, config: SpectralConfig) -> bool:
+    return (
+        isinstance(mel_amplitude, torch.Tensor)
+        and mel_amplitude.device.type == "cpu"
+        and not mel_amplitude.requires_grad
+        and mel_amplitude.dtype in (torch.float32, torch.float64)
+        and mel_amplitude.ndim >= 2
+        and _filter_slopes(config, mel_amplitude.dtype) is not None
+    )
+
+
+def _mel_to_magnitude_frames_first(mel_amplitude: torch.Tensor, *, config: SpectralConfig, n_iter: int) -> torch.Tensor:
+    """:func:`mel_to_magnitude` on the CPU: the same steps, frame by frame in a compiled kernel.
+
+    Returns a frames-first tensor seen as ``(..., n_freqs, n_frames)`` (its transpose is contiguous, the
+    layout the phase reconstruction reads).
+    """
+    from synth import kernels
+
+    dtype = mel_amplitude.dtype
+    real = np.float32 if dtype == torch.float32 else np.float64
+    shape = mel_amplitude.shape
+    frames = mel_amplitude.detach().reshape(-1, *shape[-2:]).transpose(1, 2)  # (B, T, M)
+    pinv = _filterbank_pinv(config, "cpu", dtype)
+    magnitude = (frames @ pinv.T).clamp_min_(0.0)  # a new (B, T, K) tensor
+    magnitude += 10.0 ** (config.db_floor / 20.0)
+    lower, fall, rise = _filter_slopes(config, dtype)
+    kernels.mel_nnls(magnitude.numpy(), frames.contiguous().numpy(), lower, fall, rise, real(1e-12), n_iter)
+    return magnitude.transpose(1, 2).reshape(*shape[:-2], config.n_freqs, shape[-1])
 
 
 def amplitude_to_normalized_db(amplitude: torch.Tensor, *, config: SpectralConfig) -> torch.Tensor:

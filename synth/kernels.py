@@ -1,0 +1,242 @@
+"""Compiled CPU kernels (numba) for phase reconstruction: :mod:`synth.phase` and :mod:`synth.spectral`.
+
+As numpy or torch calls, each element-wise step of a Griffin-Lim iteration, of the mel → magnitude fit
+and of PGHI's recursion over frames is a separate pass with its own temporaries (a dozen per iteration),
+and the mel filterbank products are dense although about two filters cover each bin. Here each kernel
+does its whole chain frame by frame in one pass, using the filterbank's triangular structure
+(:func:`filter_slopes`). Measured on 15 s at 16 kHz, one thread: the 12 iterations of ``pghi+fgla``
+~20 % faster than as numpy calls, the mel fit 2× faster, PGHI's recursion ~3× faster.
+
+Arrays are frames first, ``(B, T, ·)``, float32 or float64 (complex64 or complex128 for spectra),
+C-contiguous; scalars passed in have the arrays' real dtype, so nothing is promoted. Every kernel releases
+the GIL (``nogil``): render workers run them in threads at once. They are compiled on first use and cached
+on disk (``cache=True``: next to this file, or numba's per-user cache folder when that is read-only), so
+only the first call on a machine pays the compilation (a few seconds).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["FIXED", "REFIT", "REFIT_KEEP_FLOOR", "filter_slopes", "overlap_add_windowed", "frame_reflected",
+           "griffinlim_update", "mel_nnls", "pghi_integrate"]
+
+# how griffinlim_update sets each bin's magnitude (see its docstring)
+FIXED, REFIT, REFIT_KEEP_FLOOR = 0, 1, 2
+
+_jit = numba.njit(nogil=True, cache=True, error_model="numpy")
+
+
+def filter_slopes(filterbank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A filterbank ``(M, K)`` as two slopes per bin: ``(lower, fall, rise)``, each ``(K,)``.
+
+    Bin ``k`` has weight ``fall[k]`` in filter ``lower[k]`` and ``rise[k]`` in filter ``lower[k] + 1``
+    (``lower`` never decreases with ``k``). Triangular filters, such as every mel filterbank, have this
+    form; None for a filterbank that has not (a bin in more than two filters, or in two that are not
+    neighbours).
+    """
+    n_mels, n_bins = filterbank.shape
+    lower = np.zeros(n_bins, dtype=np.int64)
+    fall = np.zeros(n_bins, dtype=filterbank.dtype)
+    rise = np.zeros(n_bins, dtype=filterbank.dtype)
+    current = 0
+    for k in range(n_bins):
+        filters = np.flatnonzero(filterbank[:, k])
+        if filters.size > 2 or (filters.size == 2 and filters[1] != filters[0] + 1) or (
+            filters.size and filters[0] < current
+        ):
+            return None
+        if filters.size:
+            current = int(filters[0])
+            fall[k] = filterbank[current, k]
+            if filters.size == 2:
+                rise[k] = filterbank[current + 1, k]
+        lower[k] = current
+    return lower, fall, rise
+
+
+@_jit
+def overlap_add_windowed(frames, window, inverse_envelope, signal):
+    """``signal[b] = Σ_t window · frames[b, t]`` placed ``hop`` apart, times ``inverse_envelope``.
+
+    frames ``(B, T, N)``; window ``(N,)``; inverse_envelope and signal ``(B, (T-1)·hop + N)`` / ``(…,)``;
+    hop follows from the shapes.
+    """
+    n_batch, n_frames, n = frames.shape
+    length = signal.shape[1]
+    hop = (length - n) // max(n_frames - 1, 1)
+    for b in range(n_batch):
+        out = signal[b]
+        out[:] = 0
+        for t in range(n_frames):
+            frame = frames[b, t]
+            start = t * hop
+            for i in range(n):
+                out[start + i] += frame[i] * window[i]
+        for i in range(length):
+            out[i] *= inverse_envelope[i]
+
+
+@_jit
+def frame_reflected(signal, start, inner, window, frames):
+    """Windowed frames ``hop`` apart of ``signal[b, start : start + inner]`` reflect-padded by ``start``
+    samples on each side (what ``torch.stft(center=True, pad_mode="reflect")`` frames).
+
+    The padding is written into ``signal`` itself (its first ``start`` and last samples past the inner
+    part). signal ``(B, inner + N)``; window ``(N,)``; frames ``(B, T, N)`` with ``T = inner / hop + 1``.
+    """
+    n_batch, n_frames, n = frames.shape
+    hop = inner // max(n_frames - 1, 1)
+    end = start + inner
+    for b in range(n_batch):
+        padded = signal[b]
+        for j in range(start):
+            padded[j] = padded[2 * start - j]
+        for j in range(padded.shape[0] - end):
+            padded[end + j] = padded[end - 2 - j]
+        for t in range(n_frames):
+            frame = frames[b, t]
+            offset = t * hop
+            for i in range(n):
+                frame[i] = padded[offset + i] * window[i]
+
+
+@_jit
+def _apply_filters(x, lower, fall, rise, band):
+    """``band = F x`` for one frame (``band`` has a slot past the last filter, left 0 by every rise)."""
+    zero = band[0] - band[0]
+    band[:] = zero
+    n_bins = x.shape[0]
+    k = 0
+    while k < n_bins:  # each run of bins with the same lower filter adds to that filter and the next
+        m = lower[k]
+        falling = zero
+        rising = zero
+        while k < n_bins and lower[k] == m:
+            falling += fall[k] * x[k]
+            rising += rise[k] * x[k]
+            k += 1
+        band[m] += falling
+        band[m + 1] += rising
+
+
+@_jit
+def _apply_transposed(band, lower, fall, rise, out):
+    """``out = Fᵀ band`` for one frame."""
+    for k in range(out.shape[0]):
+        m = lower[k]
+        out[k] = fall[k] * band[m] + rise[k] * band[m + 1]
+
+
+@_jit
+def mel_nnls(magnitude, mel, lower, fall, rise, eps, n_iter):
+    """``n_iter`` multiplicative NNLS steps ``x ← x · Fᵀmel / (FᵀF x + eps)`` on every frame, in place.
+
+    magnitude ``(B, T, K)`` (positive), mel ``(B, T, M)``; ``F`` as :func:`filter_slopes` gives it.
+    """
+    n_batch, n_frames, n_bins = magnitude.shape
+    n_mels = mel.shape[2]
+    band = np.zeros(max(n_mels, lower[-1] + 1) + 1, dtype=magnitude.dtype)  # a slot past the last filter
+    target = np.empty(n_bins, dtype=magnitude.dtype)
+    fitted = np.empty(n_bins, dtype=magnitude.dtype)
+    for b in range(n_batch):
+        for t in range(n_frames):
+            x = magnitude[b, t]
+            band[:] = eps - eps
+            for m in range(n_mels):
+                band[m] = mel[b, t, m]
+            _apply_transposed(band, lower, fall, rise, target)
+            for _ in range(n_iter):
+                _apply_filters(x, lower, fall, rise, band)
+                _apply_transposed(band, lower, fall, rise, fitted)
+                for k in range(n_bins):
+                    x[k] = x[k] * target[k] / (fitted[k] + eps)
+
+
+@_jit
+def griffinlim_update(rebuilt, previous, momentum, mode, given, target, active, covered, lower, fall, rise,
+                      floor, eps, tiny, largest, spectrum):
+    """One fast Griffin-Lim update from the projection ``rebuilt``, frame by frame, into ``spectrum``.
+
+    ``direction = rebuilt - momentum · previous`` (pass ``momentum = 0`` on the first iteration), and
+    ``spectrum = direction / |direction| · magnitude``, the magnitude set by ``mode``:
+
+    * ``FIXED``: ``given``;
+    * ``REFIT``: one multiplicative NNLS step towards the mel from the projection's own magnitude:
+      ``x · target / (FᵀF x + 1e-12)`` with ``x = |rebuilt| + floor`` (``target = Fᵀ mel``);
+    * ``REFIT_KEEP_FLOOR``: only the mel bands marked ``active`` are fitted, with an over-relaxed step:
+      ``x · r^1.5``, ``r = target / (Fᵀ(active · F x) + 1e-30)``, ``x = |rebuilt|``; bins that no active
+      band ``covered`` keep ``given``.
+
+    rebuilt, previous, spectrum ``(B, T, K)`` complex; given, target ``(B, T, K)``, covered ``(B, T, K)``
+    bool, active ``(B, T, M)`` (arrays a mode does not read may be any of those shapes' 1-frame stand-ins);
+    ``F`` as :func:`filter_slopes` gives it (lower, fall, rise). ``eps`` (1e-12) and
+    ``tiny`` (1e-30) are the constants above; ``|direction|`` is at least ``tiny`` and the magnitude over it
+    is capped at ``largest`` (a zero direction times an infinite weight would be NaN).
+    """
+    n_batch, n_frames, n_bins = rebuilt.shape
+    n_mels = active.shape[2]
+    found = np.empty(n_bins, dtype=given.dtype)
+    fitted = np.empty(n_bins, dtype=given.dtype)
+    band = np.zeros(max(n_mels, lower[-1] + 1) + 1, dtype=given.dtype)  # F x, a slot past the last filter
+    zero = floor - floor
+    for b in range(n_batch):
+        for t in range(n_frames):
+            row = rebuilt[b, t]
+            if mode != FIXED:
+                add = floor if mode == REFIT else zero
+                for k in range(n_bins):
+                    z = row[k]
+                    found[k] = math.sqrt(z.real * z.real + z.imag * z.imag) + add
+                _apply_filters(found, lower, fall, rise, band)
+                if mode == REFIT_KEEP_FLOOR:
+                    for m in range(n_mels):
+                        band[m] *= active[b, t, m]
+                _apply_transposed(band, lower, fall, rise, fitted)
+            before = previous[b, t]
+            for k in range(n_bins):
+                z = row[k]
+                p = before[k]
+                real = z.real - momentum * p.real
+                imag = z.imag - momentum * p.imag
+                norm = max(math.sqrt(real * real + imag * imag), tiny)
+                if mode == FIXED:
+                    magnitude = given[b, t, k]
+                elif mode == REFIT:
+                    magnitude = found[k] * target[b, t, k] / (fitted[k] + eps)
+                elif covered[b, t, k]:
+                    ratio = target[b, t, k] / (fitted[k] + tiny)
+                    magnitude = found[k] * ratio * math.sqrt(ratio)
+                else:
+                    magnitude = given[b, t, k]
+                weight = min(magnitude / norm, largest)
+                spectrum[b, t, k] = complex(real * weight, imag * weight)
+
+
+@_jit
+def pghi_integrate(time_step, use_time, anchor, offset, out):
+    """PGHI's recursion over frames: :func:`synth.phase.pghi_step` for each row, in one call, with the
+    same float64 operations in the same order (so the same result, bit for bit).
+
+    time_step, use_time, offset ``(T, N)`` float64; anchor ``(T, N)`` int64 (flat indices into a frame's
+    ``N`` values); out ``(T, N)`` float64 receives the frame-centred phase, wrapped to [-π, π]. The phase
+    before frame 0 is zero.
+    """
+    n_frames, n = time_step.shape
+    base = np.empty(n)
+    previous = np.zeros(n)
+    inverse_turn = 1 / (2 * math.pi)
+    turn = 2 * math.pi
+    for m in range(n_frames):
+        for i in range(n):
+            base[i] = previous[i] * use_time[m, i]
+            base[i] += time_step[m, i]
+        row = out[m]
+        for i in range(n):
+            phase = base[anchor[m, i]] + offset[m, i]
+            turns = np.rint(phase * inverse_turn) * turn
+            row[i] = phase - turns
+        previous = row
