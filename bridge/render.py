@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bridge.images import DESCRIPTORS, ImageItem, describe_image, expand_inputs, load_images
+from bridge.images import DESCRIPTORS, ImageItem, describe_images, expand_inputs, load_images
 from bridge.mapping import Mapping, load_mapping
 from bridge.stream import LatentStream, frame_times
 from models.errors import InputError, ParameterError
@@ -182,18 +182,17 @@ def prepare_inputs(items: Sequence[ImageItem], models: SonificationModels) -> tu
 
     from models.preprocess import prepare_image
 
-    inputs, descriptors = [], []
+    inputs, rgbs = [], []
     # the descriptors see the model's input when it is what they need (the default preset's): half the work
     same = models.image_size == _DESCRIPTOR_SIZE and models.image_channels == 3
     for item in items:
         try:
             inputs.append(prepare_image(item.pixels, size=models.image_size, channels=models.image_channels))
-            rgb = inputs[-1] if same else prepare_image(item.pixels, size=_DESCRIPTOR_SIZE, channels=3)
+            rgbs.append(inputs[-1] if same else prepare_image(item.pixels, size=_DESCRIPTOR_SIZE, channels=3))
         except InputError as error:
             raise InputError(f"image {item.name!r}: {error}") from error
-        values = describe_image(rgb.numpy())
-        descriptors.append([values[name] for name in DESCRIPTORS])
-    return torch.stack(inputs), np.asarray(descriptors, dtype=np.float64)
+    batch = torch.stack(inputs)
+    return batch, describe_images((batch if same else torch.stack(rgbs)).numpy())
 
 
 def decode_frames(models: SonificationModels, z_aud_frames: np.ndarray, *, first_frame: int = 0) -> torch.Tensor:

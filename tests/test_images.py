@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from bridge.images import DESCRIPTORS, describe_image, expand_inputs, load_images, natural_sort_key, read_image
-from models.errors import InputError
+from models.errors import InputError, ParameterError
 
 
 def _png(path, size=(6, 4), value=128):
@@ -91,6 +91,27 @@ def test_descriptors_are_bounded_and_mean_what_they_say(rng):
     noise = describe_image(rng.random((16, 16, 3)))
     assert set(noise) == set(DESCRIPTORS)
     assert all(0.0 <= value <= 1.0 for value in noise.values())
+
+
+def test_batch_descriptors_are_each_image_described_alone(rng):
+    """``describe_images`` computes a batch in one pass per statistic: no statistic may mix images (each row
+    is what the image gives in a batch of one), also for uniform images (no hue, one histogram bin), luma
+    exactly at 1.0 (the last bin) and either channel order."""
+    from bridge.images import describe_images
+
+    batch = rng.random((6, 3, 12, 10))
+    batch[1] = 0.0
+    batch[2] = 1.0
+    batch[3] = np.eye(3)[1][:, None, None]
+    batch[4, :, :4] = 1.0
+    rows = describe_images(batch)
+    assert rows.shape == (6, len(DESCRIPTORS))
+    for image, row in zip(batch, rows):
+        alone = describe_image(np.moveaxis(image, 0, -1))  # channel-last alone, channel-first in the batch
+        np.testing.assert_allclose(row, [alone[name] for name in DESCRIPTORS], rtol=0, atol=1e-6)
+    assert rows[1, DESCRIPTORS.index("entropy")] == 0.0 and rows[2, DESCRIPTORS.index("brightness")] == pytest.approx(1.0)
+    with pytest.raises(ParameterError, match="expected"):
+        describe_images(np.zeros((2, 5, 8, 8)))
 
 
 def test_video_without_a_reader_says_what_to_install(tmp_path, monkeypatch):
