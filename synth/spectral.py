@@ -376,7 +376,8 @@ def mel_to_magnitude(mel_amplitude: ArrayT, *, config: SpectralConfig, n_iter: i
     it from: measured here, 5 steps cut the mel error of every phase method's output by about a fifth.
 
     Takes a torch tensor (any device) or a numpy array (float64, for the streaming inverter: numpy's per-call
-    overhead is a quarter of torch's) and returns the same kind.
+    overhead is a quarter of torch's) and returns the same kind. A CPU tensor result may be a transposed
+    view of frames-first memory (what the phase reconstruction reads); ``.contiguous()`` it before ``.view``.
     """
     if _nnls_kernel_applies(mel_amplitude, config):
         return _mel_to_magnitude_frames_first(mel_amplitude, config=config, n_iter=n_iter)
