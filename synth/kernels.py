@@ -7,6 +7,11 @@ does its whole chain frame by frame in one pass, using the filterbank's triangul
 (:func:`filter_slopes`). Measured on 15 s at 16 kHz, one thread, against the numpy versions: the 12
 iterations of ``pghi+fgla`` ~18 % less CPU time, the mel fit 13.4 → 6.7 ms, PGHI 44 → 34 ms in all.
 
+Inner loops are written so that LLVM vectorises them (AVX2 here): no branch on a mode inside a loop over
+bins, and frames addressed through slices (``out[t·hop : t·hop + n][i]``, not ``out[t·hop + i]``).
+Written the other way the same loops ran one element at a time: the Griffin-Lim update took twice as
+long, overlap-add 2.5× and re-framing 5×, with the same results bit for bit.
+
 Arrays are frames first, ``(B, T, ·)``, float32 or float64 (complex64 or complex128 for spectra),
 C-contiguous; scalars passed in have the arrays' real dtype, so nothing is promoted. Every kernel releases
 the GIL (``nogil``): render workers run them in threads at once. They are compiled on first use and cached
@@ -73,9 +78,10 @@ def overlap_add_windowed(frames, window, inverse_envelope, signal):
         out[:] = 0
         for t in range(n_frames):
             frame = frames[b, t]
-            start = t * hop
+            # a slice rather than ``out[t * hop + i]``: LLVM vectorises this loop then (~2.5× faster)
+            part = out[t * hop : t * hop + n]
             for i in range(n):
-                out[start + i] += frame[i] * window[i]
+                part[i] += frame[i] * window[i]
         for i in range(length):
             out[i] *= inverse_envelope[i]
 
@@ -99,9 +105,9 @@ def frame_reflected(signal, start, inner, window, frames):
             padded[end + j] = padded[end - 2 - j]
         for t in range(n_frames):
             frame = frames[b, t]
-            offset = t * hop
+            part = padded[t * hop : t * hop + n]  # a slice, as in overlap_add_windowed: vectorised (~5×)
             for i in range(n):
-                frame[i] = padded[offset + i] * window[i]
+                frame[i] = part[i] * window[i]
 
 
 @_jit
@@ -181,13 +187,17 @@ def griffinlim_update(rebuilt, previous, momentum, mode, given, target, active, 
     n_mels = active.shape[2]
     found = np.empty(n_bins, dtype=given.dtype)
     fitted = np.empty(n_bins, dtype=given.dtype)
+    magnitude = np.empty(n_bins, dtype=given.dtype)
     band = np.zeros(max(n_mels, lower[-1] + 1) + 1, dtype=given.dtype)  # F x, a slot past the last filter
-    zero = floor - floor
+    add = floor if mode == REFIT else floor - floor
+    # one branch-free loop per step and mode, so that LLVM vectorises the square roots and divisions
+    # (with the mode tested inside the loop they ran one bin at a time: twice the time, same results)
     for b in range(n_batch):
         for t in range(n_frames):
             row = rebuilt[b, t]
-            if mode != FIXED:
-                add = floor if mode == REFIT else zero
+            if mode == FIXED:
+                magnitude[:] = given[b, t]
+            else:
                 for k in range(n_bins):
                     z = row[k]
                     found[k] = math.sqrt(z.real * z.real + z.imag * z.imag) + add
@@ -196,24 +206,25 @@ def griffinlim_update(rebuilt, previous, momentum, mode, given, target, active, 
                     for m in range(n_mels):
                         band[m] *= active[b, t, m]
                 _apply_transposed(band, lower, fall, rise, fitted)
-            before = previous[b, t]
+                goal = target[b, t]
+                if mode == REFIT:
+                    for k in range(n_bins):
+                        magnitude[k] = found[k] * goal[k] / (fitted[k] + eps)
+                else:
+                    inside, kept = covered[b, t], given[b, t]
+                    for k in range(n_bins):
+                        ratio = goal[k] / (fitted[k] + tiny)
+                        fit = found[k] * ratio * math.sqrt(ratio)
+                        magnitude[k] = fit if inside[k] else kept[k]
+            before, out = previous[b, t], spectrum[b, t]
             for k in range(n_bins):
                 z = row[k]
                 p = before[k]
                 real = z.real - momentum * p.real
                 imag = z.imag - momentum * p.imag
                 norm = max(math.sqrt(real * real + imag * imag), tiny)
-                if mode == FIXED:
-                    magnitude = given[b, t, k]
-                elif mode == REFIT:
-                    magnitude = found[k] * target[b, t, k] / (fitted[k] + eps)
-                elif covered[b, t, k]:
-                    ratio = target[b, t, k] / (fitted[k] + tiny)
-                    magnitude = found[k] * ratio * math.sqrt(ratio)
-                else:
-                    magnitude = given[b, t, k]
-                weight = min(magnitude / norm, largest)
-                spectrum[b, t, k] = complex(real * weight, imag * weight)
+                weight = min(magnitude[k] / norm, largest)
+                out[k] = complex(real * weight, imag * weight)
 
 
 @_jit
