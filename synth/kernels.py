@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 __all__ = ["FIXED", "REFIT", "REFIT_KEEP_FLOOR", "filter_slopes", "overlap_add_windowed", "frame_reflected",
-           "griffinlim_update", "mel_nnls", "pghi_integrate"]
+           "griffinlim_update", "mel_nnls", "climb_to_peaks", "pghi_terms", "pghi_integrate"]
 
 # how griffinlim_update sets each bin's magnitude (see its docstring)
 FIXED, REFIT, REFIT_KEEP_FLOOR = 0, 1, 2
@@ -225,6 +225,141 @@ def griffinlim_update(rebuilt, previous, momentum, mode, given, target, active, 
                 norm = max(math.sqrt(real * real + imag * imag), tiny)
                 weight = min(magnitude[k] / norm, largest)
                 out[k] = complex(real * weight, imag * weight)
+
+
+@_jit
+def climb_to_peaks(s, peak, stays):
+    """Where steepest ascent takes each bin of one frame ``s`` ``(K,)`` (no NaN): ``peak[k]`` the local
+    maximum's bin, ``stays[k]`` whether bin ``k`` is its own maximum.
+
+    One step moves to the largest of (k-1, k, k+1), ties going left (so plateaus cannot cycle), the outer
+    neighbours counting as -inf; -inf bins stay put. A bin that steps right lands on one that cannot step
+    left, and the reverse, so a rising run ends at the next bin that does not step right (one pass from the
+    right) and a falling run at the peak of the bin before it (one pass from the left).
+    """
+    n = s.shape[0]
+    end = n - 1
+    for k in range(n - 1, -1, -1):
+        here = s[k]
+        right = k < n - 1 and here > -np.inf and s[k + 1] > here
+        left = k > 0 and here > -np.inf and s[k - 1] >= here and (k == n - 1 or s[k - 1] >= s[k + 1])
+        if not right:
+            end = k
+        peak[k] = end
+        stays[k] = not (left or right)
+    for k in range(1, n):
+        here = s[k]
+        if here > -np.inf and s[k - 1] >= here and (k == n - 1 or s[k - 1] >= s[k + 1]):
+            peak[k] = peak[k - 1]
+
+
+@_jit
+def _frequency_gradient(row, scale, out):
+    """``out = scale · ∂row/∂k + k``: central differences, one-sided at the ends (as ``np.gradient``)."""
+    n = row.shape[0]
+    if n == 1:
+        out[0] = 0.0
+    else:
+        out[0] = (row[1] - row[0]) * scale
+        out[n - 1] = (row[n - 1] - row[n - 2]) * scale
+        for k in range(1, n - 1):
+            out[k] = (row[k + 1] - row[k - 1]) / 2 * scale
+    for k in range(n):
+        out[k] += k
+
+
+@_jit
+def pghi_terms(s, mag, start, stop, first_frame, time_scale, frequency_scale, tolerance, onset_level,
+               step_scale, eps, noise, time_step, use_time, anchor, offset):
+    """:func:`synth.phase.pghi_terms` for rows ``start … stop-1`` of a block, frame by frame in one pass.
+
+    s = log(mag + eps) and mag ``(T, B, K)`` float64; the scalars are the phase module's constants (time
+    and frequency derivative scales, the significance tolerance and onset level in nepers, the phase
+    advance per bin, eps); noise ``(P, K)`` the fixed noise phases, row ``(first_frame + m) % P`` for
+    frame ``m``. Writes time_step, use_time, anchor (int64, into a frame's ``B·K`` values) and offset,
+    each ``(stop - start, B, K)``. The same float64 operations in the same order as the numpy version
+    this replaced, so the same terms bit for bit.
+    """
+    t, n_batch, n = s.shape
+    frame_max = np.empty((t, n_batch))
+    for m in range(t):
+        for b in range(n_batch):
+            frame_max[m, b] = s[m, b].max()
+    fgrad = np.empty(n)
+    integral = np.empty(n)
+    inst = np.empty((n_batch, n))
+    inst_before = np.empty((n_batch, n))
+    level_s = np.empty(n)
+    significant = np.empty(n, dtype=np.bool_)
+    onset = np.empty(n, dtype=np.bool_)
+    stays = np.empty(n, dtype=np.bool_)
+    peak = np.empty(n, dtype=np.int64)
+    inverse_turn = 1 / (2 * math.pi)
+    turn = 2 * math.pi
+    for m in range(start, stop):
+        i = m - start
+        for b in range(n_batch):
+            row = s[m, b]
+            # time derivative: central inside the block, one-sided at its edges
+            if t == 1:
+                fgrad[:] = 0.0
+            elif m == 0 or m == t - 1:
+                later, earlier = s[min(m + 1, t - 1), b], s[max(m - 1, 0), b]
+                for k in range(n):
+                    fgrad[k] = (later[k] - earlier[k]) * time_scale
+            else:
+                later, earlier = s[m + 1, b], s[m - 1, b]
+                for k in range(n):
+                    fgrad[k] = (later[k] - earlier[k]) / 2 * time_scale
+            # instantaneous frequency of this frame plus that of the frame before (the first frame: its own, twice)
+            _frequency_gradient(row, frequency_scale, inst[b])
+            if m == 0:
+                for k in range(n):
+                    time_step[i, b, k] = inst[b, k] + inst[b, k]
+            else:
+                if m == start:
+                    _frequency_gradient(s[m - 1, b], frequency_scale, inst_before[b])
+                for k in range(n):
+                    time_step[i, b, k] = inst_before[b, k] + inst[b, k]
+            inst_before[b, :] = inst[b]
+            # phase offset from bin 0: the trapezoid rule along frequency
+            total = fgrad[0]
+            for k in range(n):
+                if k:
+                    total = total + fgrad[k]
+                integral[k] = total - (fgrad[k] + fgrad[0]) / 2
+            # significant bins: within the tolerance of the loudest in this frame and its neighbours
+            context = frame_max[m, b]
+            if m > 0:
+                context = max(context, frame_max[m - 1, b])
+            if m < t - 1:
+                context = max(context, frame_max[m + 1, b])
+            level = context - tolerance
+            for k in range(n):
+                significant[k] = row[k] >= level and mag[m, b, k] > eps
+                level_s[k] = row[k] if significant[k] else -np.inf
+            climb_to_peaks(level_s, peak, stays)
+            loudest = 0
+            for k in range(1, n):
+                if level_s[k] > level_s[loudest]:
+                    loudest = k
+            # onsets: significant peaks louder than the same bin a frame before (all peaks of frame 0)
+            for k in range(n):
+                onset[k] = stays[k] and significant[k]
+                if m > 0 and onset[k]:
+                    onset[k] = s[m - 1, b, k] < row[k] - onset_level
+            noise_row = noise[(first_frame + m) % noise.shape[0]]
+            for k in range(n):
+                joins_loudest = onset[peak[k]]  # an onset region: anchored to the frame's loudest peak
+                target = loudest if joins_loudest else peak[k]
+                anchor[i, b, k] = b * n + target
+                offset[i, b, k] = integral[k] - integral[target] if significant[k] else noise_row[k]
+                step = time_step[i, b, k] * step_scale
+                step = step - np.rint(step * inverse_turn) * turn
+                in_frequency_only = (joins_loudest and onset[loudest]) or onset[k]
+                use = 1.0 if significant[k] and not in_frequency_only else 0.0
+                use_time[i, b, k] = use
+                time_step[i, b, k] = step * use
 
 
 @_jit

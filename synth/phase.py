@@ -15,10 +15,11 @@ Methods
 How PGHI is computed here
 -------------------------
 The heap of the original algorithm is sequential over every bin. Here the same integration paths are
-chosen per frame with vectorised operations, which keeps the whole method one small recursion per frame
-and lets the streaming inverter (:mod:`synth.streaming`) run the identical code one frame at a time:
+chosen per frame, in one compiled pass over the frames (:func:`synth.kernels.pghi_terms`), which keeps
+the whole method one small recursion per frame and lets the streaming inverter (:mod:`synth.streaming`)
+run the identical code one block of frames at a time:
 
-* every significant bin climbs the log-magnitude to its spectral peak (two running extrema per block);
+* every significant bin climbs the log-magnitude to its spectral peak (one pass each way per frame);
 * a peak's phase is integrated **in time** from the previous frame with the instantaneous frequency
   ``k + n_fft²/(2πγ)·∂s/∂k`` (trapezoid rule) — the heap's choice for stationary partials;
 * the other bins of the peak's region are integrated **in frequency** from the peak with the
@@ -63,70 +64,6 @@ DEFAULT_N_ITER = {"pghi+fgla": 12, "pghi": 0, "griffinlim": 32}
 
 PGHI_GAMMA_FACTOR = 0.25645  # γ = 0.25645·n_fft² for a Hann window (Průša et al.)
 _EPS = 1e-10
-
-
-def _gradient(s: np.ndarray, *, axis: int, scale: float) -> np.ndarray:
-    """Central differences along ``axis`` times ``scale``, one-sided at the edges (``np.gradient`` without
-    its overhead); C-contiguous."""
-    if s.shape[axis] == 1:
-        return np.zeros(s.shape)
-    d = np.empty(s.shape)
-    # one pass over the flattened arrays (contiguous, whatever the axis) for the central differences; it
-    # also writes across the edges along ``axis``, which get their one-sided differences afterwards
-    step = math.prod(s.shape[axis + 1 :])
-    flat_s, flat_d = s.reshape(-1), d.reshape(-1)
-    inner = flat_d[step:-step]
-    np.subtract(flat_s[2 * step :], flat_s[: -2 * step], out=inner)
-    inner /= 2
-    src, dst = np.moveaxis(s, axis, 0), np.moveaxis(d, axis, 0)
-    np.subtract(src[1], src[0], out=dst[0])
-    np.subtract(src[-1], src[-2], out=dst[-1])
-    d *= scale
-    return d
-
-
-def _climb_to_peaks(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Where steepest ascent takes each bin of ``s`` ``(..., K)`` (no NaN): the local maximum's index into
-    ``s.ravel()``, and whether the bin stays put (is its own maximum), both shaped like ``s``.
-
-    One step moves to the largest of (k-1, k, k+1), ties going left (so plateaus cannot cycle), a row's
-    outer neighbours counting as -inf; -inf bins stay put.
-
-    The bin after a rising step never steps left, and the bin before a falling step never steps right. So
-    a rising run ends at the next bin that does not step right, found for every bin by one running minimum
-    from the right of "index, or past the end where the bin steps right"; and a falling run at the previous
-    bin that does not step left, found by a running maximum of that result with 0 where the bin steps left
-    (each bin before a falling run's end maps to at most that end). Both are linear passes; rows never
-    mix: a row's first bin never steps left, nor its last right. A bin that steps left may be marked as
-    stepping right too (its right neighbour is above it as well): the second pass, going left, decides.
-    """
-    k = s.shape[-1]
-    flat = s.reshape(-1)
-    n = flat.size
-    # comparisons over the flattened array (contiguous); the pairs across row ends are fixed below
-    go_left = np.empty(n, dtype=bool)
-    np.greater_equal(flat[:-1], flat[1:], out=go_left[1:])  # left ≥ self
-    go_right = np.empty(n, dtype=bool)
-    np.logical_not(go_left[1:], out=go_right[:-1])  # right > self
-    left_ge_right = flat[:-2] >= flat[2:]  # for bins 1 … n-2
-    left_ge_right[k - 2 :: k] = True  # a row's last bin: its right is -inf
-    go_left[1:-1] &= left_ge_right
-    go_left[::k] = False  # a row's first bin: its left is -inf
-    go_right[k - 1 :: k] = False
-    finite = flat > -np.inf
-    go_left &= finite
-    go_right &= finite
-    target = np.arange(n, 0, -1)  # n - index
-    target *= ~go_right
-    backwards = target[::-1]
-    np.maximum.accumulate(backwards, out=backwards)  # n - (the next bin that does not step right)
-    np.subtract(n, target, out=target)
-    target *= ~go_left
-    np.maximum.accumulate(target, out=target)
-    go_left |= go_right
-    return target.reshape(s.shape), ~go_left.reshape(s.shape)
-
-
 _NOISE_TABLE_FRAMES = 509  # prime, so the table's period does not line up with musical periods
 
 
@@ -146,7 +83,8 @@ def pghi_terms(
     tol_db: float = 100.0,
     onset_db: float = 10.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Everything PGHI needs per frame, computed for a block of frames at once (numpy, float64).
+    """Everything PGHI needs per frame, computed for a block of frames at once (float64, in the compiled
+    :func:`synth.kernels.pghi_terms`).
 
     Parameters
     ----------
@@ -173,65 +111,19 @@ def pghi_terms(
         raise ParameterError(f"n_rows={n_rows} does not fit a block of {t} frames (has_previous={has_previous})")
     n_fft, hop = config.n_fft, config.hop_length
     gamma = PGHI_GAMMA_FACTOR * n_fft**2
-    mag = np.asarray(magnitude, dtype=np.float64)
-    s = np.add(mag, _EPS, order="C")
+    mag = np.ascontiguousarray(magnitude, dtype=np.float64)
+    s = np.add(mag, _EPS)
     np.log(s, out=s)
-    # the time derivative and the frame maxima look at the whole block; the rest only at rows start:stop
-    fgrad = _gradient(s, axis=0, scale=-gamma / (n_fft * hop))[start:stop]
-    frame_max = s.max(axis=2, keepdims=True)  # (T, B, 1)
-    context_max = frame_max.copy()
-    if t > 1:
-        context_max[1:] = np.maximum(context_max[1:], frame_max[:-1])
-        context_max[:-1] = np.maximum(context_max[:-1], frame_max[1:])
-    first = max(start - 1, 0)  # the instantaneous frequency of the row before is needed too
-    inst = _gradient(s[first:stop], axis=2, scale=n_fft**2 / (2 * math.pi * gamma))
-    inst += np.arange(k)
-    # instantaneous frequency of each row plus that of the row before (the first frame: its own, twice)
-    time_step = np.empty(inst[start:].shape)
-    np.add(inst[:-1], inst[1:], out=time_step[1 - start :])
-    if not start and stop:
-        np.add(inst[0], inst[0], out=time_step[0])
-    s_rows, mag = s[start:stop], mag[start:stop]
-
-    # phase offset of each bin from bin 0, trapezoid rule along frequency: the sum up to the bin, less half
-    # of the first and of the bin's own gradient
-    ends = fgrad + fgrad[..., :1]
-    ends /= 2
-    freq_integral = np.cumsum(fgrad, axis=2, out=fgrad)
-    freq_integral -= ends
-    significant = s_rows >= context_max[start:stop] - tol_db * math.log(10) / 20
-    significant &= mag > _EPS
-
-    s_sig = np.where(significant, s_rows, -np.inf)
-    # indices into the block's flattened (T', B, K) values; a non-significant bin (-inf) is its own anchor
-    anchor, stays = _climb_to_peaks(s_sig)
-    # onsets: significant peaks louder than the same bin one frame earlier; the very first frame has
-    # nothing before it, so all its peaks are onsets
-    onset = np.logical_and(stays, significant, out=stays)
-    louder = s_rows - onset_db * math.log(10) / 20
-    onset[1 - start :] &= s[first:stop][:-1] < louder[1 - start :]
-
-    # onset regions are joined in frequency to the frame's loudest peak, as the heap would do
-    t_rows = stop - start
-    loudest = s_sig.argmax(axis=2)[..., None]  # (T', B, 1)
-    loudest += (np.arange(t_rows * b) * k).reshape(t_rows, b, 1)
-    flat_onset = onset.reshape(-1)
-    joins_loudest = flat_onset.take(anchor)  # a non-significant bin is its own anchor, never an onset
-    np.copyto(anchor, loudest, where=joins_loudest)
-
-    offset = freq_integral.reshape(-1).take(anchor)
-    np.subtract(freq_integral, offset, out=offset)
-    rows = np.arange(first_frame + start, first_frame + stop) % _NOISE_TABLE_FRAMES
-    np.copyto(offset, _noise_phase_table(k)[rows][:, None, :], where=~significant)
-
-    time_step *= math.pi * hop / n_fft
-    _wrap(time_step)
-    # integrated in time unless an onset, or in a region joined to its frame's loudest peak, itself an onset
-    in_frequency_only = joins_loudest & flat_onset.take(loudest)
-    in_frequency_only |= onset
-    use_time = (significant & ~in_frequency_only).astype(np.float64)
-    time_step *= use_time
-    anchor -= (np.arange(t_rows) * (b * k))[:, None, None]  # indices into a frame's (B·K) values
+    shape = (stop - start, b, k)
+    time_step, use_time, offset = np.empty(shape), np.empty(shape), np.empty(shape)
+    anchor = np.empty(shape, dtype=np.int64)
+    kernels.pghi_terms(
+        s, mag, start, stop, first_frame,
+        -gamma / (n_fft * hop),  # ∂/∂t of the log magnitude → phase change along frequency
+        n_fft**2 / (2 * math.pi * gamma),  # ∂/∂k → instantaneous frequency in bins
+        tol_db * math.log(10) / 20, onset_db * math.log(10) / 20,
+        math.pi * hop / n_fft, _EPS, _noise_phase_table(k), time_step, use_time, anchor, offset,
+    )
     return time_step, use_time, anchor, offset
 
 
