@@ -1,11 +1,14 @@
 """Offline ``imgsonic render`` end to end: image files decoded → audio file written, × real time, per stage.
 
-Usage: ``python -m benchmarks.render [--preset NAME] [--images 60] [--seconds-per-image 1] [--workers 2] [--json]``
+Usage: ``python -m benchmarks.render [--preset NAME] [--images 60] [--seconds-per-image 1] [--workers 2]
+[--no-reuse-memory] [--json]``
 
 The images are PNG files written to a temporary folder (``--image-size`` pixels square, colour noise
 under smooth gradients, so PNG decoding does real work); the output is a 44.1 kHz WAV there too. The
 models are the preset's, or — while no such preset is shipped — randomly initialised models with the
 ``default`` preset's architecture and spectral config, which cost the same time (the report says which).
+Like ``imgsonic render``, the process first makes the C allocator reuse freed memory
+(:func:`bridge.render.reuse_freed_memory`; ``--no-reuse-memory`` keeps glibc's defaults).
 
 Columns
 -------
@@ -34,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bridge.render import VOCODERS, LoadedModels, RenderSettings, load_models, render_files
+from bridge.render import VOCODERS, LoadedModels, RenderSettings, load_models, render_files, reuse_freed_memory
 from models.errors import ImgsonicError
 
 TARGET_XRT = 100.0
@@ -70,6 +73,7 @@ def _write_images(folder: Path, *, n_images: int, size: int) -> None:
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
+    reused = reuse_freed_memory() if args.reuse_memory else False  # as imgsonic render does
     loaded = _models(args.preset)
     vocoders = args.vocoders or [v for v in VOCODERS if v != "neural" or loaded.vocoder_path]
     rows = []
@@ -111,6 +115,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "workers": args.workers,
         "repeats": args.repeats,
+        "freed_memory_reused": reused,
         "load_average": [round(value, 2) for value in os.getloadavg()],
         "cpu_count": os.cpu_count(),
         "target_xrt": TARGET_XRT,
@@ -123,6 +128,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"imgsonic render: {report['images']} PNGs of {report['image_size']}² px × {report['seconds_per_image']} s "
         f"→ 44.1 kHz WAV; {report['threads']} torch thread(s) per op, {report['workers']} worker(s); median of {report['repeats']}",
         f"models: {report['models']}",
+        f"allocator: {'freed memory reused (as imgsonic render)' if report['freed_memory_reused'] else 'default'}",
         f"machine: {report['cpu_count']} cores, load average {report['load_average']}",
         "",
     ]
@@ -154,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per operation (default 1)")
     parser.add_argument("--workers", type=int, default=2,
                         help="images decoded and vocoder pieces rendered at once, as imgsonic render --workers (default 2)")
+    parser.add_argument("--no-reuse-memory", dest="reuse_memory", action="store_false",
+                        help="keep the C allocator's defaults (imgsonic render makes it reuse freed memory)")
     parser.add_argument("--repeats", type=int, default=3, help="timed renders per vocoder, median taken (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)

@@ -153,9 +153,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from bridge.render import set_threads
+    from bridge.render import reuse_freed_memory, set_threads
 
     set_threads(args.threads)
+    reuse_freed_memory()
     clock = time.perf_counter()
     paths = run_demo(out_dir=args.output_dir, preset=args.preset, vocoder=args.vocoder)
     print(f"rendered {len(demo_images())} example images with preset {args.preset!r} "

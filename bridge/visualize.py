@@ -616,9 +616,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from bridge.render import load_models, set_threads
+    from bridge.render import load_models, reuse_freed_memory, set_threads
 
     set_threads(args.threads)
+    reuse_freed_memory()
     loaded = load_models(preset=args.preset, image_vae=args.image_vae, audio_vae=args.audio_vae, mapper=args.mapper)
     result = visualize_file(args.audio, out_path=args.output, models=loaded.models, fps=args.fps, size_px=args.size,
                             window_s=args.window_s, columns=args.columns, progress=True)

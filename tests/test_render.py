@@ -2,6 +2,10 @@
 
 import json
 import math
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -174,3 +178,43 @@ def test_demo_writes_the_three_files(preset, tmp_path, capsys):
     assert audio.shape[-1] == round(8 * 1.5 * 44100)
     with Image.open(out / "demo.png") as picture:
         assert picture.size == (1024, 128 + 320)
+
+
+_REALLOCATION_FAULTS = """
+import resource, sys, threading
+import numpy as np
+if sys.argv[1] == "reuse":
+    from bridge.render import reuse_freed_memory
+    assert reuse_freed_memory()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def allocate():  # multi-MB arrays allocated and freed, as a render's vocoder pieces do
+    for size in (1, 3, 2, 5, 4, 6):
+        a, b = np.ones(size << 17), np.ones(size << 17)
+        del a, b
+counts = []
+def twice():
+    allocate()
+    before = faults()
+    allocate()
+    counts.append(faults() - before)
+thread = threading.Thread(target=twice)
+thread.start()
+thread.join()
+twice()
+print(*counts)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the allocator options are glibc's")
+def test_reuse_freed_memory_stops_page_faults_when_arrays_are_allocated_again():
+    def faults(mode):
+        done = subprocess.run([sys.executable, "-c", _REALLOCATION_FAULTS, mode], capture_output=True, text=True,
+                              check=True, cwd=Path(render_module.__file__).parents[1])
+        return [int(count) for count in done.stdout.split()]
+
+    default, reused = faults("default"), faults("reuse")
+    # the second round of the same 42 MB, in a worker thread and in the main thread: with glibc's defaults
+    # part of it comes back as fresh pages (a fault per 4 kB); reused, it stays mapped
+    assert sum(default) > 500
+    assert max(reused) < 50
