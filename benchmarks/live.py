@@ -10,7 +10,9 @@ Four measurements, one thread for torch and BLAS (as ``imgsonic live`` runs):
    beforehand and scheduled, as OSC would deliver them), so every crossfade decodes every frame.
    Per buffer: the time of all the server's Python hooks (the voice's decode + copy, the control streams),
    as a fraction of the buffer's 5.8 ms. A buffer whose hooks take longer than the buffer would be an
-   underrun on a real device: their count is the underrun figure.
+   underrun on a real device: their count is the underrun figure. The same hooks are also timed by the
+   audio thread's CPU time (``time.thread_time``), which leaves out the time the thread was off the CPU:
+   a buffer over its deadline whose CPU time is well under the buffer was stalled, not busy.
 2. **Structural latency**: the first output sample that changes after ``setImage`` is called (as the OSC
    thread calls it), found by comparing with an identical voice that got no call, over many calls at
    random moments — how far ahead of the play position the decoder works. In milliseconds.
@@ -58,13 +60,19 @@ def offline_clock(preset: str, minutes: float) -> dict:
     from synth.engine import server_hooks
 
     server = boot_server(audio="offline", sample_rate=RATE, buffer_size=BUFFER, channels=2)
-    stamps = {"start": 0.0}
-    durations = []
+    stamps = {"start": 0.0, "cpu": 0.0}
+    durations, cpu_times = [], []
     hooks = server_hooks(server)
-    start_hook = lambda: stamps.__setitem__("start", time.perf_counter())  # noqa: E731
+
+    def start_hook() -> None:
+        stamps["start"], stamps["cpu"] = time.perf_counter(), time.thread_time()
+
+    def end_hook() -> None:
+        durations.append(time.perf_counter() - stamps["start"])
+        cpu_times.append(time.thread_time() - stamps["cpu"])
+
     hooks.add(start_hook)
     session = LiveSession(server=server, preset=preset, ahead=0)
-    end_hook = lambda: durations.append(time.perf_counter() - stamps["start"])  # noqa: E731
     hooks.add(end_hook)
     duration_s = minutes * 60
     pictures = _pictures()
@@ -78,8 +86,9 @@ def offline_clock(preset: str, minutes: float) -> dict:
     stats = session.voice.stats
     session.close()
     server.shutdown()
-    hook_ms = np.asarray(durations) * 1e3
+    hook_ms, cpu_ms = np.asarray(durations) * 1e3, np.asarray(cpu_times) * 1e3
     buffer_ms = BUFFER / RATE * 1e3
+    over = hook_ms > buffer_ms
     del pyo
     return {
         "audio_s": duration_s,
@@ -90,7 +99,13 @@ def offline_clock(preset: str, minutes: float) -> dict:
         "hooks_ms_p99": float(np.percentile(hook_ms, 99)),
         "hooks_ms_max": float(hook_ms.max()),
         "hooks_p99_fraction": float(np.percentile(hook_ms, 99) / buffer_ms),
-        "buffers_over_deadline": int((hook_ms > buffer_ms).sum()),
+        "buffers_over_deadline": int(over.sum()),
+        # the same hooks by the audio thread's own CPU time: what the code cost, without the time the
+        # thread was off the CPU (preempted, or waiting for the GIL)
+        "hooks_cpu_ms_p99": float(np.percentile(cpu_ms, 99)),
+        "hooks_cpu_ms_max": float(cpu_ms.max()),
+        "buffers_over_deadline_by_cpu": int((cpu_ms > buffer_ms).sum()),
+        "over_deadline_cpu_ms": [round(float(value), 2) for value in cpu_ms[over]],
         "source_errors": int(stats.source_errors),
     }
 
@@ -244,6 +259,9 @@ def main(argv=None) -> int:
           f"{verdict(offline['hooks_p99_fraction'] <= TARGET_FRACTION)}), max {offline['hooks_ms_max']:.2f} ms")
     print(f"   buffers over their deadline (underruns on a device): {offline['buffers_over_deadline']} "
           f"({verdict(offline['buffers_over_deadline'] == 0)}); source errors {offline['source_errors']}")
+    print(f"   the same by the audio thread's CPU time: p99 {offline['hooks_cpu_ms_p99']:.3f} ms, max "
+          f"{offline['hooks_cpu_ms_max']:.2f} ms, over the buffer {offline['buffers_over_deadline_by_cpu']}; "
+          f"CPU time of the buffers over their deadline: {offline['over_deadline_cpu_ms']} ms")
     print(f"2. setImage → first changed sample: median {structural['ms_median']:.1f} ms, p95 {structural['ms_p95']:.1f} ms "
           f"(min {structural['ms_min']:.1f}, max {structural['ms_max']:.1f}; {structural['calls']} calls)")
     from bridge.live import LIVE_AHEAD_BUFFERS
