@@ -48,7 +48,8 @@ class StreamingInverter:
         self.latency_samples = config.hop_length + config.n_fft // 2
         self._window = 0.5 - 0.5 * np.cos(2 * math.pi * np.arange(config.n_fft) / config.n_fft)
         self._window_sq = self._window**2
-        # build the cached inverse and PGHI's noise-phase table now, not in the first audio buffer
+        # build the cached inverse and PGHI's noise-phase table, and load (or, once per machine, compile) the
+        # PGHI kernel now, not in the first audio buffer
         mel_to_magnitude(np.zeros((config.n_mels, 1)), config=config)
         pghi_terms(np.ones((2, 1, config.n_freqs)), config=config, first_frame=0, has_previous=False)
         self.reset()
