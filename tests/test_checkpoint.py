@@ -13,6 +13,7 @@ from models.checkpoint import config_to_dict, load_checkpoint, save_checkpoint
 from models.errors import CheckpointError, ParameterError
 from models.image_vae import ImageVAE, ImageVAEConfig
 from models.mapper import LatentMapper, LatentMapperConfig
+from models.vocoder import Vocoder, VocoderConfig
 
 SPECTRAL = {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "n_mels": 32, "db_range": (-70.0, 50.0)}
 MODELS = {
@@ -45,7 +46,7 @@ def image_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("kind", MODELS)
-def test_round_trip_gives_bit_identical_outputs(kind, tmp_path):
+def test_round_trip_gives_the_outputs_of_the_float16_rounded_weights(kind, tmp_path):
     model = MODELS[kind]()
     for parameter in model.parameters():  # the mapper's last layers start at zero: make them matter
         parameter.data.normal_(0, 0.1)
@@ -56,6 +57,10 @@ def test_round_trip_gives_bit_identical_outputs(kind, tmp_path):
     loaded = type(model).from_checkpoint(path)
     assert not loaded.training
     assert loaded.config == model.config
+    assert all(parameter.dtype == torch.float32 for parameter in loaded.parameters())  # computes in float32
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(parameter.half().float())
     x = _example_input(model)
     with torch.no_grad():
         for expected, actual in zip(torch.atleast_1d(model(x)), torch.atleast_1d(loaded(x))):
@@ -64,6 +69,33 @@ def test_round_trip_gives_bit_identical_outputs(kind, tmp_path):
     assert content["format_version"] == 1 and content["kind"] == kind
     assert type(content["metadata"]["metrics"]["loss"]) is float and content["metadata"]["steps"] == 10
     assert os.listdir(path.parent) == [f"{kind}.pt"]  # no temporary file left behind
+    # saving what was loaded changes nothing: the float16 rounding happens once
+    again = load_checkpoint(loaded.save(tmp_path / "again.pt", metadata=content["metadata"]), kind=kind)
+    assert again["sha256"] == content["sha256"]
+
+
+def test_weights_are_stored_as_float16_and_buffers_as_they_are(tmp_path):
+    model = Vocoder(VocoderConfig(n_mels=32, n_fft=256, hop_length=64, dim=16, intermediate_dim=32, n_blocks=1))
+    model.filterbank.uniform_(0.0, 1e-3)  # a buffer compared against its exact value when loaded
+    state = load_checkpoint(model.save(tmp_path / "vocoder.pt"), kind="vocoder")["state_dict"]
+    names = {name for name, _ in model.named_parameters()}
+    assert names and all(state[name].dtype == torch.float16 for name in names)
+    assert state["filterbank"].dtype == torch.float32 and torch.equal(state["filterbank"], model.filterbank)
+
+
+def test_a_weight_outside_the_float16_range_is_stored_in_full(tmp_path):
+    state = {"big": torch.tensor([1e6, 1.0]), "inf": torch.tensor([float("inf")]), "small": torch.tensor([0.1]),
+             "ints": torch.tensor([3])}
+    path = save_checkpoint(tmp_path / "m.pt", kind="demo", config={}, state_dict=state, float16=list(state))
+    stored = load_checkpoint(path, kind="demo")["state_dict"]
+    assert stored["big"].dtype == stored["inf"].dtype == torch.float32 and torch.equal(stored["big"], state["big"])
+    assert stored["small"].dtype == torch.float16 and stored["ints"].dtype == torch.int64
+
+
+def test_float16_names_must_be_in_the_state_dict(tmp_path):
+    with pytest.raises(ParameterError, match="'missing'"):
+        save_checkpoint(tmp_path / "m.pt", kind="demo", config={}, state_dict={"w": torch.zeros(2)}, float16=["missing"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_spectral_config_survives_the_round_trip(tmp_path):
@@ -131,7 +163,7 @@ def test_truncated_file_is_rejected(image_checkpoint):
 
 def test_flipped_weight_byte_is_caught_by_the_digest(image_checkpoint):
     data = bytearray(image_checkpoint.read_bytes())
-    weights = ImageVAE.from_checkpoint(image_checkpoint).state_dict()["encoder.0.weight"]
+    weights = ImageVAE.from_checkpoint(image_checkpoint).state_dict()["encoder.0.weight"].half()  # as stored
     offset = data.index(weights.numpy().tobytes()[:64])  # torch stores tensors as raw, uncompressed bytes
     data[offset + 10] ^= 0x01
     image_checkpoint.write_bytes(bytes(data))

@@ -161,7 +161,7 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             name="digits-fm",
             description="handwritten digits ↔ FM timbres (the analogue of SynVAE's MNIST experiment)",
             spectral=_SYNTH_SPECTRAL,
-            # a quarter of the former widths (base 32 / hidden 256, audio hidden 512): 1.9 MB instead of 6.8, every
+            # a quarter of the former widths (base 32 / hidden 256, audio hidden 512): 1.9 MB instead of 6.8 (float32), every
             # target kept (through sound 0.99, listener proxy 0.94, precision@10 0.92), ≈2.5 min to train
             image_vae=ImageVAEConfig(image_size=16, channels=1, latent_dim=8, base_width=16, n_layers=2, hidden_width=128),
             audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=192, n_hidden_layers=2),
@@ -195,7 +195,7 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             # 2.4 dB (1 dB counts as the same); weight 30 left 1.4 dB, 100 for 2500 steps cost image detail.
             image_spread_weight=100.0,
             mapper_weights=MapperWeights(near=5.0),
-            # small widths keep the preset ≈3 MB; a low image β spreads similar images apart
+            # small widths keep the preset ≈3 MB (float32; 1.6 MB as stored now); a low image β spreads similar images apart
             image_beta=0.05,
             audio_beta=0.1,
         ),
