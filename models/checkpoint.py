@@ -17,11 +17,11 @@ The digest catches accidental damage (a flipped byte inside a weight tensor stil
 it is not a signature against someone who rewrites the file deliberately.
 
 Weights are stored as float16, which halves the shipped presets (11 → 6.0 MB); models load them back into
-float32 and compute in float32. Rounding a weight to float16 moves it by at most 2⁻¹¹ of itself; when the
-shipped presets were converted it moved no ``imgsonic eval`` target figure by more than 0.4 % (digits-fm's
-listener proxy 0.939 → 0.942; the others ≤ 0.1 %). A weight outside float16's range stays float32, and so does every buffer (mel
-filterbanks and other constants that are compared against their exact values). A checkpoint saved from a
-loaded model is bit-identical to the one it was loaded from.
+float32 and compute in float32. Rounding a weight to float16 moves it by at most 2⁻¹¹ of itself. When the
+shipped presets were converted, no ``imgsonic eval`` target figure moved by more than 0.32 % (digits-fm's
+listener proxy, 0.939 → 0.942; the others ≤ 0.07 %). A weight outside float16's range stays float32, and
+so does every buffer (mel filterbanks and other constants that are compared against their exact values).
+A checkpoint saved from a loaded model is bit-identical to the one it was loaded from.
 
 Each model class mixes in :class:`CheckpointMixin`, which gives it ``Model.from_checkpoint(path)`` and
 ``model.save(path, metadata=...)``; the model rebuilds itself from the config alone.
