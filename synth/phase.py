@@ -384,7 +384,9 @@ class _MelRefit:
             return found * self.target / (self.gram.gram_apply(found) + 1e-12)
         fitted = self.gram.transpose_apply(self.active * self.gram.apply(found))
         ratio = self.target / (fitted + 1e-30)
-        return torch.where(self.covered, found * ratio * ratio.sqrt(), self.given)  # ratio ** 1.5
+        # pow, not ratio * sqrt(ratio): where no active band covers a bin the ratio is 0, sqrt's slope there
+        # is inf, and inf × the 0 that torch.where passes back is NaN in every gradient
+        return torch.where(self.covered, found * ratio.pow(1.5), self.given)
 
 
 class _MelGram:

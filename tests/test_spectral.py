@@ -340,3 +340,21 @@ def test_streaming_rejects_bad_frames():
         inverter.push(np.zeros(64))
     with pytest.raises(ParameterError, match="NaN"):
         inverter.push(np.full(128, np.nan))
+
+
+@pytest.mark.parametrize("refit", ["fixed", "mel", "keep_floor"])
+def test_griffin_lim_gradient_is_finite(refit):
+    """Autograd runs the general loop; its gradient must be usable for training through the iterations
+    (keep_floor's ratio ** 1.5 in bins no active band covers is 0, where a square root's slope is inf)."""
+    from synth.phase import griffinlim, pghi_phase
+
+    audio = torch.stack([_sine(300.0, seconds=0.3), _sine(500.0, seconds=0.3, amplitude=0.05)])
+    mel = audio_to_mel(audio, config=CFG)
+    amplitude = normalized_db_to_amplitude(mel, config=CFG)
+    magnitude = mel_to_magnitude(amplitude, config=CFG).requires_grad_(True)
+    options = {"fixed": {}, "mel": {"mel_amplitude": amplitude},
+               "keep_floor": {"mel_amplitude": amplitude, "keep_floor": True}}[refit]
+    out = griffinlim(magnitude, config=CFG, n_iter=3, initial_phase=pghi_phase(magnitude.detach(), config=CFG), **options)
+    out.square().sum().backward()
+    assert magnitude.grad is not None and bool(torch.isfinite(magnitude.grad).all())
+    assert float(magnitude.grad.abs().max()) > 0
