@@ -22,6 +22,9 @@ Columns
   convergence and log-magnitude L1, FFT 512/1024/2048); ``mrstft`` is their sum;
 * ``xRT wall``: × real time offline on ``--threads`` threads (10 s of audio, median of ``--repeats``);
   ``xRT cpu1``: the same from one thread's CPU time, which a busy shared machine does not inflate;
+  ``xRT render``: × real time the way ``imgsonic render --workers N`` runs the vocoder on a long sequence
+  (``--render-seconds`` of audio in its 15 s pieces, ``--workers`` pieces at once, one thread each; wall
+  clock, median of 3): the other way to use two cores offline, and the one renders use;
 * streaming cost per hop on one thread, pushing chunks of ``--chunk-frames`` frames (wall and CPU time);
 * ``gpu xRT``: batched throughput on CUDA, when present.
 """
@@ -39,7 +42,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torchaudio
+from threadpoolctl import threadpool_limits
 
+from bridge.render import RenderSettings, vocode_in_pieces
 from synth.phase import mel_to_audio, pghi_phase
 from synth.spectral import (
     SpectralConfig,
@@ -150,9 +155,31 @@ def offline_speed(methods: dict[str, Callable], mel: torch.Tensor, *, seconds: f
         torch.set_num_threads(previous)
 
 
+def render_speed(methods: dict[str, Callable], mel: torch.Tensor, *, seconds: float, workers: int,
+                 config: SpectralConfig, repeats: int = 3) -> dict[str, float]:
+    """× real time of each method on ``mel`` (``seconds`` of audio) as ``imgsonic render`` runs it: the
+    render's pieces and overlap (:class:`bridge.render.RenderSettings`), ``workers`` at once, one torch
+    thread each."""
+    settings = RenderSettings()
+    frame_rate_hz = config.sample_rate / config.hop_length
+    chunk_frames = max(2, round(settings.chunk_s * frame_rate_hz))
+    overlap_frames = max(1, round(settings.overlap_s * frame_rate_hz))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {name: seconds / _median_seconds(
+                    lambda m=method: vocode_in_pieces(m, mel, hop=config.hop_length, chunk_frames=chunk_frames,
+                                                      overlap_frames=overlap_frames, workers=workers, progress=False),
+                    repeats=repeats)
+                for name, method in methods.items()}
+    finally:
+        torch.set_num_threads(previous)
+
+
 def streaming_cost_ms(vocoder: NeuralVocoder, mel: torch.Tensor, *, chunk_frames: int, config: SpectralConfig,
                       clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """Milliseconds per hop on one thread: the neural stream in chunks, and the PGHI streaming inverter."""
+    """Milliseconds per hop on one thread (one torch thread and one BLAS thread, as live runs them): the neural
+    stream in chunks, and the PGHI streaming inverter."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -170,10 +197,11 @@ def streaming_cost_ms(vocoder: NeuralVocoder, mel: torch.Tensor, *, chunk_frames
                 inverter.push(mel[:, start : start + chunk_frames])
             inverter.flush()
 
-        return {
-            "neural": 1e3 * _median_seconds(neural, repeats=3, clock=clock) / n_frames,
-            "pghi (StreamingInverter)": 1e3 * _median_seconds(pghi, repeats=3, clock=clock) / n_frames,
-        }
+        with threadpool_limits(limits=1, user_api="blas"):
+            return {
+                "neural": 1e3 * _median_seconds(neural, repeats=3, clock=clock) / n_frames,
+                "pghi (StreamingInverter)": 1e3 * _median_seconds(pghi, repeats=3, clock=clock) / n_frames,
+            }
     finally:
         torch.set_num_threads(previous)
 
@@ -239,6 +267,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                                            repeats=args.repeats, clock=time.process_time)
     report["stream_ms_per_hop_cpu_time"] = streaming_cost_ms(vocoder, speed_mel, chunk_frames=args.chunk_frames,
                                                              config=config, clock=time.process_time)
+    # last of the CPU runs: its worker threads must not share the cores with the timings above
+    render_samples = int(args.render_seconds * config.sample_rate)
+    render_mel = audio_to_mel(torch.from_numpy(np.resize(long_audio[start:], render_samples)), config=config)
+    report["render_workers"] = args.workers
+    report["render_xrt"] = render_speed(methods, render_mel, seconds=args.render_seconds, workers=args.workers,
+                                        config=config)
     report["gpu_batched_xrt"] = gpu_throughput(vocoder, speed_mel, seconds=args.seconds)
     return report
 
@@ -247,12 +281,12 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"checkpoint {report['checkpoint']} ({report['parameters']:,} parameters; {report['spectral']}); "
              f"load average at start {report['load_average']}"]
     header = (f"{'sounds':<16} {'method':<16} {'mel_l1':>8} {'sc':>7} {'log_mag':>8} {'mrstft':>8} "
-              f"{'xRT wall':>9} {'xRT cpu1':>9}")
+              f"{'xRT wall':>9} {'xRT cpu1':>9} {'xRT render':>10}")
     lines += [header, "-" * len(header)]
     for group, table in report["quality"].items():
         for name, row in table.items():
-            speeds = (f"{report['offline_xrt'][name]:>9.1f} {report['offline_xrt_1thread_cpu_time'][name]:>9.1f}"
-                      if name in report["offline_xrt"] else f"{'-':>9} {'-':>9}")
+            speeds = (f"{report['offline_xrt'][name]:>9.1f} {report['offline_xrt_1thread_cpu_time'][name]:>9.1f} "
+                      f"{report['render_xrt'][name]:>10.1f}" if name in report["offline_xrt"] else f"{'-':>9} {'-':>9} {'-':>10}")
             lines.append(f"{group + ' (' + str(report['n_sounds'][group]) + ')':<16} {name:<16} {row['mel_l1']:>8.4f} "
                          f"{row['sc']:>7.3f} {row['log_mag']:>8.3f} {row['mrstft']:>8.3f} {speeds}")
     for name, by_group in report["over_pghi_fgla"].items():
@@ -260,6 +294,7 @@ def format_table(report: dict[str, Any]) -> str:
             target = f" (target ≤ {QUALITY_TARGET})" if name in NEURAL else " (the ceiling of magnitudes + PGHI phase)"
             lines.append(f"{name} / pghi+fgla on {group}: mel_l1 × {ratio['mel_l1']:.2f}, "
                          f"mrstft × {ratio['mrstft']:.2f}{target}")
+    lines.append(f"xRT render: {report['render_workers']} workers × 1 thread on 15 s pieces, as imgsonic render runs it")
     for name, cost in report["stream_ms_per_hop"].items():
         cpu = report["stream_ms_per_hop_cpu_time"][name]
         lines.append(f"streaming {name}: {cost:.3f} ms per hop wall, {cpu:.3f} ms CPU time (1 thread)")
@@ -275,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads for the offline runs (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per method, median taken (default 5)")
     parser.add_argument("--seconds", type=float, default=10.0, help="audio length for the speed runs (default 10)")
+    parser.add_argument("--render-seconds", type=float, default=60.0,
+                        help="audio length for the render-path speed run, in the render's 15 s pieces (default 60)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="pieces at once in the render-path speed run, one thread each (default 2)")
     parser.add_argument("--chunk-frames", type=int, default=8, help="frames per streaming push (default 8)")
     parser.add_argument("--n-per-kind", type=int, default=4, help="held-out synth clips per kind (default 4)")
     parser.add_argument("--clip-s", type=float, default=2.0, help="length of each synth clip (default 2 s)")

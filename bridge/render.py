@@ -58,6 +58,7 @@ __all__ = [
     "render_items",
     "prepare_inputs",
     "decode_frames",
+    "vocode_in_pieces",
     "render_files",
     "write_json",
     "boundary_jump_ratio",
@@ -213,7 +214,7 @@ def decode_frames(models: SonificationModels, z_aud_frames: np.ndarray, *, first
     return windows[torch.from_numpy(inverse), :, columns].T.contiguous()
 
 
-def _vocode_chunked(
+def vocode_in_pieces(
     vocode: Callable[[torch.Tensor], torch.Tensor],
     mel: torch.Tensor,
     *,
@@ -323,7 +324,7 @@ def render_items(
 
     clock = time.perf_counter()
     with torch.inference_mode():
-        audio = _vocode_chunked(
+        audio = vocode_in_pieces(
             vocode,
             mel,
             hop=config.hop_length,
