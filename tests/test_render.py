@@ -107,9 +107,9 @@ def test_vocoder_pieces_join_without_clicks_or_dips():
     from synth.phase import mel_to_audio
 
     pieces = render_module.vocode_in_pieces(lambda m: mel_to_audio(m, config=config), mel, hop=64,
-                                           chunk_frames=125, overlap_frames=62, workers=1, progress=False)
+                                            chunk_frames=125, overlap_frames=62, workers=1, progress=False)
     in_parallel = render_module.vocode_in_pieces(lambda m: mel_to_audio(m, config=config), mel, hop=64,
-                                                chunk_frames=125, overlap_frames=62, workers=3, progress=False)
+                                                 chunk_frames=125, overlap_frames=62, workers=3, progress=False)
     np.testing.assert_array_equal(in_parallel, pieces)  # workers change the speed, never the samples
     whole = mel_to_audio(mel, config=config).numpy()
     assert len(pieces) == len(whole)

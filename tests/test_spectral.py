@@ -191,6 +191,12 @@ def test_reconstruction_batch_item_equals_single_result():
     torch.testing.assert_close(together[1], alone, atol=1e-5, rtol=0)
 
 
+def _refit_options(refit: str, amplitude: torch.Tensor) -> dict:
+    """griffinlim's keyword arguments for each way of treating the magnitude."""
+    return {"fixed": {}, "mel": {"mel_amplitude": amplitude},
+            "keep_floor": {"mel_amplitude": amplitude, "keep_floor": True}}[refit]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("refit", ["fixed", "mel", "keep_floor"])
 def test_frames_first_griffin_lim_equals_the_general_loop(monkeypatch, dtype, refit):
@@ -205,8 +211,7 @@ def test_frames_first_griffin_lim_equals_the_general_loop(monkeypatch, dtype, re
     amplitude = normalized_db_to_amplitude(mel, config=CFG)
     magnitude = mel_to_magnitude(amplitude, config=CFG)
     initial = phase.pghi_phase(magnitude, config=CFG)
-    options = {"fixed": {}, "mel": {"mel_amplitude": amplitude},
-               "keep_floor": {"mel_amplitude": amplitude, "keep_floor": True}}[refit]
+    options = _refit_options(refit, amplitude)
     assert phase._frames_first_applies(magnitude, CFG)
     fast = phase.griffinlim(magnitude, config=CFG, n_iter=12, initial_phase=initial, **options)
     monkeypatch.setattr(phase, "_frames_first_applies", lambda magnitude, config: False)
@@ -352,8 +357,7 @@ def test_griffin_lim_gradient_is_finite(refit):
     mel = audio_to_mel(audio, config=CFG)
     amplitude = normalized_db_to_amplitude(mel, config=CFG)
     magnitude = mel_to_magnitude(amplitude, config=CFG).requires_grad_(True)
-    options = {"fixed": {}, "mel": {"mel_amplitude": amplitude},
-               "keep_floor": {"mel_amplitude": amplitude, "keep_floor": True}}[refit]
+    options = _refit_options(refit, amplitude)
     out = griffinlim(magnitude, config=CFG, n_iter=3, initial_phase=pghi_phase(magnitude.detach(), config=CFG), **options)
     out.square().sum().backward()
     assert magnitude.grad is not None and bool(torch.isfinite(magnitude.grad).all())
