@@ -160,10 +160,7 @@ def render_speed(methods: dict[str, Callable], mel: torch.Tensor, *, seconds: fl
     """× real time of each method on ``mel`` (``seconds`` of audio) as ``imgsonic render`` runs it: the
     render's pieces and overlap (:class:`bridge.render.RenderSettings`), ``workers`` at once, one torch
     thread each."""
-    settings = RenderSettings()
-    frame_rate_hz = config.sample_rate / config.hop_length
-    chunk_frames = max(2, round(settings.chunk_s * frame_rate_hz))
-    overlap_frames = max(1, round(settings.overlap_s * frame_rate_hz))
+    chunk_frames, overlap_frames = RenderSettings().piece_frames(config.sample_rate / config.hop_length)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -108,6 +108,10 @@ class RenderSettings:
         if not (math.isfinite(self.chunk_s) and self.chunk_s > 2 * self.overlap_s):
             raise ParameterError(f"chunk_s={self.chunk_s!r}; expected more than twice overlap_s={self.overlap_s}")
 
+    def piece_frames(self, frame_rate_hz: float) -> tuple[int, int]:
+        """``(chunk_frames, overlap_frames)`` of the vocoder pieces at ``frame_rate_hz`` mel frames per second."""
+        return max(2, round(self.chunk_s * frame_rate_hz)), max(1, round(self.overlap_s * frame_rate_hz))
+
 
 @dataclass
 class LoadedModels:
@@ -323,13 +327,14 @@ def render_items(
     timings["decode to mel"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
+    chunk_frames, overlap_frames = settings.piece_frames(frame_rate_hz)
     with torch.inference_mode():
         audio = vocode_in_pieces(
             vocode,
             mel,
             hop=config.hop_length,
-            chunk_frames=max(2, round(settings.chunk_s * frame_rate_hz)),
-            overlap_frames=max(1, round(settings.overlap_s * frame_rate_hz)),
+            chunk_frames=chunk_frames,
+            overlap_frames=overlap_frames,
             workers=settings.workers,
             progress=progress,
         )
