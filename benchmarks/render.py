@@ -8,7 +8,7 @@ under smooth gradients, so PNG decoding does real work); the output is a 44.1 kH
 models are the preset's, or — while no such preset is shipped — randomly initialised models with the
 ``default`` preset's architecture and spectral config, which cost the same time (the report says which).
 Like ``imgsonic render``, the process first makes the C allocator reuse freed memory
-(:func:`bridge.render.reuse_freed_memory`; ``--no-reuse-memory`` keeps glibc's defaults).
+(:func:`bridge.cli.process.reuse_freed_memory`; ``--no-reuse-memory`` keeps glibc's defaults).
 
 Columns
 -------
@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bridge.render import VOCODERS, LoadedModels, RenderSettings, load_models, render_files, reuse_freed_memory
+from bridge.cli.process import reuse_freed_memory
+from bridge.render import VOCODERS, LoadedModels, RenderSettings, load_models, render_files
 from models.errors import ImgsonicError
 
 TARGET_XRT = 100.0

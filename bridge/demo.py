@@ -15,13 +15,11 @@ Example
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bridge.images import ImageItem
-from bridge.render import VOCODERS
 from models.errors import ParameterError
 from synth.files import atomic_output
 
@@ -141,26 +139,3 @@ def run_demo(*, out_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR, preset: str = "
     _save_png(picture, paths["png"])
     save_outputs(result, out_path=paths["wav"], mapping=mapping, midi_path=paths["mid"])
     return paths
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("-o", "--output-dir", default=str(DEFAULT_OUTPUT_DIR), metavar="DIR",
-                        help=f"where to write demo.wav, demo.mid and demo.png (default: ./{DEFAULT_OUTPUT_DIR})")
-    parser.add_argument("--preset", default="default", help="preset to render with (default: default)")
-    parser.add_argument("--vocoder", choices=VOCODERS, default="pghi+fgla",
-                        help="default: pghi+fgla")
-    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default: 1)")
-
-
-def run(args) -> int:
-    from bridge.render import reuse_freed_memory, set_threads
-
-    set_threads(args.threads)
-    reuse_freed_memory()
-    clock = time.perf_counter()
-    paths = run_demo(out_dir=args.output_dir, preset=args.preset, vocoder=args.vocoder)
-    print(f"rendered {len(demo_images())} example images with preset {args.preset!r} "
-          f"in {time.perf_counter() - clock:.1f} s:")
-    for kind, path in paths.items():
-        print(f"  {kind}: {path.resolve()}")
-    return 0

@@ -20,7 +20,6 @@ portaudio backend crashes the process when there is none).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -54,15 +53,20 @@ def no_device_message(driver: str) -> str:
 def boot_server(*, audio: str, sample_rate: int = 44100, buffer_size: int = 256, channels: int = 2,
                 duplex: bool = False):
     """A booted (not started) pyo server for ``audio`` in AUDIO_DRIVERS or ``"manual"`` (tests); ImgsonicError if none."""
-    import pyo
+    from synth.engine import count_audio_devices, pyo
+    from synth.native_output import captured_native_stderr
 
     if audio not in (*AUDIO_DRIVERS, "manual"):
         raise ParameterError(f"audio driver {audio!r}; expected one of {', '.join(AUDIO_DRIVERS)}")
-    if audio == "portaudio" and pyo.pa_count_devices() == 0:
+    if audio == "portaudio" and count_audio_devices() == 0:
         raise ImgsonicError(no_device_message("portaudio"))
-    server = pyo.Server(sr=sample_rate, nchnls=channels, buffersize=buffer_size, duplex=int(duplex), audio=audio)
-    server.setVerbosity(1)  # errors only: pyo's boot chatter is not for performers
-    server.boot()
+    # JACK and ALSA print their connection attempts from C; the performer gets one line from us instead
+    with captured_native_stderr() as booting:
+        server = pyo.Server(sr=sample_rate, nchnls=channels, buffersize=buffer_size, duplex=int(duplex), audio=audio)
+        server.setVerbosity(1)  # errors only: pyo's boot chatter is not for performers
+        server.boot()
+    if booting.text:
+        log.debug("the %s driver said while booting: %s", audio, booting.text.strip())
     if not server.getIsBooted():
         raise ImgsonicError(no_device_message(audio))
     return server
@@ -106,7 +110,7 @@ class LiveSession:
         control_rate_hz: float = 30.0,
         vocoder: str = "pghi",
     ) -> None:
-        import pyo
+        from synth.engine import pyo
 
         from bridge.voices import NeuralVoice
 
@@ -169,7 +173,7 @@ class LiveSession:
 
     def load_patch(self, path: str | os.PathLike) -> bool:
         """Run a patch file's ``patch(session)`` and play what it returns; False (and the old patch goes on) on error."""
-        import pyo
+        from synth.engine import pyo
 
         path = Path(path)
         self._kept = []
@@ -282,135 +286,6 @@ def midi_sink(midi_out, voice):
         seen[0] = changes
 
     return send
-
-
-# ---- imgsonic live -------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--patch", metavar="FILE.py", help="a patch file defining patch(session); reloaded on save")
-    parser.add_argument("--audio", choices=AUDIO_DRIVERS, default="portaudio", help="default: portaudio")
-    parser.add_argument("--duration", type=float, metavar="S", help="with --audio offline: seconds to render")
-    parser.add_argument("-o", "--output", metavar="FILE.wav", help="with --audio offline: the file to write")
-    parser.add_argument("--images", action="append", metavar="DIR",
-                        help="image folder OSC may load from (repeatable; the first is the voice's sequence)")
-    parser.add_argument("--preset", default="default", help="default: default")
-    parser.add_argument("--mapping", metavar="TOML", help="parameter mapping (default: the shipped one)")
-    parser.add_argument("--fx", default="", metavar="SPEC", help="pedalboard effects on the neural voice")
-    parser.add_argument("--vocoder", choices=("pghi", "neural"), default="pghi",
-                        help="mel → audio for the neural voice: streaming PGHI, or the preset's neural vocoder "
-                             "(default: pghi)")
-    parser.add_argument("--sr", type=int, default=44100, metavar="HZ", help="default: 44100")
-    parser.add_argument("--buffer-size", type=int, default=256, metavar="N", help="default: 256")
-    parser.add_argument("--osc-host", default="127.0.0.1", help="address the OSC server binds (default: 127.0.0.1)")
-    parser.add_argument("--osc-port", type=int, default=9000, metavar="N", help="OSC control port (default: 9000; 0 = any)")
-    parser.add_argument("--osc-out", metavar="HOST:PORT", help="send latents and parameters there")
-    parser.add_argument("--midi-out", metavar="NAME", help="MIDI output port for the mapping's notes and CCs")
-    parser.add_argument("--midi-in", metavar="NAME", help="MIDI input port whose CCs set parameters")
-    parser.add_argument("--visualize", choices=("output", "input"),
-                        help="turn the output (or the input: needs a duplex device) into image frames, sent as "
-                             "/imgsonic/out/visual/z_img with --osc-out and written with --frames")
-    parser.add_argument("--visualize-fps", type=float, default=10.0, metavar="F", help="frames per second (default: 10)")
-    parser.add_argument("--frames", metavar="DIR", help="with --visualize: write frame_00000.png … there")
-
-
-def _check_offline_args(args) -> Path | None:
-    if args.audio != "offline":
-        if args.duration is not None or args.output:
-            raise ParameterError("--duration and -o go with --audio offline")
-        return None
-    if args.duration is None or not (math.isfinite(args.duration) and args.duration > 0) or not args.output:
-        raise ParameterError("--audio offline needs --duration S (> 0) and -o FILE.wav")
-    out = Path(args.output)
-    if out.suffix.lower() != ".wav":
-        raise ParameterError(f"output {args.output!r}: expected a file ending in .wav")
-    if not out.parent.is_dir():
-        raise ParameterError(f"output {args.output!r}: folder {str(out.parent)!r} does not exist")
-    return out
-
-
-def _start_io(session: LiveSession, args) -> list:
-    """OSC server, OSC out, MIDI in/out as the arguments ask; returns what must be stopped at the end."""
-    from bridge.osc import OscControlServer, OscSender, parse_host_port
-
-    stoppers = []
-    osc = OscControlServer(session, host=args.osc_host, port=args.osc_port, allowed_folders=session.image_folders)
-    osc.start()  # it logs where it listens
-    stoppers.append(osc.stop)
-    sender = None
-    if args.osc_out:
-        host, port = parse_host_port(args.osc_out)
-        sender = OscSender(host=host, port=port)
-        session.sinks.append(osc_sink(sender))
-        print(f"OSC: sending latents and parameters to {host}:{port}")
-    if args.visualize:
-        from bridge.live_visual import LiveVisualizer
-
-        visual = LiveVisualizer(session, source=args.visualize, fps=args.visualize_fps, frames_dir=args.frames,
-                                sender=sender)
-        stoppers.append(visual.close)
-    elif args.frames:
-        raise ParameterError("--frames goes with --visualize output|input")
-    if args.midi_out or args.midi_in:
-        from bridge.midi import MidiSpec
-        from bridge.midi_live import MidiControlIn, MidiOutSink, open_midi_input, open_midi_output
-
-        spec = MidiSpec.from_mapping(session.mapping)
-        if args.midi_out:
-            sink = MidiOutSink(open_midi_output(args.midi_out), spec=spec)
-            session.sinks.append(midi_sink(sink, session.voice))
-            stoppers.append(sink.all_notes_off)
-        if args.midi_in:
-            control = MidiControlIn(session, mapping=session.mapping, cc_map=spec.cc_in)
-            port = open_midi_input(args.midi_in, callback=control.handle)
-            stoppers.append(port.close)
-    return stoppers
-
-
-def run(args) -> int:
-    import torch
-
-    from bridge.mapping import load_mapping
-    from synth.files import atomic_output
-
-    torch.set_num_threads(1)  # ARCHITECTURE: two threads made a small decoder 6-20× slower with 120 ms spikes
-    # a performer sees what the session does (images, patch reloads, refused messages) as one line each
-    logging.basicConfig(level=logging.INFO, format="imgsonic: %(message)s")
-    out_path = _check_offline_args(args)
-    mapping = load_mapping(args.mapping)
-    server = boot_server(audio=args.audio, sample_rate=args.sr, buffer_size=args.buffer_size,
-                         duplex=args.visualize == "input")
-    session = None
-    stoppers: list = []
-    try:
-        session = LiveSession(server=server, image_folders=args.images, preset=args.preset, mapping=mapping,
-                              fx=args.fx, ahead=0 if args.audio == "offline" else LIVE_AHEAD_BUFFERS,
-                              vocoder=args.vocoder)
-        if args.patch and not session.load_patch(args.patch):
-            raise ImgsonicError(f"patch {args.patch!r} failed to load: {session.last_patch_error}")
-        stoppers = _start_io(session, args)
-        if out_path is not None:
-            with atomic_output(out_path) as temporary:  # pyo writes the temporary file by name
-                server.recordOptions(dur=args.duration, filename=temporary.name, fileformat=0, sampletype=1)
-                server.start()  # the offline server renders the whole duration before returning
-            print(f"wrote {out_path}: {args.duration:g} s at {args.sr} Hz")
-            return 0
-        server.start()
-        print("playing; edit the patch file to change it, Ctrl-C to stop")
-        while True:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for stop in stoppers:
-            try:
-                stop()
-            except Exception as error:  # noqa: BLE001 — shutting down: report and go on
-                log.error("while stopping: %r", error)
-        if session is not None:
-            session.close()
-        server.stop()
-        server.shutdown()
 
 
 def run_patch(path: str | os.PathLike, argv: Sequence[str] | None = None) -> int:

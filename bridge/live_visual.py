@@ -48,7 +48,7 @@ class LiveVisualizer:
 
     def __init__(self, session, *, source: str = "output", fps: float = 10.0, frames_dir: str | os.PathLike | None = None,
                  size_px: int = 128, sender=None) -> None:
-        import pyo
+        from synth.engine import pyo
 
         from bridge.visualize import StreamingVisualizer
         from synth.engine import server_hooks

@@ -41,6 +41,7 @@ import numpy as np
 from bridge.mapping import Mapping
 from bridge.midi import MidiSpec, quantise_to_scale
 from models.errors import ImgsonicError, ParameterError
+from synth.native_output import captured_native_stderr
 
 if TYPE_CHECKING:
     import mido
@@ -258,7 +259,8 @@ class MidiControlIn:
 
 def _available(list_names: Callable[[], list[str]]) -> str:
     try:
-        names = list_names()
+        with captured_native_stderr():  # ALSA's "cannot open /dev/snd/seq": the message below says it
+            names = list_names()
     except Exception as error:  # rtmidi raises its own SystemError when there is no ALSA sequencer
         return (f"no ports can be listed ({error}); without an ALSA sequencer, start jackd and set "
                 "MIDO_BACKEND=mido.backends.rtmidi/UNIX_JACK")
@@ -273,7 +275,8 @@ def open_midi_output(name: str, *, virtual: bool = False) -> mido.ports.BaseOutp
     import mido
 
     try:
-        return mido.open_output(name, virtual=virtual)
+        with captured_native_stderr():
+            return mido.open_output(name, virtual=virtual)
     except Exception as error:  # mido's backends raise OSError, rtmidi errors or ImportError
         raise ImgsonicError(
             f"MIDI output {name!r} cannot be opened ({error}); {_available(mido.get_output_names)}"
@@ -288,7 +291,8 @@ def open_midi_input(name: str, *, callback: Callable[[Any], None], virtual: bool
     import mido
 
     try:
-        return mido.open_input(name, virtual=virtual, callback=callback)
+        with captured_native_stderr():
+            return mido.open_input(name, virtual=virtual, callback=callback)
     except Exception as error:  # mido's backends raise OSError, rtmidi errors or ImportError
         raise ImgsonicError(
             f"MIDI input {name!r} cannot be opened ({error}); {_available(mido.get_input_names)}"

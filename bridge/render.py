@@ -93,6 +93,11 @@ class RenderSettings:
     workers: int = 1
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.seconds_per_image) and self.seconds_per_image > 0):
+            raise ParameterError(f"seconds per image {self.seconds_per_image!r}; expected a number of seconds > 0")
+        if not (math.isfinite(self.crossfade_s) and 0 <= self.crossfade_s <= self.seconds_per_image):
+            raise ParameterError(f"crossfade {self.crossfade_s!r} s; expected 0 … the seconds per image "
+                                 f"({self.seconds_per_image:g} s)")
         if self.vocoder not in VOCODERS:
             raise ParameterError(f"vocoder {self.vocoder!r} is unknown; expected one of {', '.join(VOCODERS)}")
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or not 1000 <= self.sample_rate <= 384000:
@@ -480,108 +485,3 @@ def boundary_jump_ratio(audio: np.ndarray, *, boundaries_s: Sequence[float], sam
         raise ParameterError("boundaries cover none or all of the audio; nothing to compare")
     reference = float(np.percentile(steps[~near], 99.9))
     return float(steps[near].max() / reference) if reference > 0 else math.inf
-
-
-# ---- imgsonic render -----------------------------------------------------------------------------
-
-
-def add_model_arguments(parser) -> None:
-    """``--preset`` or explicit checkpoints, shared by ``render`` and ``demo``."""
-    group = parser.add_argument_group("models (a preset, or all three checkpoints)")
-    group.add_argument("--preset", help="preset name (default: default); see imgsonic info")
-    group.add_argument("--image-vae", metavar="PT", help="image VAE checkpoint")
-    group.add_argument("--audio-vae", metavar="PT", help="audio VAE checkpoint")
-    group.add_argument("--mapper", metavar="PT", help="latent mapper checkpoint")
-    group.add_argument("--vocoder-checkpoint", metavar="PT",
-                       help="neural vocoder for --vocoder neural or neural+fgla (default: the preset's)")
-
-
-def add_settings_arguments(parser) -> None:
-    """Sound options shared by ``render`` and ``demo``."""
-    parser.add_argument("--seconds-per-image", type=float, default=1.0, metavar="S", help="default: 1.0")
-    parser.add_argument("--crossfade", type=float, default=RenderSettings.crossfade_s, metavar="S",
-                        help=f"crossfade between images, ≤ seconds per image (default: {RenderSettings.crossfade_s})")
-    parser.add_argument("--vocoder", choices=VOCODERS, default="pghi+fgla",
-                        help="pghi+fgla (default), pghi, griffinlim: phase reconstruction of the mel; neural: the "
-                             "preset's neural vocoder (what live plays); neural+fgla: then 12 iterations that re-fit "
-                             "the mel (on the benchmarks, as close to the mel as pghi+fgla or closer and much closer to the true sound; slowest)")
-    parser.add_argument("--fx", default="", metavar="SPEC", help='effects, e.g. "reverb:room_size=0.7; limiter"')
-    parser.add_argument("--sr", type=int, default=44100, metavar="HZ", help="output sample rate (default: 44100)")
-    parser.add_argument("--mapping", metavar="TOML", help="parameter mapping (default: bridge/mappings/default.toml)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch threads per operation (default: 1; on a busy 2-core machine 2 threads rendered "
-                             "8× slower)")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
-                        help="images decoded and vocoder pieces (15 s each) rendered at once, one thread each; the output does not "
-                             "depend on it (default: 2, or 1 on a 1-core machine)")
-
-
-def set_threads(n_threads: int) -> None:
-    """Set torch's intra-op threads for this process (the CLI's choice, never done at import)."""
-    import torch
-
-    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-        raise ParameterError(f"--threads {n_threads!r}; expected an integer ≥ 1")
-    torch.set_num_threads(n_threads)
-
-
-def reuse_freed_memory() -> bool:
-    """Make this process's C allocator (glibc) keep freed memory for reuse; False where it cannot (not glibc).
-
-    By default glibc hands every freed block over 128 kB back to the kernel at once (and only later raises
-    that limit) and gives each thread its own arena that shrinks as it frees. A render allocates and frees
-    hundreds of MB of multi-MB arrays, and each comes back as fresh pages: one page fault per 4 kB, ~2.7 µs
-    each on this machine (a new 3.85 MB array: 2.7 ms to fill the first time, 0.15 ms the next). Here blocks
-    up to 32 MB come from the heap, the heap is not trimmed, and all threads share the one arena (their
-    allocations are few and large, so the lock is not contended). For offline commands only: it changes the
-    whole process, and the live engine's audio thread should not wait on another thread's allocation.
-    """
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError, TypeError):  # no C library by that name, or no mallopt (macOS, Windows)
-        return False
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # <malloc.h>
-    return all(mallopt(option, value) == 1 for option, value in (
-        (m_arena_max, 1), (m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30)))
-
-
-def settings_from_args(args) -> RenderSettings:
-    return RenderSettings(seconds_per_image=args.seconds_per_image, crossfade_s=args.crossfade,
-                          vocoder=args.vocoder, fx=args.fx, sample_rate=args.sr, workers=args.workers)
-
-
-def models_from_args(args) -> LoadedModels:
-    return load_models(preset=args.preset, image_vae=args.image_vae, audio_vae=args.audio_vae,
-                       mapper=args.mapper, vocoder=args.vocoder_checkpoint)
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="image files, folders (sorted naturally), glob patterns, animated GIF/PNG/WebP, or videos "
-                             "(needs imageio); animations and videos give one frame per --seconds-per-image")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.wav", help=".wav or .flac, written atomically")
-    parser.add_argument("--midi", metavar="OUT.mid", help="also write the mapping as MIDI notes and CCs")
-    parser.add_argument("--json", metavar="OUT.json", help="per image: time span, latents, mapped parameters")
-    add_settings_arguments(parser)
-    add_model_arguments(parser)
-
-
-def run(args) -> int:
-    set_threads(args.threads)
-    reuse_freed_memory()
-    settings = settings_from_args(args)
-    mapping = load_mapping(args.mapping)
-    loaded = models_from_args(args)
-    clock = time.perf_counter()
-    result = render_files(args.inputs, out_path=args.output, loaded=loaded, settings=settings, mapping=mapping,
-                          midi_path=args.midi, json_path=args.json, progress=True)
-    elapsed = time.perf_counter() - clock
-    n_images = len(result.images)
-    print(f"wrote {args.output}: {n_images} image{'' if n_images == 1 else 's'}, {result.duration_s:.2f} s at {result.sample_rate} Hz "
-          f"({result.duration_s / elapsed:.0f}× real time)")
-    for path in (args.midi, args.json):
-        if path:
-            print(f"wrote {path}")
-    return 0

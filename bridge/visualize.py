@@ -82,8 +82,6 @@ __all__ = [
     "image_to_pixels",
     "visualize_audio",
     "visualize_file",
-    "add_arguments",
-    "run",
 ]
 
 MAX_SHEET_FRAMES = 1000
@@ -589,42 +587,3 @@ def _write_image_file(out_path: Path, kind: str, pixels: list[np.ndarray], times
             images = [Image.fromarray(p) for p in pixels]
             images[0].save(handle, format="GIF", save_all=True, append_images=images[1:], loop=0,
                            duration=max(10, round(1000 / fps)))
-
-
-# ---- imgsonic visualize --------------------------------------------------------------------------------------
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("audio", metavar="AUDIO", help="a sound file (wav, flac, ogg, mp3, aif, …), any length")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="OUT.png (a sheet of frames in time), OUT.gif (an animation) or a folder "
-                             "(frame_00000.png, …); written atomically")
-    parser.add_argument("--fps", type=float, default=DEFAULT_FPS, metavar="F",
-                        help=f"frames per second of audio (default {DEFAULT_FPS:g})")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE_PX, metavar="PX",
-                        help=f"side of each frame in pixels, bilinear from the model's size (default {DEFAULT_SIZE_PX})")
-    parser.add_argument("--window-s", type=float, metavar="S",
-                        help="seconds of audio each frame averages (default 1/fps; at least one model window)")
-    parser.add_argument("--columns", type=int, default=DEFAULT_COLUMNS, metavar="N",
-                        help=f"frames per row of a .png sheet (default {DEFAULT_COLUMNS})")
-    parser.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default 1)")
-    group = parser.add_argument_group("models (a preset, or all three checkpoints)")
-    group.add_argument("--preset", help="preset name (default: default); see imgsonic info")
-    group.add_argument("--image-vae", metavar="PT", help="image VAE checkpoint")
-    group.add_argument("--audio-vae", metavar="PT", help="audio VAE checkpoint")
-    group.add_argument("--mapper", metavar="PT", help="latent mapper checkpoint")
-
-
-def run(args) -> int:
-    from bridge.render import load_models, reuse_freed_memory, set_threads
-
-    set_threads(args.threads)
-    reuse_freed_memory()
-    loaded = load_models(preset=args.preset, image_vae=args.image_vae, audio_vae=args.audio_vae, mapper=args.mapper)
-    result = visualize_file(args.audio, out_path=args.output, models=loaded.models, fps=args.fps, size_px=args.size,
-                            window_s=args.window_s, columns=args.columns, progress=True)
-    what = {"png": "a sheet of", "gif": "a GIF of", "folder": "a folder of"}[result.kind]
-    n_frames = len(result.times_s)
-    print(f"wrote {args.output}: {what} {n_frames} frame{'' if n_frames == 1 else 's'} for {result.duration_s:.2f} s of audio "
-          f"with {loaded.label} ({result.duration_s / max(result.seconds, 1e-9):.0f}× real time)")
-    return 0

@@ -35,13 +35,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pyo
 
 from bridge.images import expand_inputs, read_image
 from bridge.mapping import Mapping, load_mapping
 from bridge.voice_stream import VoiceStream
 from models.errors import InputError, ParameterError
-from synth.engine import BlockFeed, server_hooks, settle_garbage_collector
+from synth.engine import BlockFeed, pyo, server_hooks, settle_garbage_collector
 
 __all__ = ["NeuralVoice", "ParametricVoice"]
 

@@ -1,26 +1,35 @@
 """Inference-only torch models built from dataclass configs, and their checkpoint format."""
 
-from models.audio_vae import AudioVAE, AudioVAEConfig
-from models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from models.errors import CheckpointError, ImgsonicError, InputError, ParameterError
-from models.image_vae import ImageVAE, ImageVAEConfig
-from models.mapper import LatentMapper, LatentMapperConfig
-from models.preprocess import prepare_image, prepare_images
+# Names load on first use (PEP 562): `from models.errors import ...` and `imgsonic --help` need no torch.
 
-__all__ = [
-    "ImageVAE",
-    "ImageVAEConfig",
-    "AudioVAE",
-    "AudioVAEConfig",
-    "LatentMapper",
-    "LatentMapperConfig",
-    "save_checkpoint",
-    "load_checkpoint",
-    "FORMAT_VERSION",
-    "prepare_image",
-    "prepare_images",
-    "ImgsonicError",
-    "ParameterError",
-    "InputError",
-    "CheckpointError",
-]
+import importlib
+
+_EXPORTS = {
+    "ImageVAE": "models.image_vae",
+    "ImageVAEConfig": "models.image_vae",
+    "AudioVAE": "models.audio_vae",
+    "AudioVAEConfig": "models.audio_vae",
+    "LatentMapper": "models.mapper",
+    "LatentMapperConfig": "models.mapper",
+    "save_checkpoint": "models.checkpoint",
+    "load_checkpoint": "models.checkpoint",
+    "FORMAT_VERSION": "models.checkpoint",
+    "prepare_image": "models.preprocess",
+    "prepare_images": "models.preprocess",
+    "ImgsonicError": "models.errors",
+    "ParameterError": "models.errors",
+    "InputError": "models.errors",
+    "CheckpointError": "models.errors",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,29 +1,37 @@
 """DSP: spectral analysis, phase reconstruction (offline and streaming), dataset synths, audio files and FX."""
 
-from synth.audio_io import read_audio, read_audio_info, write_audio
-from synth.effects import EffectChain
-from synth.phase import METHODS, magnitude_to_audio, mel_to_audio
-from synth.sources import FMParams, SineParams, render_fm, render_noise_bursts, render_sines
-from synth.spectral import SpectralConfig, audio_to_magnitude, audio_to_mel
-from synth.streaming import StreamingInverter
-from synth.vocoder import NeuralVocoder
+# Names load on first use (PEP 562), so importing one synth module does not import them all (and torch).
 
-__all__ = [
-    "SpectralConfig",
-    "audio_to_mel",
-    "audio_to_magnitude",
-    "mel_to_audio",
-    "magnitude_to_audio",
-    "METHODS",
-    "StreamingInverter",
-    "NeuralVocoder",
-    "SineParams",
-    "FMParams",
-    "render_sines",
-    "render_fm",
-    "render_noise_bursts",
-    "read_audio",
-    "read_audio_info",
-    "write_audio",
-    "EffectChain",
-]
+import importlib
+
+_EXPORTS = {
+    "SpectralConfig": "synth.spectral",
+    "audio_to_mel": "synth.spectral",
+    "audio_to_magnitude": "synth.spectral",
+    "mel_to_audio": "synth.phase",
+    "magnitude_to_audio": "synth.phase",
+    "METHODS": "synth.phase",
+    "StreamingInverter": "synth.streaming",
+    "NeuralVocoder": "synth.vocoder",
+    "SineParams": "synth.sources",
+    "FMParams": "synth.sources",
+    "render_sines": "synth.sources",
+    "render_fm": "synth.sources",
+    "render_noise_bursts": "synth.sources",
+    "read_audio": "synth.audio_io",
+    "read_audio_info": "synth.audio_io",
+    "write_audio": "synth.audio_io",
+    "EffectChain": "synth.effects",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import queue
 import threading
 import time
@@ -34,17 +35,35 @@ import weakref
 from collections.abc import Callable
 
 import numpy as np
-import pyo
 
-from models.errors import ParameterError
+# Without this pyo prints a wxPython notice on stdout at import, which corrupts `$(imgsonic ...)` captures.
+# imgsonic imports pyo only through this module (bridge modules: `from synth.engine import pyo`).
+os.environ.setdefault("PYO_GUI_WX", "0")
+import pyo  # noqa: E402
 
-__all__ = ["ServerHooks", "server_hooks", "BlockFeed", "FeedStats", "settle_garbage_collector"]
+from models.errors import ParameterError  # noqa: E402
+from synth.native_output import captured_native_stderr  # noqa: E402
+
+__all__ = ["pyo", "ServerHooks", "server_hooks", "BlockFeed", "FeedStats", "settle_garbage_collector",
+           "count_audio_devices"]
 
 log = logging.getLogger("imgsonic.engine")
 
 Source = Callable[[int], np.ndarray]
 
 _HOOKS: dict[int, tuple[object, ServerHooks]] = {}  # id(C server) → (that server, its hooks): one per server
+
+
+def count_audio_devices() -> int:
+    """How many portaudio devices there are, without ALSA's probing errors on the terminal.
+
+    Check this before booting a portaudio server: with none, ``Server.boot()`` crashes the process.
+    """
+    with captured_native_stderr() as probing:
+        n_devices = pyo.pa_count_devices()
+    if probing.text:
+        log.debug("portaudio probing said: %s", probing.text.strip())
+    return n_devices
 
 
 def _c_server(server=None):

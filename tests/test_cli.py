@@ -1,10 +1,12 @@
-"""The imgsonic CLI (bridge/cli.py) and the preset registry (models/registry.py)."""
+"""The imgsonic CLI (bridge/cli/) and the preset registry (models/registry.py)."""
 
 import importlib.metadata
+import types
 
 import pytest
 
 from bridge import cli
+from bridge.cli import app
 from models import registry
 from models.errors import CheckpointError, ParameterError
 
@@ -96,8 +98,12 @@ def _add_failing_subcommand(monkeypatch, exception):
     def run(args):
         raise exception
 
-    failing = cli.Subcommand(name="fail", help="always fails", run=run)
-    monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, failing])
+    module = types.ModuleType("imgsonic_test_fail")
+    module.add_arguments = lambda parser: None
+    module.run = run
+    monkeypatch.setitem(__import__("sys").modules, module.__name__, module)
+    failing = cli.Subcommand(name="fail", help="always fails", module=module.__name__)
+    monkeypatch.setattr(app, "SUBCOMMANDS", [*app.SUBCOMMANDS, failing])
 
 
 def test_imgsonic_error_becomes_one_stderr_line_and_exit_code_2(monkeypatch, capsys):
@@ -114,13 +120,16 @@ def test_keyboard_interrupt_exits_130_with_one_line(monkeypatch, capsys):
     assert len(capsys.readouterr().err.splitlines()) == 1
 
 
-def test_usage_error_returns_2_without_raising(capsys):
+def test_usage_error_is_one_line_and_returns_2(capsys):
     assert cli.main(["no-such-command"]) == 2
-    assert "invalid choice" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice" in err
+    assert err.startswith("imgsonic: error: ") and err.count("\n") == 1
 
 
 def test_train_routes_the_vocoder_to_its_own_options(capsys):
-    # the vocoder's parser accepts --batch-size (the preset models' does not), then run() rejects --steps 0
+    # the vocoder's parser accepts --batch-size (the preset models' does not) and refuses --steps 0
     assert cli.main(["train", "vocoder", "--batch-size", "4", "--steps", "0"]) == 2
-    assert "--steps=0" in capsys.readouterr().err
+    assert "argument --steps: '0'" in capsys.readouterr().err
     assert cli.main(["train", "mapper", "--batch-size", "4", "--preset", "default"]) == 2
+    assert "unrecognized arguments: --batch-size 4" in capsys.readouterr().err

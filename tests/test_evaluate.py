@@ -79,7 +79,7 @@ def test_cli_json_and_table(presets_dir, tmp_path, capsys):
 
 def test_cli_rejects_bad_arguments(presets_dir, capsys):
     assert main(["eval", "--preset", "squares-sines", "--n", "10"]) == 2
-    assert "n=10" in capsys.readouterr().err
+    assert "argument --n: '10' is not a whole number of items in 200" in capsys.readouterr().err
     assert main(["eval", "--preset", "nonexistent"]) == 2
     with pytest.raises(ParameterError, match="evaluable presets"):
         evaluate_preset("nonexistent")

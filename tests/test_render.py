@@ -184,7 +184,7 @@ _REALLOCATION_FAULTS = """
 import resource, sys, threading
 import numpy as np
 if sys.argv[1] == "reuse":
-    from bridge.render import reuse_freed_memory
+    from bridge.cli.process import reuse_freed_memory
     assert reuse_freed_memory()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -125,10 +125,10 @@ def test_shipped_mapper_inverse_undoes_forward(name):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
-    """``torchrun --nproc_per_node 2`` (gloo): both ranks step in lockstep and rank 0 writes the checkpoint."""
+    """``torchrun --nproc_per_node 2 -m bridge train`` (gloo): both ranks step in lockstep, rank 0 writes the checkpoint."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-               "-m", "training.train_audio_vae", "--preset", "squares-sines", "--out", str(tmp_path),
+               "-m", "bridge", "train", "audio-vae", "--preset", "squares-sines", "--out", str(tmp_path),
                "--steps", "3", "--n-examples", "32", "--no-progress", "--checkpoint-every", "2"]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]

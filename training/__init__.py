@@ -8,11 +8,29 @@ Reproduce a shipped preset (checkpoints and TOML land in ``runs/presets/``; ship
     mkdir -p models/presets/squares-sines && cp runs/presets/squares-sines/*.pt models/presets/squares-sines/
 
 Each model alone: ``imgsonic train image-vae|audio-vae|mapper --preset NAME [--steps N] [--device cuda]
-[--images DIR] [--sounds DIR] [--resume]``; data parallel: ``torchrun --nproc_per_node N -m
-training.train_image_vae --preset NAME``.
+[--images DIR] [--sounds DIR] [--resume]``; data parallel: ``torchrun --nproc_per_node N -m bridge
+train image-vae --preset NAME``.
 """
 
-from training.loop import LoopSettings, train_loop
-from training.presets import PRESET_SPECS, PresetSpec
+# Names load on first use (PEP 562), so importing one training module does not import them all.
 
-__all__ = ["PRESET_SPECS", "PresetSpec", "LoopSettings", "train_loop"]
+import importlib
+
+_EXPORTS = {
+    "PRESET_SPECS": "training.presets",
+    "PresetSpec": "training.presets",
+    "LoopSettings": "training.loop",
+    "train_loop": "training.loop",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

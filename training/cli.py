@@ -1,4 +1,4 @@
-"""``imgsonic train image-vae|audio-vae|mapper|all --preset NAME``: the arguments and the runner.
+"""``imgsonic train image-vae|audio-vae|mapper|all --preset NAME``: the runner (arguments: :mod:`bridge.cli.train`).
 
 Output layout (``--out``, default ``runs/presets``) mirrors ``models/presets/``::
 
@@ -6,8 +6,8 @@ Output layout (``--out``, default ``runs/presets``) mirrors ``models/presets/``:
     <out>/<preset>/image_vae.pt       # checkpoints (shipping = copying these and the .toml into models/presets/)
     <out>/<preset>/*.resume           # resume files (optimiser state, step, random state): not shipped
 
-The same arguments work for the scripts run directly, e.g. under torchrun:
-``torchrun --nproc_per_node 2 -m training.train_image_vae --preset squares-sines``.
+Data parallel, the same command under torchrun:
+``torchrun --nproc_per_node 2 -m bridge train image-vae --preset squares-sines``.
 """
 
 from __future__ import annotations
@@ -17,32 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from models.errors import ParameterError
-
-__all__ = ["MODELS", "add_arguments", "run", "main_for", "write_preset_toml"]
-
-MODELS = ("image-vae", "audio-vae", "mapper", "all")
-DEFAULT_OUT = "runs/presets"
-
-
-def add_arguments(parser: argparse.ArgumentParser, *, model: str | None = None) -> None:
-    """Declare the ``train`` arguments; ``model`` fixes the model (for the per-model scripts)."""
-    from training.presets import PRESET_SPECS
-
-    if model is None:
-        parser.add_argument("model", choices=MODELS, help="what to train; 'all' trains the three in order and writes the preset TOML")
-    parser.add_argument("--preset", required=True, choices=sorted(PRESET_SPECS), help="preset whose data and configs to use")
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}); checkpoints go to OUT/PRESET/")
-    parser.add_argument("--steps", type=int, help="optimiser steps per model (default: the preset's)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--n-examples", type=int, metavar="N", help="generated training examples per data set (default: the preset's)")
-    parser.add_argument("--images", metavar="DIR", help="train on the images in DIR instead of the preset's")
-    parser.add_argument("--sounds", metavar="DIR", help="train on the sounds in DIR instead of the preset's")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/PRESET/<model>.resume")
-    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1: on 2 shared "
-                        "cores, 2 threads made a small conv VAE 8x slower than 1)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+__all__ = ["run", "write_preset_toml"]
 
 
 def write_preset_toml(out: Path, name: str, description: str, train_command: str) -> Path:
@@ -70,15 +45,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    if args.threads < 1:
-        raise ParameterError(f"--threads={args.threads}; expected an int >= 1")
     torch.set_num_threads(args.threads)
-    if args.steps is not None and args.steps < 1:
-        raise ParameterError(f"--steps={args.steps}; expected an int >= 1")
-    if args.n_examples is not None and args.n_examples < 1:
-        raise ParameterError(f"--n-examples={args.n_examples}; expected an int >= 1")
-    if args.checkpoint_every < 1:
-        raise ParameterError(f"--checkpoint-every={args.checkpoint_every}; expected an int >= 1")
     spec = get_spec(args.preset)
     out = Path(args.out)
     folder = out / spec.name
@@ -107,20 +74,3 @@ def run(args: argparse.Namespace) -> int:
             toml = write_preset_toml(out, spec.name, spec.description, command)
             print(f"preset {spec.name}: {time.perf_counter() - started:.0f} s in all → {toml}")
     return 0
-
-
-def main_for(model: str, argv: list[str] | None = None) -> int:
-    """Entry point of the per-model scripts (``python -m training.train_<model>``): the CLI's error handling."""
-    import sys
-
-    from models.errors import ImgsonicError
-
-    parser = argparse.ArgumentParser(prog=f"training.train_{model.replace('-', '_')}", description=f"train a preset's {model}")
-    add_arguments(parser, model=model)
-    args = parser.parse_args(argv)
-    args.model = model
-    try:
-        return run(args)
-    except ImgsonicError as error:
-        print(f"{parser.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2

@@ -102,7 +102,7 @@ from synth.spectral import SpectralConfig, audio_to_mel
 from training import metrics, plots
 from training.presets import PresetSpec, get_spec, preset_images, preset_sounds
 
-__all__ = ["TARGETS", "RENDER_SECONDS", "SAME_SOUND_DB", "REVERSE_IMAGE_PX", "add_arguments", "run", "evaluate_preset",
+__all__ = ["TARGETS", "RENDER_SECONDS", "SAME_SOUND_DB", "REVERSE_IMAGE_PX", "run", "evaluate_preset",
            "format_table"]
 
 RENDER_SECONDS = 1.0
@@ -151,18 +151,6 @@ TARGETS: dict[str, tuple[Target, ...]] = {
 
 
 # ---- the command line ----------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare ``imgsonic eval``'s arguments."""
-    parser.add_argument("--preset", required=True, help=f"preset to evaluate ({', '.join(TARGETS)})")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("-o", "--out", metavar="DIR", help="folder for metrics.json and the PNG plots "
-                        "(default imgsonic-eval/PRESET)")
-    parser.add_argument("--n", type=int, default=DEFAULT_N, help=f"held-out images and sounds (default {DEFAULT_N}, "
-                        f"at least {MIN_ITEMS}; digits have at most 359)")
-    parser.add_argument("--method", default="pghi+fgla", choices=METHODS, help="phase reconstruction used to "
-                        "render (default pghi+fgla)")
 
 
 def run(args: argparse.Namespace) -> int:

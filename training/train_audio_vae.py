@@ -1,14 +1,13 @@
 """Train a preset's audio VAE on normalised log-mel windows (β-VAE, or FactorVAE when ``audio_tc_gamma`` > 0).
 
 Run as ``imgsonic train audio-vae --preset NAME`` or
-``torchrun --nproc_per_node 2 -m training.train_audio_vae --preset NAME``. Writes ``<out>/<preset>/audio_vae.pt``;
+``torchrun --nproc_per_node 2 -m bridge train audio-vae --preset NAME``. Writes ``<out>/<preset>/audio_vae.pt``;
 the preset's spectral config travels inside it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from training.loop import is_main_process, resolve_device, seed_everything
 from training.presets import PresetSpec, preset_sounds
 from training.train_image_vae import run_vae_training, standardize
 
-__all__ = ["train_audio_vae", "main"]
+__all__ = ["train_audio_vae"]
 
 
 def train_audio_vae(
@@ -65,13 +64,3 @@ def train_audio_vae(
     if is_main_process():
         print(f"audio_vae: {time.perf_counter() - started:.0f} s including data")
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    from training.cli import main_for
-
-    return main_for("audio-vae", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

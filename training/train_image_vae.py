@@ -1,7 +1,7 @@
 """Train a preset's image VAE (β-VAE, or FactorVAE when the preset's ``image_tc_gamma`` > 0).
 
 Run as ``imgsonic train image-vae --preset NAME`` or, data-parallel, as
-``torchrun --nproc_per_node 2 -m training.train_image_vae --preset NAME``.
+``torchrun --nproc_per_node 2 -m bridge train image-vae --preset NAME``.
 Writes ``<out>/<preset>/image_vae.pt``.
 """
 
@@ -23,7 +23,7 @@ from training.losses import (TCDiscriminator, discriminator_loss, factor_loss, p
                              spread_loss, tc_estimate, vae_loss)
 from training.presets import PresetSpec, TrainSettings, preset_images
 
-__all__ = ["VAEObjective", "standardize", "train_image_vae", "evaluate_vae", "main"]
+__all__ = ["VAEObjective", "standardize", "train_image_vae", "evaluate_vae"]
 
 
 def standardize(factors: Tensor) -> Tensor:
@@ -256,13 +256,3 @@ def train_image_vae(
     if is_main_process():
         print(f"image_vae: {time.perf_counter() - started:.0f} s including data")
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    from training.cli import main_for
-
-    return main_for("image-vae", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

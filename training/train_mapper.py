@@ -36,7 +36,7 @@ from training.loop import LoopSettings, is_main_process, resolve_device, seed_ev
 from training.losses import LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein
 from training.presets import MapperWeights, PresetSpec, preset_images, preset_sounds
 
-__all__ = ["MapperObjective", "encode_all", "train_mapper", "evaluate_mapper", "main"]
+__all__ = ["MapperObjective", "encode_all", "train_mapper", "evaluate_mapper"]
 
 
 @torch.no_grad()
@@ -221,13 +221,3 @@ def train_mapper(
         for key, value in metrics.items():
             print(f"  {key:<22} {value:.5g}")
     return checkpoint, metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    from training.cli import main_for
-
-    return main_for("mapper", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

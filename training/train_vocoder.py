@@ -1,6 +1,6 @@
 """Train the neural vocoder (:mod:`models.vocoder`) for one spectral config, on the CPU in minutes.
 
-Run as ``imgsonic train vocoder [--preset NAME]`` or ``python -m training.train_vocoder``. Without
+Run as ``imgsonic train vocoder [--preset NAME]`` (arguments: :mod:`bridge.cli.train`). Without
 ``--preset`` the vocoder is trained for ``SpectralConfig()`` (22.05 kHz, n_fft 1024, hop 256, 128 mels);
 with it, for that preset's spectral config (``training.presets``).
 
@@ -41,7 +41,6 @@ import importlib.util
 import logging
 import math
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +76,7 @@ __all__ = [
     "vocoder_losses",
     "fit_skip_path",
     "train_vocoder",
-    "add_arguments",
     "run",
-    "main",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,7 +88,6 @@ CONVERGENCE_WEIGHT = 0.5
 MEL_LOSS_WEIGHT = 4.0
 SKIP_FIT_CLIPS = 384  # training clips the skip path is fitted on (~30 000 frames)
 SYNTH_KINDS = ("sine", "fm", "noise")
-DEFAULT_OUT = "runs/vocoder"
 
 
 # ---- data ---------------------------------------------------------------------------------------------
@@ -440,51 +436,6 @@ def train_vocoder(
     return out_dir / "vocoder.pt", objective.metrics
 
 
-# ---- command line -------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare ``imgsonic train vocoder``'s arguments."""
-    from training.presets import PRESET_SPECS
-
-    defaults = VocoderConfig()
-    parser.add_argument("--preset", choices=sorted(PRESET_SPECS),
-                        help="train for this preset's spectral config (default: SpectralConfig(), 22.05 kHz, 80 mels)")
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}/<preset or spectral-default>)")
-    parser.add_argument("--steps", type=int, default=4000, help="optimiser steps (default 4000)")
-    parser.add_argument("--reanalysis-steps", type=int, default=2000, metavar="N",
-                        help="the last N steps train on the output with PGHI phase, analysed again (default 2000)")
-    parser.add_argument("--batch-size", type=int, default=32, help="segments per step (default 32)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default 2e-3)")
-    parser.add_argument("--dim", type=int, default=defaults.dim, help=f"backbone channels (default {defaults.dim})")
-    parser.add_argument("--intermediate-dim", type=int, default=defaults.intermediate_dim,
-                        help=f"ConvNeXt MLP width (default {defaults.intermediate_dim})")
-    parser.add_argument("--n-blocks", type=int, default=defaults.n_blocks, help=f"ConvNeXt blocks (default {defaults.n_blocks})")
-    parser.add_argument("--n-synth", type=int, default=512, help="training clips per synth kind (default 512)")
-    parser.add_argument("--recording-hop", type=float, default=0.1, metavar="S",
-                        help="seconds between the training windows cut from each recording (default 0.1)")
-    parser.add_argument("--recording-shifts", type=_semitones, default=(), metavar="S,S,…",
-                        help="also train on the recordings pitch-shifted by these semitones, e.g. --recording-shifts=-5,4 (default: none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the model and the data (default 0)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/vocoder.resume")
-    parser.add_argument("--checkpoint-every", type=int, default=250, metavar="N", help="steps between checkpoints (default 250)")
-    parser.add_argument("--export", metavar="PATH", help="also copy the final checkpoint to PATH")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
-
-
-def _semitones(text: str) -> tuple[float, ...]:
-    """``--recording-shifts`` value: comma-separated semitones, each finite and within ±12."""
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of semitones, e.g. -5,4") from None
-    if not all(math.isfinite(v) and -12.0 <= v <= 12.0 and v != 0.0 for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r}: each shift must be a non-zero number of semitones within ±12")
-    return values
-
-
 def _command(args: argparse.Namespace) -> str:
     parts = ["imgsonic train vocoder"]
     if args.preset:
@@ -508,15 +459,12 @@ def run(args: argparse.Namespace) -> int:
     from training.presets import get_spec
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    for name in ("steps", "batch_size", "dim", "intermediate_dim", "n_blocks", "n_synth", "threads", "checkpoint_every"):
-        if getattr(args, name) < 1:
-            raise ParameterError(f"--{name.replace('_', '-')}={getattr(args, name)}; expected an int >= 1")
-    if not 0 <= args.reanalysis_steps <= args.steps:
+    if args.reanalysis_steps > args.steps:
         raise ParameterError(f"--reanalysis-steps={args.reanalysis_steps}; expected 0 … --steps={args.steps}")
-    if not (math.isfinite(args.recording_hop) and args.recording_hop > 0):
-        raise ParameterError(f"--recording-hop={args.recording_hop}; expected seconds > 0")
-    if not args.lr > 0:
-        raise ParameterError(f"--lr={args.lr}; expected a positive learning rate")
+    defaults = VocoderConfig()
+    for name in ("dim", "intermediate_dim", "n_blocks"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(defaults, name))
     torch.set_num_threads(args.threads)
     spectral = get_spec(args.preset).spectral if args.preset else SpectralConfig()
     out_dir = Path(args.out) / (args.preset or "spectral-default")
@@ -538,21 +486,3 @@ def run(args: argparse.Namespace) -> int:
         shutil.copyfile(path, export)
         print(f"vocoder: exported {export}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m training.train_vocoder``: the same arguments, errors as one line and exit code 2."""
-    from models.errors import ImgsonicError
-
-    parser = argparse.ArgumentParser(prog="training.train_vocoder", description="train the neural vocoder")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ImgsonicError as error:
-        print(f"{parser.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,28 @@
+"""``imgsonic eval``: measure a preset on held-out data, through rendered sound (:mod:`training.evaluate`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bridge.cli.arguments import Number
+
+__all__ = ["add_arguments", "run"]
+
+METHOD_CHOICES = ("pghi+fgla", "pghi", "griffinlim")  # synth.phase.METHODS (a test keeps them equal)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", required=True, help="preset to evaluate (default, digits-fm, squares-sines)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("-o", "--out", metavar="DIR",
+                        help="folder for metrics.json and the PNG plots (default imgsonic-eval/PRESET)")
+    parser.add_argument("--n", type=Number(int, 200, 100_000, unit="items"), default=400,
+                        help="held-out images and sounds (default 400, at least 200; digits have at most 359)")
+    parser.add_argument("--method", default="pghi+fgla", choices=METHOD_CHOICES,
+                        help="phase reconstruction used to render (default pghi+fgla)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from training import evaluate
+
+    return evaluate.run(args)

@@ -1,0 +1,154 @@
+"""``imgsonic live``: a pyo server, the neural voice, a patch reloaded on save, OSC and MIDI around them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+from pathlib import Path
+
+from bridge.cli.arguments import SAMPLE_RATE_HZ, Number
+from models.errors import ImgsonicError, ParameterError
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger("imgsonic.live")
+
+AUDIO_CHOICES = ("portaudio", "jack", "offline")  # bridge.live.AUDIO_DRIVERS (a test keeps them equal)
+DURATION_S = Number(float, 0.0, 86400.0, unit="seconds", low_open=True)
+BUFFER_SIZE = Number(int, 16, 8192, unit="samples")
+OSC_PORT = Number(int, 0, 65535, unit="port")
+VISUALIZE_FPS = Number(float, 0.1, 200.0, unit="frames per second")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--patch", metavar="FILE.py", help="a patch file defining patch(session); reloaded on save")
+    parser.add_argument("--audio", choices=AUDIO_CHOICES, default="portaudio", help="default: portaudio")
+    parser.add_argument("--duration", type=DURATION_S, metavar="S", help="with --audio offline: seconds to render")
+    parser.add_argument("-o", "--output", metavar="FILE.wav", help="with --audio offline: the file to write")
+    parser.add_argument("--images", action="append", metavar="DIR",
+                        help="image folder OSC may load from (repeatable; the first is the voice's sequence)")
+    parser.add_argument("--preset", default="default", help="default: default")
+    parser.add_argument("--mapping", metavar="TOML", help="parameter mapping (default: the shipped one)")
+    parser.add_argument("--fx", default="", metavar="SPEC", help="pedalboard effects on the neural voice")
+    parser.add_argument("--vocoder", choices=("pghi", "neural"), default="pghi",
+                        help="mel → audio for the neural voice: streaming PGHI, or the preset's neural vocoder "
+                             "(default: pghi)")
+    parser.add_argument("--sr", type=SAMPLE_RATE_HZ, default=44100, metavar="HZ", help="default: 44100")
+    parser.add_argument("--buffer-size", type=BUFFER_SIZE, default=256, metavar="N", help="default: 256")
+    parser.add_argument("--osc-host", default="127.0.0.1", help="address the OSC server binds (default: 127.0.0.1)")
+    parser.add_argument("--osc-port", type=OSC_PORT, default=9000, metavar="N",
+                        help="OSC control port (default: 9000; 0 = any)")
+    parser.add_argument("--osc-out", metavar="HOST:PORT", help="send latents and parameters there")
+    parser.add_argument("--midi-out", metavar="NAME", help="MIDI output port for the mapping's notes and CCs")
+    parser.add_argument("--midi-in", metavar="NAME", help="MIDI input port whose CCs set parameters")
+    parser.add_argument("--visualize", choices=("output", "input"),
+                        help="turn the output (or the input: needs a duplex device) into image frames, sent as "
+                             "/imgsonic/out/visual/z_img with --osc-out and written with --frames")
+    parser.add_argument("--visualize-fps", type=VISUALIZE_FPS, default=10.0, metavar="F",
+                        help="frames per second (default: 10)")
+    parser.add_argument("--frames", metavar="DIR", help="with --visualize: write frame_00000.png … there")
+
+
+def _check_offline_args(args) -> Path | None:
+    if args.audio != "offline":
+        if args.duration is not None or args.output:
+            raise ParameterError("--duration and -o go with --audio offline")
+        return None
+    if args.duration is None or not (math.isfinite(args.duration) and args.duration > 0) or not args.output:
+        raise ParameterError("--audio offline needs --duration S (> 0) and -o FILE.wav")
+    out = Path(args.output)
+    if out.suffix.lower() != ".wav":
+        raise ParameterError(f"output {args.output!r}: expected a file ending in .wav")
+    if not out.parent.is_dir():
+        raise ParameterError(f"output {args.output!r}: folder {str(out.parent)!r} does not exist")
+    return out
+
+
+def _start_io(session, args) -> list:
+    """OSC server, OSC out, MIDI in/out as the arguments ask; returns what must be stopped at the end."""
+    from bridge.live import midi_sink, osc_sink
+    from bridge.osc import OscControlServer, OscSender, parse_host_port
+
+    stoppers = []
+    osc = OscControlServer(session, host=args.osc_host, port=args.osc_port, allowed_folders=session.image_folders)
+    osc.start()  # it logs where it listens
+    stoppers.append(osc.stop)
+    sender = None
+    if args.osc_out:
+        host, port = parse_host_port(args.osc_out)
+        sender = OscSender(host=host, port=port)
+        session.sinks.append(osc_sink(sender))
+        print(f"OSC: sending latents and parameters to {host}:{port}")
+    if args.visualize:
+        from bridge.live_visual import LiveVisualizer
+
+        visual = LiveVisualizer(session, source=args.visualize, fps=args.visualize_fps, frames_dir=args.frames,
+                                sender=sender)
+        stoppers.append(visual.close)
+    elif args.frames:
+        raise ParameterError("--frames goes with --visualize output|input")
+    if args.midi_out or args.midi_in:
+        from bridge.midi import MidiSpec
+        from bridge.midi_live import MidiControlIn, MidiOutSink, open_midi_input, open_midi_output
+
+        spec = MidiSpec.from_mapping(session.mapping)
+        if args.midi_out:
+            sink = MidiOutSink(open_midi_output(args.midi_out), spec=spec)
+            session.sinks.append(midi_sink(sink, session.voice))
+            stoppers.append(sink.all_notes_off)
+        if args.midi_in:
+            control = MidiControlIn(session, mapping=session.mapping, cc_map=spec.cc_in)
+            port = open_midi_input(args.midi_in, callback=control.handle)
+            stoppers.append(port.close)
+    return stoppers
+
+
+def run(args) -> int:
+    import torch
+
+    from bridge.live import LIVE_AHEAD_BUFFERS, LiveSession, boot_server
+    from bridge.mapping import load_mapping
+    from synth.files import atomic_output
+
+    torch.set_num_threads(1)  # ARCHITECTURE: two threads made a small decoder 6-20× slower with 120 ms spikes
+    # a performer sees what the session does (images, patch reloads, refused messages) as one line each
+    logging.basicConfig(level=logging.INFO, format="imgsonic: %(message)s")
+    out_path = _check_offline_args(args)
+    mapping = load_mapping(args.mapping)
+    server = boot_server(audio=args.audio, sample_rate=args.sr, buffer_size=args.buffer_size,
+                         duplex=args.visualize == "input")
+    session = None
+    stoppers: list = []
+    try:
+        session = LiveSession(server=server, image_folders=args.images, preset=args.preset, mapping=mapping,
+                              fx=args.fx, ahead=0 if args.audio == "offline" else LIVE_AHEAD_BUFFERS,
+                              vocoder=args.vocoder)
+        if args.patch and not session.load_patch(args.patch):
+            raise ImgsonicError(f"patch {args.patch!r} failed to load: {session.last_patch_error}")
+        stoppers = _start_io(session, args)
+        if out_path is not None:
+            with atomic_output(out_path) as temporary:  # pyo writes the temporary file by name
+                server.recordOptions(dur=args.duration, filename=temporary.name, fileformat=0, sampletype=1)
+                server.start()  # the offline server renders the whole duration before returning
+            print(f"wrote {out_path}: {args.duration:g} s at {args.sr} Hz")
+            return 0
+        server.start()
+        print("playing; edit the patch file to change it, Ctrl-C to stop")
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for stop in stoppers:
+            try:
+                stop()
+            except Exception as error:  # noqa: BLE001 — shutting down: report and go on
+                log.error("while stopping: %r", error)
+        if session is not None:
+            session.close()
+        server.stop()
+        server.shutdown()
+
+

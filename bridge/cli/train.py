@@ -1,0 +1,104 @@
+"""``imgsonic train MODEL``: a preset's image VAE, audio VAE, mapper, all three, or a neural vocoder.
+
+The arguments are declared here; the work is :func:`training.cli.run` (the three preset models) and
+:func:`training.train_vocoder.run`. Data-parallel training runs the same command under torchrun:
+``torchrun --nproc_per_node 2 -m bridge train image-vae --preset squares-sines``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from bridge.cli.arguments import THREADS, Number
+
+__all__ = ["add_arguments", "run", "PRESET_MODELS"]
+
+PRESET_MODELS = ("image-vae", "audio-vae", "mapper", "all")
+DEFAULT_OUT = "runs/presets"
+DEFAULT_VOCODER_OUT = "runs/vocoder"
+STEPS = Number(int, 1, 10_000_000, unit="steps")
+COUNT = Number(int, 1, 10_000_000, unit="examples")
+SEED = Number(int, 0, 2**32 - 1)
+
+
+def _semitones(text: str) -> tuple[float, ...]:
+    """``--recording-shifts`` value: comma-separated semitones, each finite, non-zero and within ±12."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of semitones, e.g. -5,4") from None
+    if not all(math.isfinite(v) and -12.0 <= v <= 12.0 and v != 0.0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each shift must be a non-zero number of semitones within ±12")
+    return values
+
+
+def _add_preset_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", required=True, help="preset whose data and configs to use (default, digits-fm, "
+                        "squares-sines)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}); checkpoints go to "
+                        "OUT/PRESET/")
+    parser.add_argument("--steps", type=STEPS, help="optimiser steps per model (default: the preset's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--n-examples", type=COUNT, metavar="N",
+                        help="generated training examples per data set (default: the preset's)")
+    parser.add_argument("--images", metavar="DIR", help="train on the images in DIR instead of the preset's")
+    parser.add_argument("--sounds", metavar="DIR", help="train on the sounds in DIR instead of the preset's")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/PRESET/<model>.resume")
+    parser.add_argument("--checkpoint-every", type=STEPS, default=500, metavar="N",
+                        help="steps between checkpoints (default 500)")
+    parser.add_argument("--threads", type=THREADS, default=1, help="torch CPU threads per process (default 1: on 2 "
+                        "shared cores, 2 threads made a small conv VAE 8x slower than 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def _add_vocoder_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", help="train for this preset's spectral config (default: SpectralConfig(), "
+                        "22.05 kHz, 128 mels)")
+    parser.add_argument("--out", default=DEFAULT_VOCODER_OUT,
+                        help=f"output folder (default {DEFAULT_VOCODER_OUT}/<preset or spectral-default>)")
+    parser.add_argument("--steps", type=STEPS, default=4000, help="optimiser steps (default 4000)")
+    parser.add_argument("--reanalysis-steps", type=Number(int, 0, 10_000_000, unit="steps"), default=2000,
+                        metavar="N", help="the last N steps train on the output with PGHI phase, analysed again "
+                        "(default 2000)")
+    parser.add_argument("--batch-size", type=Number(int, 1, 4096), default=32, help="segments per step (default 32)")
+    parser.add_argument("--lr", type=Number(float, 0.0, 1.0, low_open=True), default=2e-3,
+                        help="peak AdamW learning rate (default 2e-3)")
+    parser.add_argument("--dim", type=Number(int, 1, 4096), help="backbone channels (default: the model config's)")
+    parser.add_argument("--intermediate-dim", type=Number(int, 1, 16384),
+                        help="ConvNeXt MLP width (default: the model config's)")
+    parser.add_argument("--n-blocks", type=Number(int, 1, 64), help="ConvNeXt blocks (default: the model config's)")
+    parser.add_argument("--n-synth", type=COUNT, default=512, help="training clips per synth kind (default 512)")
+    parser.add_argument("--recording-hop", type=Number(float, 0.0, 60.0, unit="seconds", low_open=True), default=0.1,
+                        metavar="S", help="seconds between the training windows cut from each recording (default 0.1)")
+    parser.add_argument("--recording-shifts", type=_semitones, default=(), metavar="S,S,…",
+                        help="also train on the recordings pitch-shifted by these semitones, e.g. "
+                             "--recording-shifts=-5,4 (default: none)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the model and the data (default 0)")
+    parser.add_argument("--threads", type=THREADS, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/vocoder.resume")
+    parser.add_argument("--checkpoint-every", type=STEPS, default=250, metavar="N",
+                        help="steps between checkpoints (default 250)")
+    parser.add_argument("--export", metavar="PATH", help="also copy the final checkpoint to PATH")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One sub-parser per model: the vocoder takes other options than the three preset models."""
+    models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name in PRESET_MODELS:
+        what = "image VAE, audio VAE and mapper in order, then write the preset TOML" if name == "all" else name
+        _add_preset_model_arguments(models.add_parser(name, help=f"train the preset's {what}"))
+    _add_vocoder_arguments(models.add_parser(
+        "vocoder", help="train a neural vocoder for a preset's (or the default) spectral config"))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.model == "vocoder":
+        from training import train_vocoder
+
+        return train_vocoder.run(args)
+    from training import cli as train_cli
+
+    return train_cli.run(args)
