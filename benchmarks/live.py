@@ -48,7 +48,7 @@ TARGET_LATENCY_MS = 50.0
 
 def _pictures() -> list[np.ndarray]:
     """The demo's pictures; a voice starts on the first, so changes use the others."""
-    from bridge.demo import demo_images
+    from bridge.sources.demo import demo_images
 
     return [item.pixels for item in demo_images()]
 
@@ -56,7 +56,7 @@ def _pictures() -> list[np.ndarray]:
 def offline_clock(preset: str, minutes: float) -> dict:
     import pyo
 
-    from bridge.live import LiveSession, boot_server
+    from bridge.live.session import LiveSession, boot_server
     from synth.engine import server_hooks
 
     server = boot_server(audio="offline", sample_rate=RATE, buffer_size=BUFFER, channels=2)
@@ -77,7 +77,7 @@ def offline_clock(preset: str, minutes: float) -> dict:
     duration_s = minutes * 60
     pictures = _pictures()
     for index, at_s in enumerate(np.arange(2.0, duration_s, 2.0)):
-        session.voice.stream.set_image(pictures[index % len(pictures)], fadetime_s=0.5, at_s=float(at_s))
+        session.voice.renderer.set_image(pictures[index % len(pictures)], fadetime_s=0.5, at_s=float(at_s))
     with tempfile.TemporaryDirectory() as folder:
         server.recordOptions(dur=duration_s, filename=os.path.join(folder, "live.wav"), fileformat=0, sampletype=1)
         clock = time.perf_counter()
@@ -111,7 +111,7 @@ def offline_clock(preset: str, minutes: float) -> dict:
 
 
 def structural_latency(preset: str, n_calls: int, seed: int = 0) -> dict:
-    from bridge.voice_stream import VoiceStream
+    from bridge.sonify.voice import VoiceRenderer
     from models.pipeline import SonificationModels
 
     models = SonificationModels.from_preset(preset)
@@ -119,7 +119,7 @@ def structural_latency(preset: str, n_calls: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     latencies_ms = []
     for call in range(n_calls):
-        voices = [VoiceStream(models=models, sample_rate=RATE, image=None) for _ in range(2)]
+        voices = [VoiceRenderer(models=models, sample_rate=RATE, image=None) for _ in range(2)]
         n_before = int(rng.integers(20, 200))
         outputs = [[voice.render(BUFFER) for _ in range(n_before)] for voice in voices]
         voices[0].set_image(pictures[1 + call % (len(pictures) - 1)], fadetime_s=0.0)
@@ -165,8 +165,8 @@ def end_to_end(preset: str, seconds: float, structural_ms: float) -> dict:
     from PIL import Image
     from pythonosc.udp_client import SimpleUDPClient
 
-    from bridge.live import LIVE_AHEAD_BUFFERS, LiveSession, boot_server
-    from bridge.osc import OscControlServer
+    from bridge.io.osc import OscControlServer
+    from bridge.live.session import LIVE_AHEAD_BUFFERS, LiveSession, boot_server
 
     server = boot_server(audio="manual", sample_rate=RATE, buffer_size=BUFFER, channels=2)
     server.start()
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
           f"CPU time of the buffers over their deadline: {offline['over_deadline_cpu_ms']} ms")
     print(f"2. setImage → first changed sample: median {structural['ms_median']:.1f} ms, p95 {structural['ms_p95']:.1f} ms "
           f"(min {structural['ms_min']:.1f}, max {structural['ms_max']:.1f}; {structural['calls']} calls)")
-    from bridge.live import LIVE_AHEAD_BUFFERS
+    from bridge.live.session import LIVE_AHEAD_BUFFERS
 
     print(f"3. real-time paced, decode-ahead worker ({LIVE_AHEAD_BUFFERS} buffers), {realtime['seconds']:g} s, {realtime['messages']} OSC "
           f"messages: send → queued median {realtime['handling_ms_median']:.1f} ms (p95 {realtime['handling_ms_p95']:.1f})")

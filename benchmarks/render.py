@@ -38,16 +38,18 @@ import torch
 from PIL import Image
 
 from bridge.cli.process import reuse_freed_memory
-from bridge.render import VOCODERS, LoadedModels, RenderSettings, load_models, render_files
+from bridge.cli.render import render_files
+from bridge.sonify.bundle import ModelBundle, load_bundle
+from bridge.sonify.render import VOCODERS, RenderSettings
 from models.errors import ImgsonicError
 
 TARGET_XRT = 100.0
 STAGES = ("image decode", "encode", "decode to mel", "vocoder", "resample", "fx and level", "write")
 
 
-def _models(preset: str) -> LoadedModels:
+def _models(preset: str) -> ModelBundle:
     try:
-        return load_models(preset=preset)
+        return load_bundle(preset=preset)
     except ImgsonicError as error:
         from models.audio_vae import AudioVAE
         from models.image_vae import ImageVAE
@@ -60,7 +62,7 @@ def _models(preset: str) -> LoadedModels:
         models = SonificationModels(image_vae=ImageVAE(spec.image_vae), audio_vae=AudioVAE(spec.audio_vae),
                                     mapper=LatentMapper(spec.mapper))
         reason = " ".join(str(error).split())
-        return LoadedModels(models, None, label=f"random weights, default preset's architecture ({reason})")
+        return ModelBundle(models, None, label=f"random weights, default preset's architecture ({reason})")
 
 
 def _write_images(folder: Path, *, n_images: int, size: int) -> None:
@@ -86,12 +88,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             settings = RenderSettings(seconds_per_image=args.seconds_per_image, crossfade_s=args.crossfade,
                                       vocoder=vocoder, sample_rate=44100, workers=args.workers)
             warm_up = RenderSettings(seconds_per_image=0.1, crossfade_s=0.0, vocoder=vocoder)
-            render_files([folder / "images" / "frame0.png"], out_path=folder / "warm.wav", loaded=loaded,
+            render_files([folder / "images" / "frame0.png"], out_path=folder / "warm.wav", bundle=loaded,
                          settings=warm_up)
             walls, cpus, stages = [], [], {stage: [] for stage in STAGES}
             for _ in range(args.repeats):
                 wall, cpu = time.perf_counter(), time.process_time()
-                result = render_files([folder / "images"], out_path=folder / "out.wav", loaded=loaded,
+                result = render_files([folder / "images"], out_path=folder / "out.wav", bundle=loaded,
                                       settings=settings)
                 walls.append(time.perf_counter() - wall)
                 cpus.append(time.process_time() - cpu)

@@ -44,7 +44,7 @@ import torch
 import torchaudio
 from threadpoolctl import threadpool_limits
 
-from bridge.render import RenderSettings, vocode_in_pieces
+from bridge.sonify.render import RenderSettings, vocode_in_pieces
 from synth.phase import mel_to_audio, pghi_phase
 from synth.spectral import (
     SpectralConfig,
@@ -57,7 +57,12 @@ from synth.spectral import (
 from synth.streaming import StreamingInverter
 from synth.vocoder import FGLA_ITERATIONS, NeuralVocoder
 from training.metrics import log_mel_l1, multi_resolution_stft_distance
-from training.train_vocoder import HELD_OUT_SEED, SYNTH_KINDS, load_recordings, render_synth
+from training.train_vocoder import (
+    HELD_OUT_SEED,
+    SYNTH_KINDS,
+    load_recordings,
+    render_synth,
+)
 
 METHODS = ("neural", "neural+fgla", "pghi+fgla", "pghi", "griffinlim-100")
 CEILING = "true mag+pghi"  # quality only: PGHI on the clip's true magnitudes

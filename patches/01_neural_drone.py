@@ -5,7 +5,7 @@ Edit and save while it plays: the session reloads this file (a broken edit is re
 Sounds at once: the voice starts on the folder's first image.
 """
 
-from pyo import STRev, SigTo
+from pyo import SigTo, STRev
 
 
 def patch(session):
@@ -17,6 +17,6 @@ def patch(session):
 
 
 if __name__ == "__main__":
-    from bridge.live import run_patch
+    from bridge.live.session import run_patch
 
     raise SystemExit(run_patch(__file__))

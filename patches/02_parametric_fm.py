@@ -1,7 +1,7 @@
 """02 · Parametric FM: an FM synth whose pitch, index, loudness, cutoff and pan follow the mapped latents.
 
 The neural voice is not heard; it only turns images into control streams (``voice.params``, from the
-mapping file, see bridge/mappings/default.toml). Send images by OSC (``/imgsonic/image <path>``) or let the
+mapping file, see bridge/control/mappings/default.toml). Send images by OSC (``/imgsonic/image <path>``) or let the
 folder step every 3 s. A slow chorus widens it.
 
 Run:  imgsonic live --patch patches/02_parametric_fm.py
@@ -9,7 +9,7 @@ Run:  imgsonic live --patch patches/02_parametric_fm.py
 
 from pyo import Chorus
 
-from bridge.voices import ParametricVoice
+from bridge.live.voices import ParametricVoice
 
 
 def patch(session):
@@ -20,6 +20,6 @@ def patch(session):
 
 
 if __name__ == "__main__":
-    from bridge.live import run_patch
+    from bridge.live.session import run_patch
 
     raise SystemExit(run_patch(__file__))

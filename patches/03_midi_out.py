@@ -13,9 +13,9 @@ import logging
 
 from pyo import Sig
 
-from bridge.midi import MidiSpec
-from bridge.midi_live import MidiOutSink, open_midi_output
-from bridge.live import midi_sink
+from bridge.control.midi_spec import MidiSpec
+from bridge.io.midi_live import MidiOutSink, open_midi_output
+from bridge.live.sinks import midi_sink
 
 
 def patch(session):
@@ -33,6 +33,6 @@ def patch(session):
 
 
 if __name__ == "__main__":
-    from bridge.live import run_patch
+    from bridge.live.session import run_patch
 
     raise SystemExit(run_patch(__file__))

@@ -13,7 +13,7 @@ import time
 
 from pyo import Delay, Pattern
 
-from bridge.images import expand_inputs, read_image
+from bridge.sources.images import expand_inputs, read_image
 
 
 def patch(session):
@@ -34,6 +34,6 @@ def patch(session):
 
 
 if __name__ == "__main__":
-    from bridge.live import run_patch
+    from bridge.live.session import run_patch
 
     raise SystemExit(run_patch(__file__))

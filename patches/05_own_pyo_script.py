@@ -13,8 +13,8 @@ import sys
 
 from pyo import Freeverb, Metro, Server, Sine, TrigFunc, pa_count_devices
 
-from bridge.demo import demo_images
-from bridge.voices import NeuralVoice
+from bridge.live.voices import NeuralVoice
+from bridge.sources.demo import demo_images
 
 offline = len(sys.argv) > 1 or pa_count_devices() == 0
 s = Server(audio="offline" if offline else "portaudio", nchnls=2).boot()

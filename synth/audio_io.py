@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from pedalboard.io import AudioFile, get_supported_read_formats
 from models.errors import InputError, ParameterError
 from synth.files import atomic_output
 
-__all__ = ["AudioInfo", "read_audio", "read_audio_info", "write_audio", "READ_FORMATS", "WRITE_FORMATS"]
+__all__ = ["AudioInfo", "read_audio", "read_audio_blocks", "read_audio_info", "write_audio", "READ_FORMATS", "WRITE_FORMATS"]
 
 # Extensions pedalboard can decode here (".aif", ".aiff", ".flac", ".mp3", ".ogg", ".wav", ...).
 READ_FORMATS: tuple[str, ...] = tuple(get_supported_read_formats())
@@ -114,6 +115,28 @@ def read_audio_info(path: str | os.PathLike) -> AudioInfo:
     path = Path(path)
     with _open_for_reading(path) as audio_file:
         return AudioInfo(sample_rate=int(round(audio_file.samplerate)), n_channels=audio_file.num_channels, n_samples=int(audio_file.frames))
+
+
+def read_audio_blocks(path: str | os.PathLike, *, block_s: float) -> Iterator[tuple[np.ndarray, int]]:
+    """Mono float32 blocks of about ``block_s`` seconds of ``path`` at its own rate, each with that rate.
+
+    For sounds of any length in bounded memory. InputError names the file when it is missing, not audio,
+    cannot be decoded or holds NaN/inf samples.
+    """
+    path = Path(path)
+    with _open_for_reading(path) as audio_file:
+        sample_rate = round(audio_file.samplerate)
+        step = max(1, round(block_s * sample_rate))
+        while True:
+            try:
+                block = audio_file.read(step)
+            except (ValueError, RuntimeError, OSError) as error:
+                raise InputError(f"cannot decode {str(path)!r} ({error}); expected a readable audio file") from error
+            if block.shape[-1] == 0:
+                return
+            if not np.isfinite(block).all():
+                raise InputError(f"audio file {str(path)!r} contains NaN or inf samples; expected finite audio")
+            yield block.mean(axis=0, dtype=np.float32), sample_rate
 
 
 def _read_all(audio_file) -> np.ndarray:

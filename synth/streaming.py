@@ -79,19 +79,19 @@ class StreamingInverter:
             )
         if not np.isfinite(mel).all():
             raise ParameterError("mel frames contain NaN or inf values")
-        return self._push(self.magnitude_of(mel.reshape(self.config.n_mels, -1)))
+        return self._push(self.frames_of(mel.reshape(self.config.n_mels, -1)))
 
-    def magnitude_of(self, mel: np.ndarray) -> np.ndarray:
+    def frames_of(self, mel: np.ndarray) -> np.ndarray:
         """Normalised log-mel frames ``(n_mels, n)`` → the STFT magnitude ``(n_freqs, n)`` that :meth:`push` uses.
 
         Frames are independent, so a caller that repeats frames (a held sound) can convert them once and
-        feed :meth:`push_magnitude` instead.
+        feed :meth:`push_frames` instead.
         """
         cfg = self.config
         amplitude = np.power(10.0, (np.asarray(mel, dtype=np.float64) * (cfg.db_ceiling - cfg.db_floor) + cfg.db_floor) / 20)
         return mel_to_magnitude(amplitude, config=cfg)
 
-    def push_magnitude(self, magnitude: Any) -> np.ndarray:
+    def push_frames(self, magnitude: Any) -> np.ndarray:
         """Feed STFT magnitude frames ``(n_freqs,)`` or ``(n_freqs, n)``; returns ``n * hop`` samples."""
         magnitude = np.asarray(magnitude, dtype=np.float64)
         if magnitude.ndim not in (1, 2) or magnitude.shape[0] != self.config.n_freqs:

@@ -1,4 +1,12 @@
-"""Neural vocoder runtime: normalised log-mels → audio with a trained :class:`models.vocoder.Vocoder`.
+"""Vocoders: normalised log-mels → audio, behind one interface, chosen by name in one place.
+
+Every vocoder has ``vocode(mel) -> audio`` (offline, any length) and ``stream()`` (a new stream with
+``push(mel) -> samples``, ``flush()``, ``latency_samples`` and the split ``frames_of(mel)`` /
+``push_frames(frames)`` for callers that cache a held sound's frames). :func:`load_vocoder` makes one from a
+name in :data:`VOCODER_NAMES`: the phase methods of :mod:`synth.phase` (:class:`PhaseVocoder`; only
+``pghi`` streams) or a trained :class:`NeuralVocoder`.
+
+The neural vocoder runs a trained :class:`models.vocoder.Vocoder`.
 
 The model predicts STFT magnitudes; phase comes from :mod:`synth.phase`'s PGHI, the same code the
 ``pghi`` method runs on the mel's pseudo-inverse magnitudes. So :meth:`NeuralVocoder.vocode` is
@@ -35,25 +43,69 @@ import torch
 
 from models.errors import CheckpointError, ParameterError
 from models.vocoder import Vocoder
-from synth.phase import griffinlim, pghi_phase
-from synth.spectral import SpectralConfig, check_mel, mel_filterbank, normalized_db_to_amplitude, stft_to_audio
+from synth.phase import METHODS, griffinlim, mel_to_audio, pghi_phase
+from synth.spectral import (
+    SpectralConfig,
+    check_mel,
+    mel_filterbank,
+    normalized_db_to_amplitude,
+    stft_to_audio,
+)
 from synth.streaming import StreamingInverter
 
-__all__ = ["FGLA_ITERATIONS", "NeuralVocoder", "VocoderStream", "VOCODERS_DIR", "vocoder_for"]
+__all__ = ["VOCODER_NAMES", "FGLA_ITERATIONS", "PhaseVocoder", "NeuralVocoder", "VocoderStream", "VOCODERS_DIR",
+           "load_vocoder"]
 
+VOCODER_NAMES = (*METHODS, "neural", "neural+fgla")
 FGLA_ITERATIONS = 12  # ``neural+fgla``: as many as pghi+fgla runs (benchmarks/vocoder.py measures both)
 VOCODERS_DIR = Path(__file__).resolve().parent.parent / "models" / "presets" / "vocoders"  # the shipped ones
 
 
-def vocoder_for(path: str | os.PathLike | None, *, preset: str, config: SpectralConfig) -> NeuralVocoder:
-    """The neural vocoder at ``path`` (a preset's, or one given on the command line) for ``config``;
-    ``path`` None means ``preset`` ships none, which is a ParameterError naming ``preset`` and what to do."""
-    if path is None:
+def load_vocoder(name: str, *, config: SpectralConfig, checkpoint: str | os.PathLike | None = None,
+                 owner: str = "these models") -> PhaseVocoder | NeuralVocoder:
+    """The vocoder ``name`` (one of :data:`VOCODER_NAMES`) for ``config``.
+
+    The neural ones load ``checkpoint`` (the preset's vocoder, or one given on the command line); None is a
+    ParameterError naming ``owner`` (e.g. the preset) and what to do.
+    """
+    if name not in VOCODER_NAMES:
+        raise ParameterError(f"vocoder {name!r} is unknown; expected one of {', '.join(VOCODER_NAMES)}")
+    if name in METHODS:
+        return PhaseVocoder(method=name, config=config)
+    if checkpoint is None:
         raise ParameterError(
-            f"preset {preset!r} has no neural vocoder; train one with 'imgsonic train vocoder --preset {preset} "
-            f"--export FILE.pt' and pass it with --vocoder-checkpoint, or use a phase method (--vocoder pghi+fgla)"
+            f"{owner} have no neural vocoder; train one with 'imgsonic train vocoder --preset NAME --export FILE.pt' "
+            f"and pass it with --vocoder-checkpoint, or use a phase method (--vocoder pghi+fgla)"
         )
-    return NeuralVocoder.from_checkpoint(path, config=config)
+    n_iter = FGLA_ITERATIONS if name == "neural+fgla" else 0
+    return NeuralVocoder.from_checkpoint(checkpoint, config=config, n_iter=n_iter)
+
+
+class PhaseVocoder:
+    """Phase reconstruction of the mel's pseudo-inverse magnitude (:func:`synth.phase.mel_to_audio`).
+
+    Parameters
+    ----------
+    method : one of :data:`synth.phase.METHODS`; only ``"pghi"`` streams (:class:`synth.streaming.StreamingInverter`).
+    config : SpectralConfig
+    """
+
+    def __init__(self, *, method: str, config: SpectralConfig) -> None:
+        if method not in METHODS:
+            raise ParameterError(f"phase method {method!r} is unknown; expected one of {', '.join(METHODS)}")
+        self.method = method
+        self.config = config
+
+    def vocode(self, mel: Any) -> torch.Tensor:
+        """Audio ``(..., n_frames * hop)`` from normalised log-mels ``(..., n_mels, n_frames)``."""
+        return mel_to_audio(mel, config=self.config, method=self.method)
+
+    def stream(self) -> StreamingInverter:
+        """A new streaming inverter: ``pghi`` one frame at a time (the iterative methods cannot stream)."""
+        if self.method != "pghi":
+            raise ParameterError(f"vocoder {self.method!r} cannot stream (it iterates over the whole signal); "
+                                 "live sound uses 'pghi' or 'neural'")
+        return StreamingInverter(config=self.config)
 
 
 class NeuralVocoder:
@@ -68,7 +120,7 @@ class NeuralVocoder:
         default: the model's own.
     """
 
-    def __init__(self, model: Vocoder, *, config: SpectralConfig | None = None) -> None:
+    def __init__(self, model: Vocoder, *, config: SpectralConfig | None = None, n_iter: int = 0) -> None:
         own = SpectralConfig.from_dict(model.config.spectral) if model.config.spectral else None
         if config is None:
             if own is None:
@@ -80,13 +132,17 @@ class NeuralVocoder:
                                   "was it trained with training.train_vocoder?")
         self.model = model.eval()
         self.config = config
+        if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+            raise ParameterError(f"n_iter={n_iter!r} must be a non-negative integer")
+        self.n_iter = n_iter
         # the model's look-ahead, then the streaming inverter's (one frame + half a window)
         self.latency_samples = (model.config.lookahead_frames + 1) * config.hop_length + config.n_fft // 2
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, *, config: SpectralConfig | None = None) -> NeuralVocoder:
+    def from_checkpoint(cls, path: str | os.PathLike, *, config: SpectralConfig | None = None,
+                        n_iter: int = 0) -> NeuralVocoder:
         """Load a ``vocoder`` checkpoint (CheckpointError if unreadable, of another kind or another config)."""
-        return cls(Vocoder.from_checkpoint(path), config=config)
+        return cls(Vocoder.from_checkpoint(path), config=config, n_iter=n_iter)
 
     def _check(self, mel: Any) -> torch.Tensor:
         mel = check_mel(mel, config=self.config)
@@ -102,7 +158,7 @@ class NeuralVocoder:
             magnitude = self.model(mel.reshape(-1, *mel.shape[-2:]))
         return magnitude.reshape(*batch_shape, *magnitude.shape[-2:])
 
-    def vocode(self, mel: Any, *, n_iter: int = 0) -> torch.Tensor:
+    def vocode(self, mel: Any, *, n_iter: int | None = None) -> torch.Tensor:
         """Audio from normalised log-mels, offline: the model's magnitudes with PGHI phase.
 
         Parameters
@@ -112,13 +168,14 @@ class NeuralVocoder:
             Fast Griffin-Lim iterations after PGHI (``neural+fgla`` uses :data:`FGLA_ITERATIONS`). Each
             re-fits the magnitude to the mel in the bands above its floor and keeps the model's magnitude
             in the rest (:func:`synth.phase.griffinlim` with ``keep_floor``): the output's mel comes closer
-            to the input at about 1 ms per audio second per iteration. 0 (the default) is what
-            :meth:`stream` computes.
+            to the input at about 1 ms per audio second per iteration. 0 is what :meth:`stream` computes;
+            None (the default) is the vocoder's own ``n_iter``.
 
         Returns
         -------
         Tensor ``(..., n_frames * hop_length)``, float32, on the model's device.
         """
+        n_iter = self.n_iter if n_iter is None else n_iter
         if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
             raise ParameterError(f"n_iter={n_iter!r} must be a non-negative integer")
         mel = self._check(mel)
@@ -178,12 +235,21 @@ class VocoderStream:
         frames = magnitude.detach().cpu().double().numpy()
         audio = np.zeros((len(self._inverters), n_samples), dtype=np.float32)
         for row, inverter in enumerate(self._inverters):
-            out = inverter.push_magnitude(frames[row])
+            out = inverter.push_frames(frames[row])
             audio[row, n_samples - len(out) :] = out
         return torch.from_numpy(audio)
 
     def _unbatch(self, audio: torch.Tensor) -> torch.Tensor:
         return audio[0] if self.batch_size is None else audio
+
+    def frames_of(self, mel: np.ndarray) -> np.ndarray:
+        """What :meth:`push_frames` takes for mel frames ``(n_mels, n)``: the mel itself (the model is stateful,
+        so nothing per frame can be computed ahead)."""
+        return np.ascontiguousarray(mel, dtype=np.float32)
+
+    def push_frames(self, frames: np.ndarray) -> np.ndarray:
+        """:meth:`push` returning numpy (the interface :class:`synth.streaming.StreamingInverter` has too)."""
+        return self.push(frames).numpy()
 
     def push(self, mel: Any) -> torch.Tensor:
         """Feed the next frames ``(n_mels, n)`` (or ``(B, n_mels, n)``); returns ``n * hop`` samples."""

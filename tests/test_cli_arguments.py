@@ -108,8 +108,8 @@ def test_cli_copies_of_runtime_choices_match():
     from bridge.cli import eval as eval_cli
     from bridge.cli import live as live_cli
     from bridge.cli import render as render_cli
-    from bridge.live import AUDIO_DRIVERS
-    from bridge.render import VOCODERS
+    from bridge.live.session import AUDIO_DRIVERS
+    from bridge.sonify.render import VOCODERS
     from synth.phase import METHODS
 
     assert render_cli.VOCODER_CHOICES == VOCODERS

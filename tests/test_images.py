@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bridge.images import DESCRIPTORS, describe_image, expand_inputs, load_images, natural_sort_key, read_image
+from bridge.sources.descriptors import DESCRIPTORS, describe_image
+from bridge.sources.images import (
+    expand_inputs,
+    load_images,
+    natural_sort_key,
+    read_image,
+)
 from models.errors import InputError, ParameterError
 
 
@@ -97,7 +103,7 @@ def test_batch_descriptors_are_each_image_described_alone(rng):
     """``describe_images`` computes a batch in one pass per statistic: no statistic may mix images (each row
     is what the image gives in a batch of one), also for uniform images (no hue, one histogram bin), luma
     exactly at 1.0 (the last bin) and either channel order."""
-    from bridge.images import describe_images
+    from bridge.sources.descriptors import describe_images
 
     batch = rng.random((6, 3, 12, 10))
     batch[1] = 0.0

@@ -37,8 +37,8 @@ def jackd(tmp_path):
 def test_a_voice_plays_through_jack_without_xruns(jackd):
     import torch
 
-    from bridge.live import LIVE_AHEAD_BUFFERS
-    from bridge.voices import NeuralVoice
+    from bridge.live.session import LIVE_AHEAD_BUFFERS
+    from bridge.live.voices import NeuralVoice
 
     torch.set_num_threads(1)
     server = pyo.Server(sr=44100, nchnls=2, buffersize=256, audio="jack").boot()

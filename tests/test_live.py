@@ -11,7 +11,7 @@ import pytest
 
 pyo = pytest.importorskip("pyo")
 
-from bridge.live import LiveSession, boot_server  # noqa: E402
+from bridge.live.session import LiveSession, boot_server  # noqa: E402
 
 PATCHES = sorted((Path(__file__).parent.parent / "patches").glob("0[1-4]_*.py"))
 ROOT = Path(__file__).parent.parent
@@ -104,21 +104,21 @@ def test_osc_messages_reach_the_voice(server, session, tmp_path):
     from PIL import Image
     from pythonosc.udp_client import SimpleUDPClient
 
-    from bridge.osc import OscControlServer
+    from bridge.io.osc import OscControlServer
 
     Image.fromarray(np.full((32, 32), 255, np.uint8)).save(tmp_path / "white.png")
     osc = OscControlServer(session, port=0, allowed_folders=[tmp_path])
     osc.start()
     try:
         client = SimpleUDPClient("127.0.0.1", osc.port)
-        events_before = session.voice.stream.stream.n_events + len(session.voice.stream._events)
+        events_before = session.voice.renderer.timeline.n_events + len(session.voice.renderer._events)
         client.send_message("/imgsonic/image", ["white.png", 0.0])
         client.send_message("/imgsonic/image", ["../../etc/passwd"])
         deadline = time.monotonic() + 10
         while osc.counters.acted < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        assert session.voice.stream.stream.n_events + len(session.voice.stream._events) > events_before
+        assert session.voice.renderer.timeline.n_events + len(session.voice.renderer._events) > events_before
         play(server, session.output, 10)
     finally:
         osc.stop()
@@ -160,7 +160,7 @@ def test_live_bad_arguments_are_one_line_errors(args):
 
 
 def test_the_visualizer_turns_the_output_into_frames(server, session, tmp_path):
-    from bridge.live_visual import LiveVisualizer
+    from bridge.live.visual import LiveVisualizer
 
     visual = LiveVisualizer(session, fps=10.0, frames_dir=tmp_path, size_px=32)
     play(server, session.output, round(2.0 * 44100 / 256))
@@ -184,9 +184,9 @@ def test_live_offline_with_the_visualizer_writes_frames(tmp_path):
 def test_the_midi_sink_starts_a_note_for_each_new_image(server, session):
     import mido
 
-    from bridge.live import midi_sink
-    from bridge.midi import MidiSpec
-    from bridge.midi_live import MidiOutSink
+    from bridge.control.midi_spec import MidiSpec
+    from bridge.io.midi_live import MidiOutSink
+    from bridge.live.sinks import midi_sink
 
     sent = []
 

@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from bridge.mapping import Mapping, Parameter, default_mapping_path, load_mapping, smooth_positions
+from bridge.control.mapping import (
+    Mapping,
+    Parameter,
+    default_mapping_path,
+    load_mapping,
+)
+from bridge.control.smoothing import smooth_positions
 from models.errors import ParameterError
 
 GOOD = """
@@ -120,7 +126,11 @@ def test_position_of_value_inverts_value_at(curve, low, high):
 
 
 @pytest.mark.parametrize("curve, low, high", [("lin", 0.6, 0.05), ("log", 110.0, 880.0), ("exp", 0.0, 8.0)])
-def test_value_of_position_equals_value_at(curve, low, high):
+def test_one_curve_for_floats_and_arrays(curve, low, high):
     parameter = Parameter(name="p", source="z_img[0]", low=low, high=high, curve=curve)
-    for position in (-0.5, 0.0, 0.3, 0.77, 1.0, 2.0):
-        assert parameter.value_of_position(position) == pytest.approx(float(parameter.value_at(position)), rel=1e-12)
+    positions = (-0.5, 0.0, 0.3, 0.77, 1.0, 2.0)
+    as_array = parameter.value_at(np.array(positions))
+    for index, position in enumerate(positions):
+        value = parameter.value_at(position)
+        assert type(value) is float and value == pytest.approx(as_array[index], rel=1e-12)
+        assert parameter.position_of_value(value) == pytest.approx(min(max(position, 0.0), 1.0), abs=1e-9)

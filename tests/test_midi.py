@@ -6,8 +6,9 @@ import mido
 import numpy as np
 import pytest
 
-from bridge.mapping import Mapping
-from bridge.midi import SCALES, MidiSpec, controls_to_midi, quantise_to_scale, scale_notes, write_midi
+from bridge.control.mapping import Mapping
+from bridge.control.midi_spec import SCALES, MidiSpec, quantise_to_scale, scale_notes
+from bridge.io.midi_file import controls_to_midi, write_midi
 from models.errors import ParameterError
 
 MAPPING = """

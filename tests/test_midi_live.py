@@ -6,9 +6,15 @@ import mido
 import numpy as np
 import pytest
 
-from bridge.mapping import Mapping, load_mapping
-from bridge.midi import MidiSpec, controls_to_midi
-from bridge.midi_live import MidiControlIn, MidiOutSink, open_midi_input, open_midi_output
+from bridge.control.mapping import Mapping, load_mapping
+from bridge.control.midi_spec import MidiSpec
+from bridge.io.midi_file import controls_to_midi
+from bridge.io.midi_live import (
+    MidiControlIn,
+    MidiOutSink,
+    open_midi_input,
+    open_midi_output,
+)
 from models.errors import ImgsonicError, ParameterError
 
 TICKS_PER_S = 960  # 480 ticks per beat at 120 bpm, as bridge.midi writes files

@@ -14,8 +14,8 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge.mapping import load_mapping
-from bridge.osc import (
+from bridge.control.mapping import load_mapping
+from bridge.io.osc import (
     DEFAULT_IMAGE_FADETIME_S,
     DEFAULT_LATENT_FADETIME_S,
     OscControlServer,

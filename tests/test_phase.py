@@ -95,6 +95,6 @@ def test_streaming_through_digital_silence_equals_offline(chunk):
     magnitude = audio_to_magnitude(audio, config=CFG).numpy()
     offline = magnitude_to_audio(torch.from_numpy(magnitude), config=CFG, method="pghi").numpy()
     inverter = StreamingInverter(config=CFG)
-    pieces = [inverter.push_magnitude(magnitude[:, i : i + chunk]) for i in range(0, magnitude.shape[1], chunk)]
+    pieces = [inverter.push_frames(magnitude[:, i : i + chunk]) for i in range(0, magnitude.shape[1], chunk)]
     streamed = np.concatenate(pieces + [inverter.flush()])
     np.testing.assert_allclose(streamed[inverter.latency_samples :], offline, atol=1e-4 * np.abs(offline).max())

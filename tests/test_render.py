@@ -5,6 +5,7 @@ import math
 import platform
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import mido
@@ -13,10 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-import bridge.render as render_module
+import bridge.io.outputs as outputs_module
+import bridge.sonify.render as render_module
 from bridge.cli import main
-from bridge.images import ImageItem
-from bridge.render import RenderSettings, boundary_jump_ratio, load_models, render_files, render_items
+from bridge.cli.render import render_files
+from bridge.sonify.bundle import load_bundle
+from bridge.sonify.render import RenderSettings, boundary_jump_ratio, render_items
+from bridge.sources.images import ImageItem
 from models import registry
 from models.audio_vae import AudioVAE, AudioVAEConfig
 from models.image_vae import ImageVAE, ImageVAEConfig
@@ -90,7 +94,7 @@ def test_shipped_preset_renders_with_both_neural_vocoders(images, tmp_path, caps
 def test_level_fades_and_duration(preset, rng):
     items = [ImageItem(name=str(i), pixels=rng.random((8, 8, 3))) for i in range(4)]
     settings = RenderSettings(seconds_per_image=0.3, crossfade_s=0.1, vocoder="pghi", sample_rate=16000)
-    result = render_items(items, loaded=load_models(), settings=settings)
+    result = render_items(items, bundle=load_bundle(), settings=settings)
     audio = result.audio
     assert audio.dtype == np.float32 and len(audio) == round(1.2 * 16000)
     assert 20 * math.log10(np.abs(audio).max()) == pytest.approx(-1.0, abs=1e-3)
@@ -126,32 +130,33 @@ def test_vocoder_pieces_join_without_clicks_or_dips():
 def test_failing_vocoder_leaves_no_output(preset, images, tmp_path, monkeypatch, workers):
     calls = []
 
-    def broken_vocoder(loaded, method, config):
-        def vocode(mel):
-            calls.append(mel.shape)
-            if len(calls) == 2:
-                raise KeyboardInterrupt  # as if Ctrl-C arrived mid-render
-            return torch.zeros(mel.shape[-1] * config.hop_length)
-        return vocode
+    bundle = load_bundle()
+    hop = bundle.spectral.hop_length
 
-    monkeypatch.setattr(render_module, "_vocoder_function", broken_vocoder)
+    def vocode(mel):
+        calls.append(mel.shape)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived mid-render
+        return torch.zeros(mel.shape[-1] * hop)
+
+    monkeypatch.setattr(bundle, "vocoder", lambda name: types.SimpleNamespace(vocode=vocode))
     out = tmp_path / "out"
     out.mkdir()
     settings = RenderSettings(seconds_per_image=1.0, crossfade_s=0.0, chunk_s=1.2, overlap_s=0.1, vocoder="pghi",
                               workers=workers)
     with pytest.raises(KeyboardInterrupt):
-        render_files([images], out_path=out / "x.wav", loaded=load_models(), settings=settings,
+        render_files([images], out_path=out / "x.wav", bundle=bundle, settings=settings,
                      midi_path=out / "x.mid", json_path=out / "x.json")
     # the failing piece stops the render: at most the pieces already running finish
     assert 2 <= len(calls) <= 1 + workers and list(out.iterdir()) == []
 
     (out / "x.wav").write_bytes(b"previous render")
-    monkeypatch.setattr(render_module, "write_json", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(outputs_module, "write_json", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     calls.clear()
-    monkeypatch.setattr(render_module, "_vocoder_function",
-                        lambda loaded, method, config: lambda mel: torch.zeros(mel.shape[-1] * config.hop_length))
+    monkeypatch.setattr(bundle, "vocoder",
+                        lambda name: types.SimpleNamespace(vocode=lambda mel: torch.zeros(mel.shape[-1] * hop)))
     with pytest.raises(OSError):
-        render_files([images], out_path=out / "x.wav", loaded=load_models(), settings=settings, json_path=out / "x.json")
+        render_files([images], out_path=out / "x.wav", bundle=bundle, settings=settings, json_path=out / "x.json")
     assert (out / "x.wav").read_bytes() == b"previous render"  # the audio, written last, was never replaced
 
 

@@ -7,11 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-import bridge.visualize as visualize_module
+import bridge.io.frames as frames_module
+import bridge.sonify.reverse as reverse_module
 from bridge.cli import main
-from bridge.images import ImageItem
-from bridge.render import LoadedModels, RenderSettings, render_items
-from bridge.visualize import StreamingVisualizer, image_to_pixels, visualize_audio, visualize_file
+from bridge.cli.visualize import visualize_file
+from bridge.sonify.bundle import ModelBundle
+from bridge.sonify.render import RenderSettings, render_items
+from bridge.sonify.reverse import StreamingVisualizer, image_to_pixels, visualize_audio
+from bridge.sources.images import ImageItem
 from models.errors import InputError, ParameterError
 from models.pipeline import SonificationModels
 from models.registry import load_preset
@@ -56,7 +59,7 @@ def test_png_sheet_has_one_labelled_row_per_columns_frames(models, wav, tmp_path
     assert len(result.times_s) == math.ceil(1.05 * 10) == 11
     np.testing.assert_allclose(result.times_s, np.arange(11) / 10)
     with Image.open(out) as sheet:
-        gap, label = visualize_module._SHEET_GAP_PX, visualize_module._SHEET_LABEL_WIDTH_PX
+        gap, label = frames_module._SHEET_GAP_PX, frames_module._SHEET_LABEL_WIDTH_PX
         assert sheet.size == (label + 4 * (32 + gap) + gap, 3 * (32 + gap) + gap)  # 11 frames in rows of 4
         assert sheet.mode == "L"  # the squares model is grey
     assert _leftovers(tmp_path) == []
@@ -110,7 +113,7 @@ def test_existing_outputs_that_cannot_be_replaced(models, wav, tmp_path):
 
 
 def test_too_many_frames_for_a_sheet_says_which_fps_fits(models, wav, tmp_path, monkeypatch):
-    monkeypatch.setattr(visualize_module, "MAX_SHEET_FRAMES", 5)
+    monkeypatch.setattr(frames_module, "MAX_SHEET_FRAMES", 5)
     with pytest.raises(ParameterError, match="at most 5: use --fps 4.7"):
         visualize_file(wav, out_path=tmp_path / "x.png", models=models, fps=10)
     assert not (tmp_path / "x.png").exists()
@@ -120,7 +123,7 @@ def test_failed_analysis_leaves_no_output(models, wav, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(visualize_module, "image_to_pixels", broken)
+    monkeypatch.setattr(reverse_module, "image_to_pixels", broken)
     for name in ("x.png", "frames"):
         with pytest.raises(RuntimeError):
             visualize_file(wav, out_path=tmp_path / name, models=models)
@@ -288,7 +291,7 @@ def test_round_trip_image_sound_image_lands_within_four_pixels(models):
     images, _ = make_squares(24, size=models.image_size, seed=3)
     items = [ImageItem(name=f"square{i}", pixels=image.permute(1, 2, 0).numpy()) for i, image in enumerate(images)]
     settings = RenderSettings(seconds_per_image=1.0, crossfade_s=0.1)
-    result = render_items(items, loaded=LoadedModels(models, None, label=PRESET), settings=settings)
+    result = render_items(items, bundle=ModelBundle(models, None, label=PRESET), settings=settings)
     frames = visualize_audio(result.audio, sample_rate=result.sample_rate, models=models, fps=2, window_s=0.6)
     seen = torch.from_numpy(np.stack([frames[2 * i + 1].image for i in range(len(images))]))
 

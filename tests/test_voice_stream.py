@@ -1,11 +1,13 @@
-"""VoiceStream (the live voice's sound) against the offline renderer, and its control side."""
+"""VoiceRenderer (the live voice's sound) against the offline renderer, and its control side."""
 
 import numpy as np
 import pytest
 
-from bridge.demo import demo_images
-from bridge.render import RenderSettings, load_models, render_items
-from bridge.voice_stream import LATENT_LIMIT, VoiceStream
+from bridge.control.limits import LATENT_LIMIT
+from bridge.sonify.bundle import load_bundle
+from bridge.sonify.render import RenderSettings, render_items
+from bridge.sonify.voice import VoiceRenderer
+from bridge.sources.demo import demo_images
 from models.errors import InputError, ParameterError
 
 # The stated tolerance: live and offline differ only by float rounding (batched vs per-frame decoding,
@@ -15,7 +17,7 @@ TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def loaded():
-    return load_models(preset="default")
+    return load_bundle(preset="default")
 
 
 @pytest.mark.parametrize("vocoder", ["pghi", "neural"])
@@ -27,9 +29,9 @@ def test_the_stream_equals_the_offline_render_of_the_same_sequence(loaded, vocod
     seconds, crossfade = 0.512, 0.064
     settings = RenderSettings(seconds_per_image=seconds, crossfade_s=crossfade, vocoder=vocoder, peak_db=None,
                               fade_s=0.0, sample_rate=44100)
-    offline = render_items(items, loaded=loaded, settings=settings).audio
+    offline = render_items(items, bundle=loaded, settings=settings).audio
     neural = NeuralVocoder.from_checkpoint(loaded.vocoder_path) if vocoder == "neural" else None
-    voice = VoiceStream(models=loaded.models, sample_rate=44100, image=items[0], vocoder=neural)
+    voice = VoiceRenderer(models=loaded.models, sample_rate=44100, image=items[0], vocoder=neural)
     for index, item in enumerate(items[1:], start=1):
         voice.set_image(item.pixels, fadetime_s=crossfade, at_s=index * seconds - crossfade / 2)
     live = np.concatenate([voice.render(256) for _ in range(offline.size // 256)])
@@ -40,8 +42,8 @@ def test_the_stream_equals_the_offline_render_of_the_same_sequence(loaded, vocod
 
 def test_block_sizes_do_not_change_the_output(loaded, rng):
     items = demo_images()[:2]
-    one = VoiceStream(models=loaded.models, sample_rate=48000, image=items[0])
-    other = VoiceStream(models=loaded.models, sample_rate=48000, image=items[0])
+    one = VoiceRenderer(models=loaded.models, sample_rate=48000, image=items[0])
+    other = VoiceRenderer(models=loaded.models, sample_rate=48000, image=items[0])
     for voice in (one, other):
         voice.set_image(items[1].pixels, fadetime_s=0.2, at_s=0.3)
     whole = one.render(48000)
@@ -53,26 +55,26 @@ def test_block_sizes_do_not_change_the_output(loaded, rng):
 
 def test_controls_follow_the_images_and_held_parameters_win(loaded):
     items = demo_images()
-    voice = VoiceStream(models=loaded.models, sample_rate=44100, image=items[0])
-    first = voice.controls(control_rate_hz=172.0)
+    voice = VoiceRenderer(models=loaded.models, sample_rate=44100, image=items[0])
+    first = voice.step_controls(control_rate_hz=172.0)
     voice.set_image(items[5].pixels, fadetime_s=0.0)
     voice.render(44100)
-    later = voice.controls(control_rate_hz=172.0)
+    later = voice.step_controls(control_rate_hz=172.0)
     assert not np.allclose(first.z_img, later.z_img)
     assert set(later.params) == set(voice.mapping.names)
     voice.set_param("pitch", 10_000.0)
-    assert voice.controls(control_rate_hz=172.0).params["pitch"] == 880.0  # clamped to the mapping's range
+    assert voice.step_controls(control_rate_hz=172.0).params["pitch"] == 880.0  # clamped to the mapping's range
     voice.set_param("pitch", None)
-    assert voice.controls(control_rate_hz=172.0).params["pitch"] < 880.0
+    assert voice.step_controls(control_rate_hz=172.0).params["pitch"] < 880.0
 
 
 def test_bad_control_values_are_refused_or_clamped(loaded):
-    voice = VoiceStream(models=loaded.models, sample_rate=44100)
+    voice = VoiceRenderer(models=loaded.models, sample_rate=44100)
     with pytest.raises(ParameterError, match="expected 16"):
         voice.set_latent(np.zeros(3))
     with pytest.raises(ParameterError, match="NaN"):
         voice.set_latent(np.full(16, np.nan))
-    with pytest.raises(ParameterError, match="fadetime"):
+    with pytest.raises(ParameterError, match="fade time"):
         voice.set_image(demo_images()[0].pixels, fadetime_s=-1.0)
     with pytest.raises(ParameterError):
         voice.set_param("no_such_parameter", 1.0)
@@ -80,13 +82,13 @@ def test_bad_control_values_are_refused_or_clamped(loaded):
         voice.set_image(np.zeros((0, 4)))
     voice.set_latent(np.full(16, np.inf), fadetime_s=0.0)
     voice.render(4096)
-    assert np.abs(voice.controls(control_rate_hz=172.0).z_img).max() == LATENT_LIMIT
+    assert np.abs(voice.step_controls(control_rate_hz=172.0).z_img).max() == LATENT_LIMIT
     assert np.isfinite(voice.render(4096)).all()
 
 
 def test_spreading_the_work_over_buffers_gives_the_same_samples(loaded):
     items = demo_images()[:3]
-    voices = [VoiceStream(models=loaded.models, sample_rate=44100, image=items[0], spread_work=spread)
+    voices = [VoiceRenderer(models=loaded.models, sample_rate=44100, image=items[0], spread_work=spread)
               for spread in (False, True)]
     for voice in voices:
         voice.set_image(items[1].pixels, fadetime_s=0.3, at_s=0.25)

@@ -6,16 +6,16 @@ import torch
 
 pyo = pytest.importorskip("pyo")
 
-from bridge.voice_stream import VoiceStream  # noqa: E402
-from bridge.voices import NeuralVoice, ParametricVoice  # noqa: E402
+from bridge.live.voices import NeuralVoice, ParametricVoice  # noqa: E402
+from bridge.sonify.bundle import load_bundle  # noqa: E402
+from bridge.sonify.voice import VoiceRenderer  # noqa: E402
 from models.errors import InputError  # noqa: E402
-from models.pipeline import SonificationModels  # noqa: E402
 from training.datasets import make_squares  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def models():
-    return SonificationModels.from_preset("squares-sines")
+def bundle():
+    return load_bundle(preset="squares-sines")
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def peak_hz(block, sample_rate):
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sample_rate / block.size
 
 
-def test_the_voice_mixes_like_any_pyo_object(server, models):
-    voice = NeuralVoice(models=models)
+def test_the_voice_mixes_like_any_pyo_object(server, bundle):
+    voice = NeuralVoice(bundle=bundle)
     sine = pyo.Sine(freq=330, mul=0.2)
     mixed, scaled = voice + sine, voice * 0.5
     alone, sine_out, mixed_out, scaled_out = record(server, [voice, sine, mixed, scaled], 100)
@@ -64,19 +64,23 @@ def test_the_voice_mixes_like_any_pyo_object(server, models):
     np.testing.assert_allclose(scaled_out, 0.5 * alone, atol=1e-7)
 
 
-def test_building_a_voice_takes_what_is_loaded_out_of_the_collectors_sight(server, models):
-    """Collector pauses in the audio callback were the live benchmark's late buffers (synth.engine)."""
+def test_building_a_voice_leaves_process_state_alone(server, bundle):
+    """Freezing the collector is the live command's choice (bridge.cli.live), not a side effect of a constructor."""
     import gc
 
+    from synth.engine import settle_garbage_collector
+
     gc.unfreeze()
+    NeuralVoice(bundle=bundle)
     assert gc.get_freeze_count() == 0
-    NeuralVoice(models=models)
+    settle_garbage_collector()
     assert gc.get_freeze_count() > 10_000  # torch's, pyo's and the models' objects
+    gc.unfreeze()
 
 
-def test_the_voice_plays_exactly_what_its_stream_makes(server, models, squares):
-    voice = NeuralVoice(models=models, mul=0.25)
-    reference = VoiceStream(models=models, sample_rate=44100)
+def test_the_voice_plays_exactly_what_its_stream_makes(server, bundle, squares):
+    voice = NeuralVoice(bundle=bundle, mul=0.25)
+    reference = VoiceRenderer(models=bundle.models, sample_rate=44100)
     voice.setImage(squares[1], fadetime=0.3)
     reference.set_image(squares[1], fadetime_s=0.3)
     (out,) = record(server, [voice], 200)
@@ -84,18 +88,18 @@ def test_the_voice_plays_exactly_what_its_stream_makes(server, models, squares):
 
 
 @pytest.mark.parametrize("fadetime", [0.5, 2.0])
-def test_set_image_crossfades_over_the_fadetime(server, models, squares, fadetime):
+def test_set_image_crossfades_over_the_fadetime(server, bundle, squares, fadetime):
     """The pitch moves from the left square's to the right square's within the fadetime, S-shaped."""
     sample_rate, start_s = 44100, 1.0
-    voice = NeuralVoice(models=models)
+    voice = NeuralVoice(bundle=bundle)
     voice.setImage(squares[0], fadetime=0.0)
     (before,) = record(server, [voice], round(start_s * sample_rate / 256))
     voice.setImage(squares[1], fadetime=fadetime)
     (after,) = record(server, [voice], round((fadetime + 1.5) * sample_rate / 256))
     # the change starts at the first frame decoded after the call: the decoder runs ahead of the play
     # position by the vocoder's latency, the push in progress and the next, and the FIFO it starts at
-    start_s = voice.stream.stream.event_times_s[-1]
-    lead_samples = voice.stream.vocoder_latency_samples + 2 * voice.stream.frames_per_push * 512
+    start_s = voice.renderer.timeline.event_times_s[-1]
+    lead_samples = voice.renderer.vocoder_latency_samples + 2 * voice.renderer.frames_per_push * 512
     fifo_s = 4 * 256 / sample_rate
     assert 0 <= start_s - before.size / sample_rate <= lead_samples / 8000 + fifo_s
     out = np.concatenate([before, after])
@@ -114,9 +118,9 @@ def test_set_image_crossfades_over_the_fadetime(server, models, squares, fadetim
     assert 0.3 * fadetime - blur_s < crossing_s < 0.7 * fadetime + blur_s
 
 
-def test_a_latent_stream_drives_a_sine_and_its_pitch_follows(server, models):
+def test_a_latent_stream_drives_a_sine_and_its_pitch_follows(server, bundle):
     sample_rate = 44100
-    voice = NeuralVoice(models=models)
+    voice = NeuralVoice(bundle=bundle)
     sine = pyo.Sine(freq=voice.latent[0] * 200 + 600)
     control = pyo.Sig(voice.latent[0])
     steps = [-1.5, 0.5, 2.0]
@@ -132,31 +136,31 @@ def test_a_latent_stream_drives_a_sine_and_its_pitch_follows(server, models):
 
 
 @pytest.mark.parametrize("server", [(44100, 64), (48000, 1024), (48000, 128), (44100, 512)], indirect=True)
-def test_the_voice_works_at_the_servers_rate_and_buffer_size(server, models, squares):
+def test_the_voice_works_at_the_servers_rate_and_buffer_size(server, bundle, squares):
     sample_rate, buffer_size = int(server.getSamplingRate()), server.getBufferSize()
-    voice = NeuralVoice(models=models)
+    voice = NeuralVoice(bundle=bundle)
     voice.setImage(squares[1], fadetime=0.1)
     (out,) = record(server, [voice], max(1, round(1.0 * sample_rate / buffer_size)))
-    reference = VoiceStream(models=models, sample_rate=sample_rate)
+    reference = VoiceRenderer(models=bundle.models, sample_rate=sample_rate)
     reference.set_image(squares[1], fadetime_s=0.1)
     np.testing.assert_allclose(out, reference.render(out.size), atol=1e-6)
     assert np.sqrt(np.mean(out[out.size // 2 :] ** 2)) > 1e-3
 
 
-def test_two_voices_on_one_server_do_not_interfere(server, models, squares):
-    first, second = NeuralVoice(models=models), NeuralVoice(models=models)
+def test_two_voices_on_one_server_do_not_interfere(server, bundle, squares):
+    first, second = NeuralVoice(bundle=bundle), NeuralVoice(bundle=bundle)
     first.setImage(squares[0], fadetime=0.0)
     second.setImage(squares[1], fadetime=0.0)
-    reference = VoiceStream(models=models, sample_rate=44100)
+    reference = VoiceRenderer(models=bundle.models, sample_rate=44100)
     reference.set_image(squares[0], fadetime_s=0.0)
     out_first, out_second = record(server, [first, second], 150)
     np.testing.assert_allclose(out_first, reference.render(out_first.size), atol=1e-7)
     assert abs(peak_hz(out_first[-8192:], 44100) - peak_hz(out_second[-8192:], 44100)) > 50
 
 
-def test_an_invalid_image_raises_and_the_previous_sound_goes_on(server, models, squares, tmp_path):
-    voice = NeuralVoice(models=models)
-    reference = VoiceStream(models=models, sample_rate=44100)
+def test_an_invalid_image_raises_and_the_previous_sound_goes_on(server, bundle, squares, tmp_path):
+    voice = NeuralVoice(bundle=bundle)
+    reference = VoiceRenderer(models=bundle.models, sample_rate=44100)
     voice.setImage(squares[1], fadetime=0.0)
     reference.set_image(squares[1], fadetime_s=0.0)
     (before,) = record(server, [voice], 50)
@@ -170,27 +174,27 @@ def test_an_invalid_image_raises_and_the_previous_sound_goes_on(server, models, 
     assert voice.stats.source_errors == 0
 
 
-def test_a_failing_source_plays_silence_and_the_server_goes_on(server, models):
-    voice = NeuralVoice(models=models)
+def test_a_failing_source_plays_silence_and_the_server_goes_on(server, bundle):
+    voice = NeuralVoice(bundle=bundle)
     record(server, [voice], 5)
-    voice.stream.render = lambda n: 1 / 0  # e.g. a broken model
+    voice.renderer.render = lambda n: 1 / 0  # e.g. a broken model
     sine = pyo.Sine(440)
     out, tone = record(server, [voice, sine], 10)
     assert voice.stats.source_errors == 10
     assert not out.any() and np.abs(tone).max() > 0.9
 
 
-def test_a_voice_follows_an_image_folder_at_a_rate(server, models, squares, tmp_path):
+def test_a_voice_follows_an_image_folder_at_a_rate(server, bundle, squares, tmp_path):
     import time
 
     from PIL import Image
 
     for index, pixels in enumerate(squares):
         Image.fromarray(pixels).save(tmp_path / f"frame{index + 1}.png")
-    voice = NeuralVoice(models=models, images=tmp_path, rate=1.0, fadetime=0.0)
+    voice = NeuralVoice(bundle=bundle, images=tmp_path, rate=1.0, fadetime=0.0)
     (out,) = record(server, [voice], round(1.2 * 44100 / 256))  # the step to frame2 is due at 1.0 s
     deadline = time.monotonic() + 10
-    while voice.stream._events or voice.stream.stream.n_events < 2:  # it reads and encodes in a thread
+    while voice.renderer._events or voice.renderer.timeline.n_events < 2:  # it reads and encodes in a thread
         assert time.monotonic() < deadline
         time.sleep(0.01)
         record(server, [voice], 1)
@@ -199,8 +203,8 @@ def test_a_voice_follows_an_image_folder_at_a_rate(server, models, squares, tmp_
     assert later_hz > first_hz * 1.4  # stepped from the left square (low) to the right one (high)
 
 
-def test_parametric_voice_follows_the_mapped_parameters(server, models):
-    voice = NeuralVoice(models=models)
+def test_parametric_voice_follows_the_mapped_parameters(server, bundle):
+    voice = NeuralVoice(bundle=bundle)
     fm = ParametricVoice(voice)
     assert len(fm) == 2  # stereo, panned by the "pan" parameter
     voice.setParam("fm_index", 0.0)  # no modulation: a sine at the carrier

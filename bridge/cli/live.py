@@ -68,8 +68,8 @@ def _check_offline_args(args) -> Path | None:
 
 def _start_io(session, args) -> list:
     """OSC server, OSC out, MIDI in/out as the arguments ask; returns what must be stopped at the end."""
-    from bridge.live import midi_sink, osc_sink
-    from bridge.osc import OscControlServer, OscSender, parse_host_port
+    from bridge.io.osc import OscControlServer, OscSender, parse_host_port
+    from bridge.live.sinks import midi_sink, osc_sink
 
     stoppers = []
     osc = OscControlServer(session, host=args.osc_host, port=args.osc_port, allowed_folders=session.image_folders)
@@ -82,7 +82,7 @@ def _start_io(session, args) -> list:
         session.sinks.append(osc_sink(sender))
         print(f"OSC: sending latents and parameters to {host}:{port}")
     if args.visualize:
-        from bridge.live_visual import LiveVisualizer
+        from bridge.live.visual import LiveVisualizer
 
         visual = LiveVisualizer(session, source=args.visualize, fps=args.visualize_fps, frames_dir=args.frames,
                                 sender=sender)
@@ -90,8 +90,13 @@ def _start_io(session, args) -> list:
     elif args.frames:
         raise ParameterError("--frames goes with --visualize output|input")
     if args.midi_out or args.midi_in:
-        from bridge.midi import MidiSpec
-        from bridge.midi_live import MidiControlIn, MidiOutSink, open_midi_input, open_midi_output
+        from bridge.control.midi_spec import MidiSpec
+        from bridge.io.midi_live import (
+            MidiControlIn,
+            MidiOutSink,
+            open_midi_input,
+            open_midi_output,
+        )
 
         spec = MidiSpec.from_mapping(session.mapping)
         if args.midi_out:
@@ -108,8 +113,9 @@ def _start_io(session, args) -> list:
 def run(args) -> int:
     import torch
 
-    from bridge.live import LIVE_AHEAD_BUFFERS, LiveSession, boot_server
-    from bridge.mapping import load_mapping
+    from bridge.control.mapping import load_mapping
+    from bridge.live.session import LIVE_AHEAD_BUFFERS, LiveSession, boot_server
+    from synth.engine import settle_garbage_collector
     from synth.files import atomic_output
 
     torch.set_num_threads(1)  # ARCHITECTURE: two threads made a small decoder 6-20× slower with 120 ms spikes
@@ -127,6 +133,7 @@ def run(args) -> int:
                               vocoder=args.vocoder)
         if args.patch and not session.load_patch(args.patch):
             raise ImgsonicError(f"patch {args.patch!r} failed to load: {session.last_patch_error}")
+        settle_garbage_collector()  # the models are loaded: no collector pauses in the audio callback from them
         stoppers = _start_io(session, args)
         if out_path is not None:
             with atomic_output(out_path) as temporary:  # pyo writes the temporary file by name

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 from bridge.cli.arguments import SAMPLE_RATE_HZ, THREADS, Number, add_model_arguments
 
-__all__ = ["add_arguments", "add_settings_arguments", "run", "settings_from_args", "models_from_args"]
+__all__ = ["add_arguments", "add_settings_arguments", "run", "settings_from_args", "bundle_from_args", "render_files"]
 
-# The render's vocoder names (bridge.render.VOCODERS; a test keeps them equal without importing torch here).
+# The render's vocoder names (bridge.sonify.render.VOCODERS; a test keeps them equal without importing torch here).
 VOCODER_CHOICES = ("pghi+fgla", "pghi", "griffinlim", "neural", "neural+fgla")
 SECONDS_PER_IMAGE = Number(float, 0.05, 3600.0, unit="seconds")
 CROSSFADE_S = Number(float, 0.0, 60.0, unit="seconds")
@@ -54,34 +56,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    """The :class:`bridge.render.RenderSettings` the flags ask for."""
-    from bridge.render import RenderSettings
+    """The :class:`bridge.sonify.render.RenderSettings` the flags ask for."""
+    from bridge.sonify.render import RenderSettings
 
     crossfade_s = min(DEFAULT_CROSSFADE_S, args.seconds_per_image) if args.crossfade is None else args.crossfade
     return RenderSettings(seconds_per_image=args.seconds_per_image, crossfade_s=crossfade_s,
                           vocoder=args.vocoder, fx=args.fx, sample_rate=args.sr, workers=args.workers)
 
 
-def models_from_args(args: argparse.Namespace):
-    """The preset or the explicit checkpoints the flags name, loaded."""
-    from bridge.render import load_models
+def bundle_from_args(args: argparse.Namespace):
+    """The preset or the explicit checkpoints the flags name, loaded (:func:`bridge.sonify.bundle.load_bundle`)."""
+    from bridge.sonify.bundle import load_bundle
 
-    return load_models(preset=args.preset, image_vae=args.image_vae, audio_vae=args.audio_vae,
+    return load_bundle(preset=args.preset, image_vae=args.image_vae, audio_vae=args.audio_vae,
                        mapper=args.mapper, vocoder=getattr(args, "vocoder_checkpoint", None))
+
+
+def render_files(inputs: Sequence[str | os.PathLike], *, out_path: str | os.PathLike, bundle, settings,
+                 mapping=None, midi_path: str | os.PathLike | None = None,
+                 json_path: str | os.PathLike | None = None, progress: bool = False):
+    """``imgsonic render``: expand and decode ``inputs``, render, write the files; returns the result with timings.
+
+    The outputs are checked before any work; every file is written atomically, the audio last.
+    """
+    from dataclasses import asdict
+
+    from bridge.control.mapping import load_mapping
+    from bridge.io.outputs import check_output, save_outputs
+    from bridge.sonify.render import render_items
+    from bridge.sources.images import expand_inputs, load_images
+
+    out_path = Path(out_path)
+    check_output(out_path, (".wav", ".flac"), "output")
+    check_output(Path(midi_path) if midi_path else None, (".mid", ".midi"), "--midi")
+    check_output(Path(json_path) if json_path else None, (".json",), "--json")
+    mapping = mapping or load_mapping()
+    clock = time.perf_counter()
+    items = load_images(expand_inputs(inputs), video_frames_per_second=1.0 / settings.seconds_per_image,
+                        workers=settings.workers)
+    decode_s = time.perf_counter() - clock
+    result = render_items(items, bundle=bundle, settings=settings, mapping=mapping, progress=progress)
+    result.timings_s = {"image decode": decode_s, **result.timings_s}
+    metadata = {"models": bundle.label, "mapping": mapping.source, "settings": asdict(settings)}
+    save_outputs(result, out_path=out_path, mapping=mapping, midi_path=midi_path, json_path=json_path,
+                 metadata=metadata)
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
     from bridge.cli.process import reuse_freed_memory, set_threads
-    from bridge.mapping import load_mapping
-    from bridge.render import render_files
+    from bridge.control.mapping import load_mapping
 
     set_threads(args.threads)
     reuse_freed_memory()
     settings = settings_from_args(args)
     mapping = load_mapping(args.mapping)
-    loaded = models_from_args(args)
+    bundle = bundle_from_args(args)
     clock = time.perf_counter()
-    result = render_files(args.inputs, out_path=args.output, loaded=loaded, settings=settings, mapping=mapping,
+    result = render_files(args.inputs, out_path=args.output, bundle=bundle, settings=settings, mapping=mapping,
                           midi_path=args.midi, json_path=args.json, progress=True)
     elapsed = time.perf_counter() - clock
     n_images = len(result.images)

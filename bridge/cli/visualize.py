@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge.cli.arguments import THREADS, Number, add_model_arguments
+from models.errors import InputError, ParameterError
 
-__all__ = ["add_arguments", "run"]
+if TYPE_CHECKING:
+    import numpy as np
+
+    from models.pipeline import SonificationModels
+
+__all__ = ["add_arguments", "run", "visualize_file", "VisualizeResult"]
 
 # The ranges bridge.visualize checks again; here they are refused before anything loads.
 FPS = Number(float, 0.1, 200.0, unit="frames per second")
@@ -31,18 +44,124 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, vocoder=False)
 
 
+@dataclass
+class VisualizeResult:
+    """What :func:`visualize_file` made: ``times_s`` ``(n,)``, ``z_img`` ``(n, Di)``, ``z_aud`` ``(n, Da)``."""
+
+    out_path: Path
+    kind: str  # "png", "gif" or "folder"
+    duration_s: float
+    times_s: np.ndarray
+    z_aud: np.ndarray
+    z_img: np.ndarray
+    seconds: float
+
+
+def visualize_file(
+    audio_path: str | os.PathLike,
+    *,
+    out_path: str | os.PathLike,
+    models: SonificationModels,
+    fps: float = 10.0,
+    size_px: int = 128,
+    window_s: float | None = None,
+    columns: int = 10,
+    progress: bool = False,
+) -> VisualizeResult:
+    """``imgsonic visualize``: analyse ``audio_path`` and write ``out_path`` (.png sheet, .gif, or a folder).
+
+    Any format :func:`synth.audio_io.read_audio` reads, any length (read and analysed in one-second blocks).
+    The output is checked before the analysis starts and written atomically at the end.
+
+    Raises
+    ------
+    InputError : the audio file is missing, not audio, corrupt, empty, or holds NaN/inf samples.
+    ParameterError : a bad output path or option, or more frames than a .png/.gif holds.
+    """
+    import numpy as np
+
+    from bridge.io.frames import (
+        check_frame_count,
+        output_kind,
+        write_folder,
+        write_image_file,
+    )
+    from bridge.sonify.reverse import (
+        READ_BLOCK_S,
+        Frame,
+        StreamingVisualizer,
+        image_to_pixels,
+    )
+    from synth.audio_io import read_audio_blocks, read_audio_info
+
+    started = time.perf_counter()
+    audio_path, out_path = Path(audio_path), Path(out_path)
+    kind = output_kind(out_path)
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ParameterError(f"columns={columns!r}; expected an int ≥ 1")
+    image_to_pixels(np.zeros((1, 1, 1), dtype=np.float32), size_px=size_px)  # checks size_px before the work
+    info = read_audio_info(audio_path)
+    if info.n_samples == 0:
+        raise InputError(f"audio file {str(audio_path)!r} contains no samples; expected audio with at least one sample")
+    expected_frames = max(1, math.ceil(info.duration_s * fps - 1e-9))
+    analyser = StreamingVisualizer(models, sample_rate=info.sample_rate, fps=fps, window_s=window_s)
+    check_frame_count(kind, expected_frames, duration_s=info.duration_s, fps=analyser.fps)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=expected_frames, desc="visualize", unit="frame", disable=None if progress else True)
+    frames_kept: list[Frame] = []
+    n_samples = 0
+
+    def analysed() -> Iterator[Frame]:
+        nonlocal n_samples
+        for block, _ in read_audio_blocks(audio_path, block_s=READ_BLOCK_S):
+            n_samples += len(block)
+            for frame in analyser.push(block):
+                bar.update(1)
+                yield frame
+        if n_samples == 0:
+            raise InputError(f"audio file {str(audio_path)!r} contains no samples; expected audio with at least one sample")
+        for frame in analyser.finish():
+            bar.update(1)
+            yield frame
+
+    def pixels_of(frames: Iterator[Frame]) -> Iterator[tuple[int, np.ndarray]]:
+        for frame in frames:
+            frames_kept.append(Frame(frame.index, frame.time_s, frame.z_aud, frame.z_img, image=np.zeros(0)))
+            yield frame.index, image_to_pixels(frame.image, size_px=size_px)
+
+    try:
+        if kind == "folder":
+            write_folder(out_path, pixels_of(analysed()))
+        else:
+            pixels = [p for _, p in pixels_of(analysed())]
+            write_image_file(out_path, kind, pixels, [f.time_s for f in frames_kept], fps=analyser.fps, columns=columns)
+    finally:
+        bar.close()
+    return VisualizeResult(
+        out_path=out_path,
+        kind=kind,
+        duration_s=n_samples / info.sample_rate,
+        times_s=np.array([f.time_s for f in frames_kept]),
+        z_aud=np.stack([f.z_aud for f in frames_kept]),
+        z_img=np.stack([f.z_img for f in frames_kept]),
+        seconds=time.perf_counter() - started,
+    )
+
+
+
 def run(args: argparse.Namespace) -> int:
     from bridge.cli.process import reuse_freed_memory, set_threads
-    from bridge.render import load_models
-    from bridge.visualize import visualize_file
+    from bridge.sonify.bundle import load_bundle
 
     set_threads(args.threads)
     reuse_freed_memory()
-    loaded = load_models(preset=args.preset, image_vae=args.image_vae, audio_vae=args.audio_vae, mapper=args.mapper)
-    result = visualize_file(args.audio, out_path=args.output, models=loaded.models, fps=args.fps, size_px=args.size,
+    bundle = load_bundle(preset=args.preset, image_vae=args.image_vae, audio_vae=args.audio_vae, mapper=args.mapper)
+    result = visualize_file(args.audio, out_path=args.output, models=bundle.models, fps=args.fps, size_px=args.size,
                             window_s=args.window_s, columns=args.columns, progress=True)
     what = {"png": "a sheet of", "gif": "a GIF of", "folder": "a folder of"}[result.kind]
     n_frames = len(result.times_s)
     print(f"wrote {args.output}: {what} {n_frames} frame{'' if n_frames == 1 else 's'} for {result.duration_s:.2f} s "
-          f"of audio with {loaded.label} ({result.duration_s / max(result.seconds, 1e-9):.3g}× real time)")
+          f"of audio with {bundle.label} ({result.duration_s / max(result.seconds, 1e-9):.3g}× real time)")
     return 0

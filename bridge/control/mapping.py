@@ -3,7 +3,7 @@
 A mapping is a TOML file::
 
     [parameters.cutoff_hz]
-    source = "brightness"      # an image descriptor (bridge.images.DESCRIPTORS) or "z_img[i]" / "z_aud[i]"
+    source = "brightness"      # an image descriptor (bridge.sources.descriptors.DESCRIPTORS) or "z_img[i]" / "z_aud[i]"
     range = [200.0, 8000.0]    # output at position 0 and at position 1 (may be descending)
     curve = "log"              # lin | log | exp
     default = 1000.0           # value before any image arrives (live) and when the source is missing
@@ -11,7 +11,7 @@ A mapping is a TOML file::
     input_range = [0.0, 1.0]   # optional: source values mapped onto positions 0..1
                                # (default [0, 1] for descriptors, [-2.5, 2.5] for latent dims)
 
-    [midi]                     # optional, read by bridge.midi.MidiSpec
+    [midi]                     # optional, read by bridge.io.midi_file.MidiSpec
 
 Each source value ``x`` becomes a **position** ``u = clamp((x − in_lo) / (in_hi − in_lo), 0, 1)``, smoothed
 over time, and the position becomes the **value** through the curve:
@@ -47,10 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from bridge.images import DESCRIPTORS
+from bridge.control.smoothing import smooth_positions
+from bridge.sources.descriptors import DESCRIPTORS
 from models.errors import ParameterError
 
-__all__ = ["CURVES", "Parameter", "Mapping", "load_mapping", "default_mapping_path", "smooth_positions"]
+__all__ = ["CURVES", "Parameter", "Mapping", "load_mapping", "default_mapping_path"]
 
 CURVES = ("lin", "log", "exp")
 _EXP_BASE = 100.0
@@ -120,19 +121,26 @@ class Parameter:
         """``default``, or the value at the middle position when none was given."""
         return self.default if self.default is not None else float(self.value_at(0.5))
 
-    def position_of(self, source_value: np.ndarray | float) -> np.ndarray:
-        """Source values → positions in [0, 1] (clamped)."""
-        low_in, high_in = self.source_range
-        return np.clip((np.asarray(source_value, dtype=np.float64) - low_in) / (high_in - low_in), 0.0, 1.0)
-
-    def value_of_position(self, position: float) -> float:
-        """:meth:`value_at` for one position, in plain float arithmetic (the live control path calls it per buffer)."""
-        u = min(max(float(position), 0.0), 1.0)
+    def _shape(self, u: np.ndarray | float) -> np.ndarray | float:
+        """The curve from ``low`` (u = 0) to ``high`` (u = 1), for u already in [0, 1]: floats or arrays."""
         if self.curve == "lin":
             return self.low + u * (self.high - self.low)
         if self.curve == "log":
             return self.low * (self.high / self.low) ** u
         return self.low + (self.high - self.low) * (_EXP_BASE**u - 1) / (_EXP_BASE - 1)
+
+    def position_of(self, source_value: np.ndarray | float) -> np.ndarray | float:
+        """Source values → positions in [0, 1] (clamped); a float gives a float (the live path, every buffer)."""
+        low_in, high_in = self.source_range
+        if not isinstance(source_value, (int, float)):
+            source_value = np.asarray(source_value, dtype=np.float64)
+        return _unit((source_value - low_in) / (high_in - low_in))
+
+    def value_at(self, position: np.ndarray | float) -> np.ndarray | float:
+        """Positions (clamped to [0, 1]) → values on the curve between ``low`` and ``high``; float in, float out."""
+        if isinstance(position, (int, float)):
+            return float(self._shape(_unit(float(position))))
+        return self._shape(_unit(np.asarray(position, dtype=np.float64)))
 
     def position_of_value(self, value: float) -> float:
         """The position (0–1, clamped) whose :meth:`value_at` is ``value``: the curve's inverse."""
@@ -145,45 +153,19 @@ class Parameter:
             u = math.log(ratio) / math.log(self.high / self.low) if ratio > 0 else 0.0
         else:
             u = math.log(max(1.0, 1 + (value - self.low) / (self.high - self.low) * (_EXP_BASE - 1)), _EXP_BASE)
-        return min(max(float(u), 0.0), 1.0)
-
-    def value_at(self, position: np.ndarray | float) -> np.ndarray | float:
-        """Positions (clamped to [0, 1]) → values on the curve between ``low`` and ``high``."""
-        u = np.clip(np.asarray(position, dtype=np.float64), 0.0, 1.0)
-        if self.curve == "lin":
-            value = self.low + u * (self.high - self.low)
-        elif self.curve == "log":
-            value = self.low * (self.high / self.low) ** u
-        else:
-            value = self.low + (self.high - self.low) * (_EXP_BASE**u - 1) / (_EXP_BASE - 1)
-        return float(value) if value.ndim == 0 else value
+        return _unit(float(u))
 
 
-def smooth_positions(
-    positions: np.ndarray, *, smoothing_s: float, control_rate_hz: float, initial: float | None = None
-) -> np.ndarray:
-    """One-pole low-pass of ``(T,)`` positions sampled at ``control_rate_hz``.
-
-    ``smoothing_s`` is the time constant: a step reaches 63 % of its height after that many seconds. The
-    filter starts settled at ``initial`` (default: the first position); to smooth block by block, pass the
-    previous block's last output as ``initial`` — the blocks then equal one whole-signal call.
-    """
-    positions = np.asarray(positions, dtype=np.float64)
-    if smoothing_s <= 0 or positions.size == 0:
-        return positions
-    coefficient = math.exp(-1.0 / (smoothing_s * control_rate_hz))
-    # A plain loop: about 0.1 s for 10 minutes of frames, while importing scipy.signal costs over a second.
-    smoothed = np.empty_like(positions)
-    state = float(positions[0]) if initial is None else float(initial)
-    for index, value in enumerate(positions.tolist()):
-        state = coefficient * state + (1.0 - coefficient) * value
-        smoothed[index] = state
-    return smoothed
+def _unit(x: np.ndarray | float) -> np.ndarray | float:
+    """``x`` clamped to [0, 1]: plain arithmetic for a float (numpy's per-call cost matters per buffer)."""
+    if isinstance(x, (int, float)):
+        return min(max(float(x), 0.0), 1.0)
+    return np.clip(x, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
 class Mapping:
-    """A set of parameters (in file order) and the raw ``[midi]`` table (validated by :mod:`bridge.midi`)."""
+    """A set of parameters (in file order) and the raw ``[midi]`` table (validated by :mod:`bridge.io.midi_file`)."""
 
     parameters: tuple[Parameter, ...]
     midi: dict[str, Any] = field(default_factory=dict)
@@ -232,7 +214,7 @@ class Mapping:
         if not isinstance(midi, dict):
             raise ParameterError(f"mapping {source}: midi = {midi!r}; expected a table")
         mapping = cls(parameters=tuple(parameters), midi=midi, source=source)
-        from bridge.midi import MidiSpec
+        from bridge.control.midi_spec import MidiSpec
 
         MidiSpec.from_mapping(mapping)  # validate the [midi] table now, not when a file is written
         return mapping
@@ -282,8 +264,8 @@ class Mapping:
 
 
 def default_mapping_path() -> Path:
-    """The mapping shipped with the package (``bridge/mappings/default.toml``)."""
-    return Path(str(resources.files("bridge") / "mappings" / "default.toml"))
+    """The mapping shipped with the package (``bridge/control/mappings/default.toml``)."""
+    return Path(str(resources.files("bridge.control") / "mappings" / "default.toml"))
 
 
 def load_mapping(path: str | os.PathLike | None = None) -> Mapping:

@@ -33,13 +33,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping as MappingABC
+from collections.abc import Callable
+from collections.abc import Mapping as MappingABC
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from bridge.mapping import Mapping
-from bridge.midi import MidiSpec, quantise_to_scale
+from bridge.control.mapping import Mapping
+from bridge.control.midi_spec import MidiSpec, quantise_to_scale
 from models.errors import ImgsonicError, ParameterError
 from synth.native_output import captured_native_stderr
 

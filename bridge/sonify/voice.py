@@ -1,26 +1,26 @@
 """A neural voice's sound, block by block: images and latents in, audio at the output rate out (no pyo here).
 
-:class:`VoiceStream` is the live counterpart of :func:`bridge.render.render_items` and runs the same steps
-on the same code: images are encoded and mapped to audio latents, the latents go on a
-:class:`bridge.stream.LatentStream`, each mel frame's audio latent is decoded (frame ``m`` is column ``m % W`` of its window, as offline),
-the frames are inverted with :class:`synth.streaming.StreamingInverter` (the streaming form of
-``--vocoder pghi``) or, given a neural vocoder, its :class:`synth.vocoder.VocoderStream` (``--vocoder
-neural``), and resampled with :class:`synth.resample.Resampler`. The vocoder's latency is dropped once at
-the start, so output sample ``n`` lines up with sample ``n`` of the offline render: for events at the same
-frames the stream equals ``render_items(..., vocoder="pghi" or "neural", peak_db=None, fade_s=0)`` within
-float rounding (``tests/test_voice_stream.py`` states the tolerance).
+:class:`VoiceRenderer` is the live counterpart of :func:`bridge.sonify.render.render_items` and runs the same
+steps on the same code: images are encoded and mapped to audio latents, the latents go on a
+:class:`bridge.control.timeline.LatentTimeline`, each mel frame's audio latent is decoded (frame ``m`` is
+column ``m % W`` of its window, as offline), the frames go through the vocoder's stream (``pghi``: the
+streaming form of ``--vocoder pghi``; ``neural``: the neural vocoder's), and are resampled with
+:class:`synth.resample.Resampler`. The vocoder's latency is dropped once at the start, so output sample ``n``
+lines up with sample ``n`` of the offline render: for events at the same frames the voice equals
+``render_items(..., vocoder="pghi" or "neural", peak_db=None, fade_s=0)`` within float rounding
+(``tests/test_voice_stream.py`` states the tolerance).
 
 Threads: the control methods (:meth:`set_image`, :meth:`set_latent`, :meth:`morph`, :meth:`set_param`)
 may be called from any thread (Python, OSC, MIDI); they encode in the caller's thread and queue an event.
 :meth:`render` (the audio side) applies queued events at the next frame it decodes and never blocks on them.
 
-Time: the *stream clock* counts output samples handed out by :meth:`render` (``played_s``); the decoder runs
+Time: the voice's clock counts output samples handed out by :meth:`render` (``played_s``); the decoder runs
 ahead of it by the vocoder's look-ahead (one frame for PGHI) plus what is left of the last decoded push.
 
 Example
 -------
 >>> from models.pipeline import SonificationModels                    # doctest: +SKIP
->>> voice = VoiceStream(models=SonificationModels.from_preset("default"), sample_rate=44100)  # doctest: +SKIP
+>>> voice = VoiceRenderer(models=SonificationModels.from_preset("default"), sample_rate=44100)  # doctest: +SKIP
 >>> voice.set_image(pixels, fadetime_s=2.0)                           # doctest: +SKIP
 >>> block = voice.render(256)                                         # doctest: +SKIP
 """
@@ -35,19 +35,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bridge.images import DESCRIPTORS, ImageItem
-from bridge.mapping import Mapping, load_mapping
-from bridge.render import prepare_inputs
-from bridge.stream import LatentStream, check_seconds
+from bridge.control.limits import FADE_S, LATENT_LIMIT
+from bridge.control.mapping import Mapping, load_mapping
+from bridge.control.smoothing import PositionSmoother
+from bridge.control.timeline import LatentTimeline
+from bridge.sonify.encode import prepare_inputs
+from bridge.sources.descriptors import DESCRIPTORS
+from bridge.sources.images import ImageItem
 from models.errors import ParameterError
 
 if TYPE_CHECKING:
     from models.pipeline import SonificationModels
 
-__all__ = ["VoiceStream", "Controls", "LATENT_LIMIT"]
+__all__ = ["VoiceRenderer", "Controls"]
 
-LATENT_LIMIT = 4.0  # latents given by hand are clamped to ±this (N(0, 1) priors: ±4 covers all but 6e-5)
-_MAX_FADE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,19 +62,11 @@ class Controls:
     positions: dict[str, float]
 
 
-def _check_fade(fadetime_s: float) -> float:
-    return check_seconds("fadetime", fadetime_s, positive=False, maximum_s=_MAX_FADE_S)
+_N_STAGES = 4  # of a push (see VoiceRenderer._advance)
 
 
-_N_STAGES = 4  # of a push (see VoiceStream._advance)
-
-
-def _as_float32(mel: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(mel, dtype=np.float32)
-
-
-class VoiceStream:
-    """One neural voice: a latent stream decoded to audio on demand.
+class VoiceRenderer:
+    """One neural voice: a latent timeline decoded to audio on demand.
 
     Parameters
     ----------
@@ -93,9 +86,9 @@ class VoiceStream:
     spread_work : bool
         Spread each push's work over four :meth:`render` calls (for rendering inside an audio callback,
         where the heaviest buffer counts); the samples are the same either way.
-    vocoder : synth.vocoder.NeuralVocoder, optional
-        Turn the mel frames into audio with this neural vocoder (its spectral config must be the models');
-        default: streaming PGHI on the mel's pseudo-inverse magnitudes.
+    vocoder : a vocoder that streams (:mod:`synth.vocoder`: ``ModelBundle.vocoder("pghi" or "neural")``), optional
+        Turns the mel frames into audio (its spectral config must be the models'); default: streaming PGHI on
+        the mel's pseudo-inverse magnitudes.
     """
 
     def __init__(
@@ -113,7 +106,7 @@ class VoiceStream:
         from synth.effects import EffectChain
         from synth.resample import Resampler
         from synth.spectral import SpectralConfig
-        from synth.streaming import StreamingInverter
+        from synth.vocoder import PhaseVocoder
 
         self.models = models
         self.mapping = mapping or load_mapping()
@@ -122,15 +115,12 @@ class VoiceStream:
         self.sample_rate = int(sample_rate)
         self.resampler = Resampler(orig_hz=self.config.sample_rate, new_hz=self.sample_rate)
         if vocoder is None:
-            inverter = StreamingInverter(config=self.config)
-            self._frames_of, self._invert = inverter.magnitude_of, inverter.push_magnitude
-            self.vocoder_latency_samples = inverter.latency_samples
-        else:
-            vocoder.model.check_spectral(self.config.to_dict())
-            vocoder_stream = vocoder.stream()
-            self._frames_of = _as_float32
-            self._invert = lambda mel: vocoder_stream.push(mel).numpy()
-            self.vocoder_latency_samples = vocoder_stream.latency_samples
+            vocoder = PhaseVocoder(method="pghi", config=self.config)
+        elif vocoder.config != self.config:
+            raise ParameterError(f"the vocoder's spectral config {vocoder.config} is not the models' {self.config}")
+        vocoder_stream = vocoder.stream()
+        self._frames_of, self._invert = vocoder_stream.frames_of, vocoder_stream.push_frames
+        self.vocoder_latency_samples = vocoder_stream.latency_samples
         self.effects = EffectChain(fx)
         self.frame_rate_hz = self.config.sample_rate / self.config.hop_length
         if frames_per_push is None:
@@ -146,25 +136,21 @@ class VoiceStream:
         self._events: collections.deque = collections.deque()  # (frame or None, values, fade_s), from any thread
         self._overrides: dict[str, float] = {}
         self._encode_lock = threading.Lock()
-        self._stream_lock = threading.Lock()  # the decoder (audio or worker thread) and controls() share the stream
+        self._timeline_lock = threading.Lock()  # the decoder (audio or worker thread) and step_controls() share it
         self._encoded: collections.OrderedDict = collections.OrderedDict()  # pixels' bytes → (z_img, descriptors)
         self._window_key: bytes | None = None
         self._window_frames_cache: np.ndarray | None = None
-        self.stream = LatentStream()
+        self.timeline = LatentTimeline()
         if image is None:
-            from bridge.demo import demo_images
+            from bridge.sources.demo import demo_images
 
             image = demo_images()[0]
         z_img, descriptors = self._encode(image.pixels)
-        self.stream.add(0.0, self._values(z_img, descriptors))
+        self.timeline.add(0.0, self._values(z_img, descriptors))
         self._descriptors = descriptors
-        self._positions: dict[str, float] | None = None
-        # per parameter: (parameter, source name, column, input low, input span), resolved once
-        self._sources = [
-            (p, *(p.latent or ("descriptors", DESCRIPTORS.index(p.source))), p.source_range[0],
-             p.source_range[1] - p.source_range[0])
-            for p in self.mapping.parameters
-        ]
+        self._smoother: PositionSmoother | None = None
+        # per parameter: (parameter, source name, column), resolved once
+        self._sources = [(p, *(p.latent or ("descriptors", DESCRIPTORS.index(p.source)))) for p in self.mapping.parameters]
         self._next_frame = 0  # next mel frame to decode
         self._to_skip = self.vocoder_latency_samples  # model-rate samples before the signal's start
         self._fifo: collections.deque[np.ndarray] = collections.deque()
@@ -203,18 +189,18 @@ class VoiceStream:
         frame = None
         if at_s is not None:
             if isinstance(at_s, bool) or not isinstance(at_s, (int, float)) or not math.isfinite(at_s) or at_s < 0:
-                raise ParameterError(f"at_s={at_s!r}; expected a stream time ≥ 0 seconds")
+                raise ParameterError(f"at_s={at_s!r}; expected a time ≥ 0 seconds on the voice's clock")
             frame = round(at_s * self.frame_rate_hz)
         self._events.append((frame, self._values(z_img, descriptors), fadetime_s))
 
     def set_image(self, pixels: np.ndarray, *, fadetime_s: float = 0.1, at_s: float | None = None) -> None:
         """Glide to an image's sound over ``fadetime_s``; pixels as :func:`bridge.images.read_image` returns them.
 
-        ``at_s`` schedules the change at that stream time (seconds of output since the voice started,
+        ``at_s`` schedules the change at that time (seconds of output since the voice started,
         rounded to a mel frame); by default it happens at the next frame decoded. InputError for pixels
         that are not an image; the voice keeps playing what it played.
         """
-        fadetime_s = _check_fade(fadetime_s)
+        fadetime_s = FADE_S.check(fadetime_s)
         z_img, descriptors = self._encode(pixels)
         self._descriptors = descriptors
         self._queue(z_img, descriptors, fadetime_s, at_s)
@@ -222,7 +208,7 @@ class VoiceStream:
 
     def set_latent(self, z_img: np.ndarray, *, fadetime_s: float = 0.1, at_s: float | None = None) -> None:
         """Glide to an image latent ``(Di,)`` (clamped to ±LATENT_LIMIT; NaN is refused)."""
-        fadetime_s = _check_fade(fadetime_s)
+        fadetime_s = FADE_S.check(fadetime_s)
         z_img = np.asarray(z_img, dtype=np.float64).reshape(-1)
         if z_img.size != self.models.image_latent_dim:
             raise ParameterError(f"latent has {z_img.size} values; expected {self.models.image_latent_dim}")
@@ -238,7 +224,7 @@ class VoiceStream:
         (z_a, d_a), (z_b, d_b) = self._encode(a), self._encode(b)
         descriptors = (1 - t) * d_a + t * d_b
         self._descriptors = descriptors
-        self._queue((1 - t) * z_a + t * z_b, descriptors, _check_fade(fadetime_s), None)
+        self._queue((1 - t) * z_a + t * z_b, descriptors, FADE_S.check(fadetime_s), None)
 
     def set_param(self, name: str, value: float | None) -> None:
         """Hold a mapped parameter at ``value`` (its units, clamped to its range); ``None`` lets it follow again."""
@@ -263,7 +249,7 @@ class VoiceStream:
             if frame is not None and frame > self._next_frame:
                 return  # scheduled later (events are applied in the order they were queued)
             self._events.popleft()
-            self.stream.add(self._next_frame / self.frame_rate_hz, values, crossfade_s=fade_s)
+            self.timeline.add(self._next_frame / self.frame_rate_hz, values, crossfade_s=fade_s)
 
     def _window_frames(self, z_aud: np.ndarray) -> np.ndarray:
         """What the vocoder takes (STFT magnitudes or mels, ``(·, window_frames)``) for one audio latent's
@@ -289,10 +275,10 @@ class VoiceStream:
         buffer carries a whole push's decoding.
         """
         frames = np.arange(self._next_frame, self._next_frame + self.frames_per_push)
-        with self._stream_lock:
+        with self._timeline_lock:
             self._apply_events()
-            self.stream.forget_before(self.played_s)
-            z_aud = self.stream.sample(frames / self.frame_rate_hz)["z_aud"]
+            self.timeline.forget_before(self.played_s)
+            z_aud = self.timeline.sample(frames / self.frame_rate_hz)["z_aud"]
         self._next_frame += self.frames_per_push
         self._frames = frames
         if (z_aud == z_aud[0]).all():  # a held sound: the window is decoded once per latent
@@ -366,27 +352,22 @@ class VoiceStream:
             self._advance()
         return out
 
-    def controls(self, *, control_rate_hz: float) -> Controls:
-        """The latents and mapped parameters at the play position (what is heard now, not what is decoded).
+    def step_controls(self, *, control_rate_hz: float) -> Controls:
+        """Advance the parameter smoothing by one control period and return the controls at the play position.
 
-        Call once per control period (e.g. per audio buffer): parameter positions are smoothed with each
-        parameter's ``smoothing_s`` at ``control_rate_hz``; held parameters (:meth:`set_param`) win.
+        What is heard now, not what is decoded: the latents and the mapped parameters, whose positions are
+        smoothed with each parameter's ``smoothing_s`` at ``control_rate_hz`` (call it once per control
+        period, e.g. per audio buffer, always with the same rate); held parameters (:meth:`set_param`) win.
         """
-        with self._stream_lock:
-            sources = self.stream.value_at(self.played_s)
-        # scalar arithmetic: this runs every buffer, where numpy's per-call overhead was 0.2 ms for 7 parameters
-        previous = self._positions
-        positions, params = {}, {}
-        for parameter, kind, index, low_in, span_in in self._sources:
-            raw = min(max((float(sources[kind][index]) - low_in) / span_in, 0.0), 1.0)
-            if previous is None or parameter.smoothing_s <= 0:
-                position = raw
-            else:
-                keep = math.exp(-1.0 / (parameter.smoothing_s * control_rate_hz))
-                position = keep * previous[parameter.name] + (1.0 - keep) * raw
-            positions[parameter.name] = position
-            params[parameter.name] = parameter.value_of_position(position)
-        self._positions = dict(positions)
+        with self._timeline_lock:
+            sources = self.timeline.value_at(self.played_s)
+        if self._smoother is None:
+            self._smoother = PositionSmoother({p.name: p.smoothing_s for p in self.mapping.parameters},
+                                              control_rate_hz=control_rate_hz)
+        raw = {parameter.name: parameter.position_of(float(sources[kind][index]))
+               for parameter, kind, index in self._sources}
+        positions = self._smoother.step(raw)
+        params = {parameter.name: parameter.value_at(positions[parameter.name]) for parameter, _, _ in self._sources}
         for name, value in self._overrides.items():
             params[name] = value
             positions[name] = self.mapping[name].position_of_value(value)

@@ -2,7 +2,7 @@
 
 :class:`LiveVisualizer` taps a pyo signal with ``TableFill`` into a one-buffer ``DataTable``; a server hook
 (which runs before the graph computes the next buffer) copies the last buffer out, so every sample is
-analysed exactly once. An analysis thread feeds the blocks to :class:`bridge.visualize.StreamingVisualizer`
+analysed exactly once. An analysis thread feeds the blocks to :class:`bridge.sonify.reverse.StreamingVisualizer`
 (the same analysis as ``imgsonic visualize``) and hands each frame to the sinks: ``/imgsonic/out/visual/z_img``
 over OSC, numbered PNG files (each written atomically), and a short history in :attr:`frames`. Nothing here
 runs in the audio callback except the copy.
@@ -48,10 +48,8 @@ class LiveVisualizer:
 
     def __init__(self, session, *, source: str = "output", fps: float = 10.0, frames_dir: str | os.PathLike | None = None,
                  size_px: int = 128, sender=None) -> None:
-        from synth.engine import pyo
-
-        from bridge.visualize import StreamingVisualizer
-        from synth.engine import server_hooks
+        from bridge.sonify.reverse import StreamingVisualizer
+        from synth.engine import pyo, server_hooks
 
         if source not in SOURCES:
             raise ParameterError(f"visualize source {source!r}; expected one of {', '.join(SOURCES)}")
@@ -59,7 +57,7 @@ class LiveVisualizer:
         if self.frames_dir is not None and not self.frames_dir.is_dir():
             raise ParameterError(f"frames folder {str(self.frames_dir)!r} does not exist")
         server = session.server
-        self._analyser = StreamingVisualizer(session.voice.stream.models, sample_rate=int(server.getSamplingRate()), fps=fps)
+        self._analyser = StreamingVisualizer(session.voice.renderer.models, sample_rate=int(server.getSamplingRate()), fps=fps)
         self._size_px = size_px
         self._sender = sender
         signal = session.output if source == "output" else pyo.Input(chnl=0)
@@ -111,7 +109,7 @@ class LiveVisualizer:
         if self.frames_dir is not None:
             from PIL import Image
 
-            from bridge.visualize import image_to_pixels
+            from bridge.sonify.reverse import image_to_pixels
             from synth.files import atomic_output
 
             pixels = image_to_pixels(frame.image, size_px=self._size_px)

@@ -42,7 +42,6 @@ Example
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
 import threading
@@ -61,9 +60,9 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from bridge.images import IMAGE_EXTENSIONS, read_image
-from bridge.mapping import Mapping
-from bridge.voice_stream import LATENT_LIMIT  # ``/imgsonic/latent`` values are clamped to ±this
+from bridge.control.limits import FADE_S, GAIN_DB, LATENT_LIMIT, MORPH_T, Limit
+from bridge.control.mapping import Mapping
+from bridge.sources.images import IMAGE_EXTENSIONS, read_image
 from models.errors import ImgsonicError, InputError, ParameterError
 
 __all__ = [
@@ -72,17 +71,13 @@ __all__ = [
     "OscCounters",
     "OscSender",
     "parse_host_port",
-    "LATENT_LIMIT",
-    "GAIN_RANGE_DB",
-    "FADETIME_RANGE_S",
     "DEFAULT_IMAGE_FADETIME_S",
     "DEFAULT_LATENT_FADETIME_S",
 ]
 
 
-GAIN_RANGE_DB = (-80.0, 12.0)
-FADETIME_RANGE_S = (0.0, 60.0)
 DEFAULT_IMAGE_FADETIME_S = 0.5
+_IMAGE_FADE_S = Limit(FADE_S.name, FADE_S.low, FADE_S.high, neutral=DEFAULT_IMAGE_FADETIME_S, unit=FADE_S.unit)
 DEFAULT_LATENT_FADETIME_S = 0.05
 """A latent stream arrives as many small steps; a short fade removes the zipper noise between them."""
 
@@ -246,14 +241,6 @@ def _is_file(path: Path) -> bool:
         return path.is_file()
     except (OSError, ValueError):  # a too-long name, a permission problem: not a usable file
         return False
-
-
-def _clamp(value: float, low: float, high: float, *, nan: float) -> tuple[float, bool]:
-    """``value`` clamped to [low, high] (NaN → ``nan``) and whether it changed."""
-    if math.isnan(value):
-        return nan, True
-    clamped = min(max(value, low), high)
-    return clamped, clamped != value
 
 
 class _ImageCache:
@@ -509,8 +496,7 @@ class OscControlServer:
         _check_arity(args, (1, 2), "<path> [fadetime_s]")
         fadetime, clamped = DEFAULT_IMAGE_FADETIME_S, False
         if len(args) == 2:
-            fadetime, clamped = _clamp(_number("fadetime_s", args[1]), *FADETIME_RANGE_S,
-                                       nan=DEFAULT_IMAGE_FADETIME_S)
+            fadetime, clamped = _IMAGE_FADE_S.clamp(_number("fadetime_s", args[1]))
         path, pixels = self._load_image(args[0])
         return partial(self._target.set_image, pixels, fadetime=fadetime, name=str(path)), clamped
 
@@ -531,17 +517,17 @@ class OscControlServer:
         parameter = mapping[name]
         low, high = sorted((parameter.low, parameter.high))
         default = min(max(parameter.default_value, low), high)
-        value, clamped = _clamp(_number("value", args[1]), low, high, nan=default)
+        value, clamped = Limit(name, low, high, neutral=default).clamp(_number("value", args[1]))
         return partial(self._target.set_param, name, value), clamped
 
     def _parse_gain(self, args: tuple) -> tuple[Callable[[], None], bool]:
         _check_arity(args, (1,), "<gain_db>")
-        gain_db, clamped = _clamp(_number("gain_db", args[0]), *GAIN_RANGE_DB, nan=GAIN_RANGE_DB[0])
+        gain_db, clamped = GAIN_DB.clamp(_number("gain_db", args[0]))
         return partial(self._target.set_gain, gain_db), clamped
 
     def _parse_morph(self, args: tuple) -> tuple[Callable[[], None], bool]:
         _check_arity(args, (3,), "<path_a> <path_b> <t>")
-        t, clamped = _clamp(_number("t", args[2]), 0.0, 1.0, nan=0.0)
+        t, clamped = MORPH_T.clamp(_number("t", args[2]))
         _, a = self._load_image(args[0])
         _, b = self._load_image(args[1])
         return partial(self._target.morph, a, b, t), clamped

@@ -1,4 +1,4 @@
-"""Sound → image: ``imgsonic visualize`` and the streaming analyser the live engine uses.
+"""Sound → image: the streaming analyser behind ``imgsonic visualize`` and the live visualizer.
 
 The reverse of rendering, through the same shipped models::
 
@@ -27,24 +27,12 @@ maps to one fixed, finite image: whatever the models make of "nothing" — with 
 default) is padded with silence at its end. Input with NaN/inf samples: a file is refused (InputError);
 the streaming analyser replaces them with silence and counts them, so a live stream goes on.
 
-Output (``-o OUT``)
--------------------
-* ``OUT.png``: a contact sheet, frames left to right in rows of ``columns`` (default 10, one second per row
-  at 10 fps), each row labelled on the left with the time of its first frame; at most
-  :data:`MAX_SHEET_FRAMES` frames (lower ``--fps`` for longer sounds, or write a GIF or a folder).
-* ``OUT.gif``: an animated GIF, ``1 / fps`` per frame (GIF delays are whole centiseconds), looping; at most
-  :data:`MAX_GIF_FRAMES` frames.
-* a folder (an existing empty one, or a name without a suffix): ``frame_00000.png``, ``frame_00001.png``, …,
-  any number of frames. The frames are written into a hidden temporary folder beside ``OUT``, which is
-  renamed to ``OUT`` once every frame is written.
-
-Every file appears whole or not at all (:func:`synth.files.atomic_output`). The audio file is read in blocks
-and analysed as it streams, so memory stays bounded for any length (the PNG and GIF keep their frames, which
-is what the frame caps bound).
+Writing the frames (a sheet, a GIF, a folder) is :mod:`bridge.io.frames`' job; ``imgsonic visualize``
+(:mod:`bridge.cli.visualize`) reads the file in blocks, analyses it as it streams and writes them.
 
 Example
 -------
->>> from bridge.visualize import StreamingVisualizer              # doctest: +SKIP
+>>> from bridge.sonify.reverse import StreamingVisualizer              # doctest: +SKIP
 >>> from models.pipeline import SonificationModels                # doctest: +SKIP
 >>> analyser = StreamingVisualizer(SonificationModels.from_preset("default"), sample_rate=48000, fps=10)  # doctest: +SKIP
 >>> frames = analyser.push(block)     # any block size, mono (n,) or (channels, n)  # doctest: +SKIP
@@ -56,44 +44,20 @@ Example
 from __future__ import annotations
 
 import math
-import os
-import secrets
-import shutil
-import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.errors import InputError, ParameterError
-from synth.files import atomic_output
+from models.errors import ParameterError
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `imgsonic --help` stays fast
     from models.pipeline import SonificationModels
 
-__all__ = [
-    "Frame",
-    "StreamingVisualizer",
-    "VisualizeResult",
-    "MAX_SHEET_FRAMES",
-    "MAX_GIF_FRAMES",
-    "image_to_pixels",
-    "visualize_audio",
-    "visualize_file",
-]
+__all__ = ["Frame", "StreamingVisualizer", "image_to_pixels", "visualize_audio", "READ_BLOCK_S"]
 
-MAX_SHEET_FRAMES = 1000
-MAX_GIF_FRAMES = 3000
 DEFAULT_FPS = 10.0
-DEFAULT_SIZE_PX = 128
-DEFAULT_COLUMNS = 10
-_READ_BLOCK_S = 1.0
-_SHEET_GAP_PX = 2
-_SHEET_GAP_GREY = 96
-_SHEET_LABEL_WIDTH_PX = 64
-_SHEET_LABEL_HEIGHT_PX = 14  # a row is at least this tall, so its label fits however small the frames
+READ_BLOCK_S = 1.0  # seconds of audio analysed at a time (files are read in blocks this long)
 
 
 @dataclass(frozen=True)
@@ -372,7 +336,7 @@ def visualize_audio(
     models: SonificationModels,
     fps: float = DEFAULT_FPS,
     window_s: float | None = None,
-    block_s: float = _READ_BLOCK_S,
+    block_s: float = READ_BLOCK_S,
 ) -> list[Frame]:
     """Frames of an in-memory sound ``(n,)`` or ``(channels, n)``: the streaming analyser fed ``block_s`` at a time."""
     array = np.asarray(audio)
@@ -384,206 +348,3 @@ def visualize_audio(
     for start in range(0, array.shape[-1], step):
         frames += analyser.push(array[..., start : start + step])
     return frames + analyser.finish()
-
-
-# ---- files ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class VisualizeResult:
-    """What :func:`visualize_file` made: ``times_s`` ``(n,)``, ``z_img`` ``(n, Di)``, ``z_aud`` ``(n, Da)``."""
-
-    out_path: Path
-    kind: str  # "png", "gif" or "folder"
-    duration_s: float
-    times_s: np.ndarray
-    z_aud: np.ndarray
-    z_img: np.ndarray
-    seconds: float
-
-
-def _output_kind(out_path: Path) -> str:
-    """"png", "gif" or "folder" for ``out_path``; ParameterError when it cannot be written as that."""
-    suffix = out_path.suffix.lower()
-    if suffix in (".png", ".gif"):
-        if out_path.is_dir():
-            raise ParameterError(f"output {str(out_path)!r} is a folder; give a file name ending in {suffix}")
-        if not out_path.parent.is_dir():
-            raise ParameterError(f"output {str(out_path)!r}: folder {str(out_path.parent)!r} does not exist")
-        return suffix[1:]
-    if out_path.is_dir():
-        if any(out_path.iterdir()):
-            raise ParameterError(f"output folder {str(out_path)!r} exists and is not empty; give a new or empty folder")
-        return "folder"
-    if out_path.exists():
-        raise ParameterError(f"output {str(out_path)!r} exists and is not a folder; expected OUT.png, OUT.gif or a folder")
-    if suffix:
-        raise ParameterError(
-            f"output {str(out_path)!r} ends in {out_path.suffix!r}; expected .png (a sheet of frames), .gif "
-            "(an animation) or a folder name without a suffix (numbered PNG frames)"
-        )
-    if not out_path.parent.is_dir():
-        raise ParameterError(f"output {str(out_path)!r}: folder {str(out_path.parent)!r} does not exist")
-    return "folder"
-
-
-def _audio_blocks(path: Path, *, block_s: float) -> Iterator[tuple[np.ndarray, int]]:
-    """Mono float32 blocks of ``path`` at its own rate, with that rate; InputError names the file."""
-    from pedalboard.io import AudioFile
-
-    from synth.audio_io import read_audio_info
-
-    read_audio_info(path)  # missing, a folder, not audio: InputError naming the file
-    with AudioFile(str(path)) as audio_file:
-        sample_rate = round(audio_file.samplerate)
-        step = max(1, round(block_s * sample_rate))
-        while True:
-            try:
-                block = audio_file.read(step)
-            except (ValueError, RuntimeError, OSError) as error:
-                raise InputError(f"cannot decode {str(path)!r} ({error}); expected a readable audio file") from error
-            if block.shape[-1] == 0:
-                return
-            if not np.isfinite(block).all():
-                raise InputError(f"audio file {str(path)!r} contains NaN or inf samples; expected finite audio")
-            yield block.mean(axis=0, dtype=np.float32), sample_rate
-
-
-def _sheet(pixels: Sequence[np.ndarray], times_s: Sequence[float], *, columns: int):
-    """Frames (uint8, all one shape) in rows of ``columns``, each row labelled with its first frame's time."""
-    from PIL import Image, ImageDraw
-
-    height, width = pixels[0].shape[:2]
-    mode = "L" if pixels[0].ndim == 2 else "RGB"
-    n_rows = -(-len(pixels) // columns)
-    row_height = max(height, _SHEET_LABEL_HEIGHT_PX)
-    size = (_SHEET_LABEL_WIDTH_PX + min(columns, len(pixels)) * (width + _SHEET_GAP_PX) + _SHEET_GAP_PX,
-            n_rows * (row_height + _SHEET_GAP_PX) + _SHEET_GAP_PX)
-    sheet = Image.new(mode, size, _SHEET_GAP_GREY if mode == "L" else (_SHEET_GAP_GREY,) * 3)
-    draw = ImageDraw.Draw(sheet)
-    white = 255 if mode == "L" else (255, 255, 255)
-    for index, frame in enumerate(pixels):
-        row, column = divmod(index, columns)
-        top = _SHEET_GAP_PX + row * (row_height + _SHEET_GAP_PX)
-        sheet.paste(Image.fromarray(frame), (_SHEET_LABEL_WIDTH_PX + _SHEET_GAP_PX + column * (width + _SHEET_GAP_PX), top))
-        if column == 0:
-            draw.text((4, top + (row_height - 11) // 2), f"{times_s[index]:.1f} s", fill=white)
-    return sheet
-
-
-def _check_frame_count(kind: str, n_frames: int, *, duration_s: float, fps: float) -> None:
-    limit = {"png": MAX_SHEET_FRAMES, "gif": MAX_GIF_FRAMES}.get(kind)
-    if limit is not None and n_frames > limit:
-        raise ParameterError(
-            f"{duration_s:.1f} s at {fps:g} fps is {n_frames} frames; a .{kind} holds at most {limit}: use "
-            f"--fps {math.floor(limit / duration_s * 100) / 100:g} or less, or write a folder of frames"
-        )
-
-
-def _write_folder(out_path: Path, frames: Iterator[tuple[int, np.ndarray]]) -> None:
-    """Write ``frame_%05d.png`` files into a hidden temporary folder beside ``out_path``, then rename it."""
-    from PIL import Image
-
-    temporary = out_path.with_name(f".{out_path.name}.{secrets.token_hex(8)}.tmp")
-    temporary.mkdir()
-    try:
-        for index, pixels in frames:
-            Image.fromarray(pixels).save(temporary / f"frame_{index:05d}.png", format="PNG")
-        if out_path.is_dir():
-            out_path.rmdir()  # empty (checked before the analysis): os.replace onto a folder needs it gone
-        os.replace(temporary, out_path)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-
-
-def visualize_file(
-    audio_path: str | os.PathLike,
-    *,
-    out_path: str | os.PathLike,
-    models: SonificationModels,
-    fps: float = DEFAULT_FPS,
-    size_px: int = DEFAULT_SIZE_PX,
-    window_s: float | None = None,
-    columns: int = DEFAULT_COLUMNS,
-    progress: bool = False,
-) -> VisualizeResult:
-    """``imgsonic visualize``: analyse ``audio_path`` and write ``out_path`` (.png sheet, .gif, or a folder).
-
-    Any format :func:`synth.audio_io.read_audio` reads, any length (read and analysed in one-second blocks).
-    The output is checked before the analysis starts and written atomically at the end.
-
-    Raises
-    ------
-    InputError : the audio file is missing, not audio, corrupt, empty, or holds NaN/inf samples.
-    ParameterError : a bad output path or option, or more frames than a .png/.gif holds.
-    """
-    from synth.audio_io import read_audio_info
-
-    started = time.perf_counter()
-    audio_path, out_path = Path(audio_path), Path(out_path)
-    kind = _output_kind(out_path)
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-        raise ParameterError(f"columns={columns!r}; expected an int ≥ 1")
-    image_to_pixels(np.zeros((1, 1, 1), dtype=np.float32), size_px=size_px)  # checks size_px before the work
-    info = read_audio_info(audio_path)
-    if info.n_samples == 0:
-        raise InputError(f"audio file {str(audio_path)!r} contains no samples; expected audio with at least one sample")
-    expected_frames = max(1, math.ceil(info.duration_s * fps - 1e-9))
-    analyser = StreamingVisualizer(models, sample_rate=info.sample_rate, fps=fps, window_s=window_s)
-    _check_frame_count(kind, expected_frames, duration_s=info.duration_s, fps=analyser.fps)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=expected_frames, desc="visualize", unit="frame", disable=None if progress else True)
-    frames_kept: list[Frame] = []
-    n_samples = 0
-
-    def analysed() -> Iterator[Frame]:
-        nonlocal n_samples
-        for block, _ in _audio_blocks(audio_path, block_s=_READ_BLOCK_S):
-            n_samples += len(block)
-            for frame in analyser.push(block):
-                bar.update(1)
-                yield frame
-        if n_samples == 0:
-            raise InputError(f"audio file {str(audio_path)!r} contains no samples; expected audio with at least one sample")
-        for frame in analyser.finish():
-            bar.update(1)
-            yield frame
-
-    def pixels_of(frames: Iterator[Frame]) -> Iterator[tuple[int, np.ndarray]]:
-        for frame in frames:
-            frames_kept.append(Frame(frame.index, frame.time_s, frame.z_aud, frame.z_img, image=np.zeros(0)))
-            yield frame.index, image_to_pixels(frame.image, size_px=size_px)
-
-    try:
-        if kind == "folder":
-            _write_folder(out_path, pixels_of(analysed()))
-        else:
-            pixels = [p for _, p in pixels_of(analysed())]
-            _write_image_file(out_path, kind, pixels, [f.time_s for f in frames_kept], fps=analyser.fps, columns=columns)
-    finally:
-        bar.close()
-    return VisualizeResult(
-        out_path=out_path,
-        kind=kind,
-        duration_s=n_samples / info.sample_rate,
-        times_s=np.array([f.time_s for f in frames_kept]),
-        z_aud=np.stack([f.z_aud for f in frames_kept]),
-        z_img=np.stack([f.z_img for f in frames_kept]),
-        seconds=time.perf_counter() - started,
-    )
-
-
-def _write_image_file(out_path: Path, kind: str, pixels: list[np.ndarray], times_s: list[float], *, fps: float,
-                      columns: int) -> None:
-    from PIL import Image
-
-    with atomic_output(out_path) as handle:
-        if kind == "png":
-            _sheet(pixels, times_s, columns=columns).save(handle, format="PNG")
-        else:
-            images = [Image.fromarray(p) for p in pixels]
-            images[0].save(handle, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                           duration=max(10, round(1000 / fps)))

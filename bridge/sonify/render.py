@@ -1,72 +1,52 @@
-"""Offline rendering: a sequence of images → one continuous sound file (+ MIDI and a JSON log).
+"""Offline rendering: a sequence of images → one continuous sound, its mapped parameters and a per-image log.
 
 How a sequence becomes a continuous mel
 ---------------------------------------
-1. Each image is encoded (image VAE posterior mean) and mapped to an audio latent.
-2. The latents go on a :class:`bridge.stream.LatentStream` (image ``i`` owns ``[i·s, (i+1)·s)``,
+1. Each image is encoded (image VAE posterior mean) and mapped to an audio latent (:mod:`bridge.sonify.encode`).
+2. The latents go on a :class:`bridge.control.timeline.LatentTimeline` (image ``i`` owns ``[i·s, (i+1)·s)``,
    crossfades centred on the boundaries) and are sampled once per mel frame.
-3. Every frame's audio latent is decoded to a window of ``window_frames`` frames and the frame takes
-   column ``m % window_frames`` of it — the same tiling as :meth:`models.pipeline.SonificationModels.decode_audio`
-   while an image holds, and a morph through the audio latent space while images crossfade.
-4. The whole mel timeline goes through the vocoder in one call (in ``chunk_s`` pieces with an
-   equal-power overlap for long renders), so phase runs on across image boundaries: no restarts, no clicks.
-5. Resample to the output rate (:mod:`synth.resample`, the live voices' resampler), FX (pedalboard), normalise the peak to ``peak_db`` dBFS,
-   raised-cosine fades at both ends.
+3. Every frame's audio latent is decoded (:mod:`bridge.sonify.decode`): while an image holds, its window
+   tiles; while images crossfade, the sound morphs through the audio latent space.
+4. The whole mel timeline goes through the bundle's vocoder (in ``chunk_s`` pieces with an equal-power
+   overlap for long renders), so phase runs on across image boundaries: no restarts, no clicks.
+5. Resample to the output rate (:mod:`synth.resample`, the live voices' resampler), FX (pedalboard),
+   normalise the peak to ``peak_db`` dBFS, raised-cosine fades at both ends.
 
-Files are written atomically, the audio last: if a render is interrupted (Ctrl-C, an error) no audio file
-is left, and an existing one is untouched.
+Writing the files is :mod:`bridge.io.outputs`' job; ``imgsonic render`` (:mod:`bridge.cli.render`) does both.
 
 Example
 -------
->>> from bridge.render import RenderSettings, load_models, render_files   # doctest: +SKIP
->>> loaded = load_models(preset="default")                              # doctest: +SKIP
->>> result = render_files(["frames/"], out_path="out.wav", loaded=loaded, settings=RenderSettings())  # doctest: +SKIP
+>>> from bridge.sonify.bundle import load_bundle                      # doctest: +SKIP
+>>> result = render_items(items, bundle=load_bundle(preset="default"), settings=RenderSettings())  # doctest: +SKIP
 >>> result.duration_s                                                   # doctest: +SKIP
 8.0
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bridge.images import DESCRIPTORS, ImageItem, describe_images, expand_inputs, load_images
-from bridge.mapping import Mapping, load_mapping
-from bridge.stream import LatentStream, frame_times
+from bridge.control.mapping import Mapping, load_mapping
+from bridge.control.timeline import LatentTimeline, frame_times
+from bridge.sonify.bundle import ModelBundle
+from bridge.sonify.decode import decode_frames
+from bridge.sonify.encode import prepare_inputs
+from bridge.sources.descriptors import DESCRIPTORS
+from bridge.sources.images import ImageItem
 from models.errors import InputError, ParameterError
-from synth.files import atomic_output
 
 if TYPE_CHECKING:  # torch is imported where it is used, so `imgsonic --help` stays fast
     import torch
 
-    from models.pipeline import SonificationModels
+__all__ = ["VOCODERS", "RenderSettings", "RenderResult", "render_items", "vocode_in_pieces", "boundary_jump_ratio"]
 
-__all__ = [
-    "VOCODERS",
-    "RenderSettings",
-    "LoadedModels",
-    "RenderResult",
-    "load_models",
-    "render_items",
-    "prepare_inputs",
-    "decode_frames",
-    "vocode_in_pieces",
-    "render_files",
-    "write_json",
-    "boundary_jump_ratio",
-]
-
-VOCODERS = ("pghi+fgla", "pghi", "griffinlim", "neural", "neural+fgla")
-_DECODE_BATCH = 4096
-_DESCRIPTOR_SIZE = 64  # descriptors are measured at this size, whatever the image model reads
+VOCODERS = ("pghi+fgla", "pghi", "griffinlim", "neural", "neural+fgla")  # synth.vocoder.VOCODER_NAMES (tested)
 
 
 @dataclass(frozen=True)
@@ -119,15 +99,6 @@ class RenderSettings:
 
 
 @dataclass
-class LoadedModels:
-    """The models, the neural vocoder checkpoint to use for ``--vocoder neural`` (or None), and a label."""
-
-    models: SonificationModels
-    vocoder_path: Path | None
-    label: str
-
-
-@dataclass
 class RenderResult:
     """What :func:`render_items` made.
 
@@ -145,82 +116,6 @@ class RenderResult:
     images: list[dict[str, Any]]
     onsets_s: list[float]
     timings_s: dict[str, float] = field(default_factory=dict)
-
-
-def load_models(
-    *,
-    preset: str | None = None,
-    image_vae: str | os.PathLike | None = None,
-    audio_vae: str | os.PathLike | None = None,
-    mapper: str | os.PathLike | None = None,
-    vocoder: str | os.PathLike | None = None,
-) -> LoadedModels:
-    """Models from a preset name or from three explicit checkpoints (not both); ``vocoder`` overrides the preset's."""
-    from models.pipeline import SonificationModels
-
-    explicit = [image_vae, audio_vae, mapper]
-    if preset is not None and any(path is not None for path in explicit):
-        raise ParameterError("give either --preset or --image-vae/--audio-vae/--mapper, not both")
-    if preset is None and any(path is not None for path in explicit):
-        if any(path is None for path in explicit):
-            raise ParameterError("explicit checkpoints need all three of --image-vae, --audio-vae and --mapper")
-        models = SonificationModels.from_paths(image_vae=image_vae, audio_vae=audio_vae, mapper=mapper)
-        return LoadedModels(models, Path(vocoder) if vocoder else None, label=str(Path(mapper).parent))
-    from models.registry import load_preset
-
-    name = preset or "default"
-    entry = load_preset(name)
-    models = SonificationModels.from_paths(image_vae=entry.image_vae, audio_vae=entry.audio_vae, mapper=entry.mapper)
-    return LoadedModels(models, Path(vocoder) if vocoder else entry.vocoder, label=name)
-
-
-def _vocoder_function(loaded: LoadedModels, method: str, config) -> Callable[[torch.Tensor], torch.Tensor]:
-    if method not in ("neural", "neural+fgla"):
-        from synth.phase import mel_to_audio
-
-        return lambda mel: mel_to_audio(mel, config=config, method=method)
-    from synth.vocoder import FGLA_ITERATIONS, vocoder_for
-
-    vocoder = vocoder_for(loaded.vocoder_path, preset=loaded.label, config=config)
-    n_iter = FGLA_ITERATIONS if method == "neural+fgla" else 0
-    return lambda mel: vocoder.vocode(mel, n_iter=n_iter)
-
-
-def prepare_inputs(items: Sequence[ImageItem], models: SonificationModels) -> tuple[torch.Tensor, np.ndarray]:
-    """Model inputs ``(n, C, S, S)`` and descriptors ``(n, len(DESCRIPTORS))``; InputError names the image."""
-    import torch
-
-    from models.preprocess import prepare_image
-
-    inputs, rgbs = [], []
-    # the descriptors see the model's input when it is what they need (the default preset's): half the work
-    same = models.image_size == _DESCRIPTOR_SIZE and models.image_channels == 3
-    for item in items:
-        try:
-            inputs.append(prepare_image(item.pixels, size=models.image_size, channels=models.image_channels))
-            rgbs.append(inputs[-1] if same else prepare_image(item.pixels, size=_DESCRIPTOR_SIZE, channels=3))
-        except InputError as error:
-            raise InputError(f"image {item.name!r}: {error}") from error
-    batch = torch.stack(inputs)
-    return batch, describe_images((batch if same else torch.stack(rgbs)).numpy())
-
-
-def decode_frames(models: SonificationModels, z_aud_frames: np.ndarray, *, first_frame: int = 0) -> torch.Tensor:
-    """Per-frame audio latents ``(T, Da)`` → mel ``(n_mels, T)``: frame ``m`` is column ``m % W`` of its window.
-
-    ``first_frame`` is the index of the first row's frame (the live voice decodes a few frames at a time).
-    Call under ``torch.inference_mode()``.
-    """
-    import torch
-
-    unique, inverse = np.unique(z_aud_frames.astype(np.float32), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    windows = []
-    for start in range(0, len(unique), _DECODE_BATCH):
-        windows.append(models.decode_audio(torch.from_numpy(unique[start : start + _DECODE_BATCH])))
-    windows = torch.cat(windows)  # (U, n_mels, W)
-    columns = (first_frame + torch.arange(len(inverse))) % models.window_frames
-    return windows[torch.from_numpy(inverse), :, columns].T.contiguous()
 
 
 def vocode_in_pieces(
@@ -289,7 +184,7 @@ def _fade(audio: np.ndarray, n_samples: int) -> None:
 def render_items(
     items: Sequence[ImageItem],
     *,
-    loaded: LoadedModels,
+    bundle: ModelBundle,
     settings: RenderSettings,
     mapping: Mapping | None = None,
     progress: bool = False,
@@ -297,15 +192,13 @@ def render_items(
     """Render decoded images (in order) to audio; see the module docstring for the steps."""
     import torch
 
-    from synth.spectral import SpectralConfig
-
     if not items:
         raise InputError("no images to render")
-    models = loaded.models
+    models = bundle.models
     mapping = mapping or load_mapping()
     mapping.check_dims(image_latent_dim=models.image_latent_dim, audio_latent_dim=models.audio_latent_dim)
-    config = SpectralConfig.from_dict(models.spectral_config)
-    vocode = _vocoder_function(loaded, settings.vocoder, config)
+    config = bundle.spectral
+    vocode = bundle.vocoder(settings.vocoder).vocode
     timings: dict[str, float] = {}
 
     clock = time.perf_counter()
@@ -316,15 +209,15 @@ def render_items(
     timings["encode"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    stream = LatentStream.from_sequence(
+    timeline = LatentTimeline.from_sequence(
         {"z_img": z_img.numpy(), "z_aud": z_aud.numpy(), "descriptors": descriptors},
         seconds_per_image=settings.seconds_per_image,
         crossfade_s=settings.crossfade_s,
     )
-    duration_s = stream.duration_s
+    duration_s = timeline.duration_s
     frame_rate_hz = config.sample_rate / config.hop_length
     times_s = frame_times(duration_s=math.ceil(duration_s * frame_rate_hz) / frame_rate_hz, frame_rate_hz=frame_rate_hz)
-    sources = stream.sample(times_s)
+    sources = timeline.sample(times_s)
     with torch.inference_mode():
         mel = decode_frames(models, sources["z_aud"])
     positions = mapping.positions(sources, control_rate_hz=frame_rate_hz)
@@ -393,81 +286,6 @@ def render_items(
         onsets_s=onsets_s,
         timings_s=timings,
     )
-
-
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically (temporary file in the same folder, then ``os.replace``)."""
-    with atomic_output(path, text=True) as stream:
-        json.dump(data, stream, indent=2)
-        stream.write("\n")
-
-
-def _check_output(path: Path | None, suffixes: tuple[str, ...], option: str) -> None:
-    if path is None:
-        return
-    if path.suffix.lower() not in suffixes:
-        raise ParameterError(f"{option} {str(path)!r}: expected a file ending in {' or '.join(suffixes)}")
-    if not path.parent.is_dir():
-        raise ParameterError(f"{option} {str(path)!r}: folder {str(path.parent)!r} does not exist")
-
-
-def save_outputs(
-    result: RenderResult,
-    *,
-    out_path: str | os.PathLike,
-    mapping: Mapping,
-    midi_path: str | os.PathLike | None = None,
-    json_path: str | os.PathLike | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> None:
-    """Write the MIDI and JSON files (if asked), then the audio: every file atomic, the audio last."""
-    from synth.audio_io import write_audio
-
-    if midi_path is not None:
-        from bridge.midi import MidiSpec, controls_to_midi, write_midi
-
-        midi_file = controls_to_midi(
-            spec=MidiSpec.from_mapping(mapping),
-            times_s=result.frame_times_s,
-            positions=result.positions,
-            onsets_s=result.onsets_s,
-            duration_s=result.duration_s,
-        )
-        write_midi(midi_path, midi_file)
-    if json_path is not None:
-        write_json(json_path, {**(metadata or {}), "sample_rate": result.sample_rate,
-                               "duration_s": result.duration_s, "images": result.images})
-    clock = time.perf_counter()
-    write_audio(out_path, result.audio, sample_rate=result.sample_rate)
-    result.timings_s["write"] = time.perf_counter() - clock
-
-
-def render_files(
-    inputs: Sequence[str | os.PathLike],
-    *,
-    out_path: str | os.PathLike,
-    loaded: LoadedModels,
-    settings: RenderSettings,
-    mapping: Mapping | None = None,
-    midi_path: str | os.PathLike | None = None,
-    json_path: str | os.PathLike | None = None,
-    progress: bool = False,
-) -> RenderResult:
-    """``imgsonic render``: expand and decode ``inputs``, render, write the files; returns the result with timings."""
-    out_path = Path(out_path)
-    _check_output(out_path, (".wav", ".flac"), "output")
-    _check_output(Path(midi_path) if midi_path else None, (".mid", ".midi"), "--midi")
-    _check_output(Path(json_path) if json_path else None, (".json",), "--json")
-    mapping = mapping or load_mapping()
-    clock = time.perf_counter()
-    items = load_images(expand_inputs(inputs), video_frames_per_second=1.0 / settings.seconds_per_image,
-                        workers=settings.workers)
-    decode_s = time.perf_counter() - clock
-    result = render_items(items, loaded=loaded, settings=settings, mapping=mapping, progress=progress)
-    result.timings_s = {"image decode": decode_s, **result.timings_s}
-    metadata = {"models": loaded.label, "mapping": mapping.source, "settings": asdict(settings)}
-    save_outputs(result, out_path=out_path, mapping=mapping, midi_path=midi_path, json_path=json_path, metadata=metadata)
-    return result
 
 
 def boundary_jump_ratio(audio: np.ndarray, *, boundaries_s: Sequence[float], sample_rate: int, window_s: float = 0.01) -> float:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.control.limits import GAIN_DB
 from models.errors import ImgsonicError, InputError, ParameterError
 
 __all__ = ["AUDIO_DRIVERS", "LiveSession", "boot_server", "no_device_message", "run_patch"]
@@ -76,7 +77,7 @@ def _demo_folder() -> Path:
     """The demo's pictures written to a temporary folder, for sessions started without ``--images``."""
     from PIL import Image
 
-    from bridge.demo import demo_images
+    from bridge.sources.demo import demo_images
 
     folder = Path(tempfile.mkdtemp(prefix="imgsonic-images-"))
     for index, item in enumerate(demo_images(), start=1):
@@ -110,9 +111,8 @@ class LiveSession:
         control_rate_hz: float = 30.0,
         vocoder: str = "pghi",
     ) -> None:
+        from bridge.live.voices import NeuralVoice
         from synth.engine import pyo
-
-        from bridge.voices import NeuralVoice
 
         self.server = server
         self._own_folder = None if image_folders else _demo_folder()  # removed again by close()
@@ -123,8 +123,8 @@ class LiveSession:
         self.image_folders = folders
         self.voice = NeuralVoice(preset, images=folders[0], mapping=mapping, fx=fx, ahead=ahead, fadetime=0.5,
                                  vocoder=vocoder)
-        self.mapping = self.voice.stream.mapping
-        self.image_latent_dim = self.voice.stream.models.image_latent_dim
+        self.mapping = self.voice.renderer.mapping
+        self.image_latent_dim = self.voice.renderer.models.image_latent_dim
         self.sinks: list = []
         self.sink_errors = 0
         self.patch_errors = 0
@@ -161,9 +161,10 @@ class LiveSession:
         self.voice.setParam(name, value)
 
     def set_gain(self, gain_db: float) -> None:
+        """Master gain in dB (clamped to :data:`bridge.control.limits.GAIN_DB`; NaN is an error)."""
         if isinstance(gain_db, bool) or not isinstance(gain_db, (int, float)) or math.isnan(gain_db):
             raise ParameterError(f"gain {gain_db!r} dB; expected a number")
-        self._gain.value = 10 ** (min(max(float(gain_db), -80.0), 12.0) / 20)
+        self._gain.value = 10 ** (GAIN_DB.clamp(float(gain_db))[0] / 20)
 
     def morph(self, a: np.ndarray, b: np.ndarray, t: float) -> None:
         self.last_morph_s = time.monotonic()
@@ -257,35 +258,6 @@ class LiveSession:
         self.voice.close()
         if self._own_folder is not None:
             shutil.rmtree(self._own_folder, ignore_errors=True)
-
-
-# ---- sinks ---------------------------------------------------------------------------------------
-
-
-def osc_sink(sender):
-    """A sink sending the latents and parameters to an :class:`bridge.osc.OscSender`."""
-
-    def send(controls) -> None:
-        sender.send_image_latent(controls.z_img)
-        sender.send_audio_latent(controls.z_aud)
-        sender.send_params(controls.params)
-
-    return send
-
-
-def midi_sink(midi_out, voice):
-    """A sink playing the mapping's notes and CCs on a :class:`bridge.midi_live.MidiOutSink`.
-
-    Each new image restarts the note (as ``imgsonic render --midi`` does), even on the same pitch.
-    """
-    seen = [voice.stream.image_changes]
-
-    def send(controls) -> None:
-        changes = voice.stream.image_changes
-        midi_out.send(controls.positions, onset=changes != seen[0])
-        seen[0] = changes
-
-    return send
 
 
 def run_patch(path: str | os.PathLike, argv: Sequence[str] | None = None) -> int:

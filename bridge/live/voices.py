@@ -1,7 +1,7 @@
 """imgsonic voices as pyo objects: drop a neural voice into any pyo script, on the server you booted.
 
 >>> from pyo import Server, Freeverb, Sine                                 # doctest: +SKIP
->>> from bridge.voices import NeuralVoice
+>>> from bridge.live.voices import NeuralVoice
 >>> s = Server().boot()                                                    # doctest: +SKIP
 >>> v = NeuralVoice(preset="default", images="pics/", mul=0.3)             # doctest: +SKIP
 >>> rev = Freeverb(v, size=0.8).out()                                      # doctest: +SKIP
@@ -9,7 +9,7 @@
 >>> lfo = Sine(freq=v.latent[0] * 4 + 0.1)        # latent dims as control streams          # doctest: +SKIP
 
 A :class:`NeuralVoice` is a pyo object like any other (``out()``, ``play()``, ``stop()``, ``mul``/``add``,
-arithmetic, ``setMul``…). Its sound is made by a :class:`bridge.voice_stream.VoiceStream` (decode →
+arithmetic, ``setMul``…). Its sound is made by a :class:`bridge.sonify.voice.VoiceRenderer` (decode →
 streaming PGHI → resample to the server's rate) and streamed in through :class:`synth.engine.BlockFeed`,
 sample-exactly: with a latent sequence scheduled at the same times it equals ``imgsonic render
 --vocoder pghi`` (see ``tests/test_voices.py``).
@@ -28,6 +28,7 @@ pyo trigger (``setTrigger``). Images given by path are read in the caller's thre
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -36,11 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.images import expand_inputs, read_image
-from bridge.mapping import Mapping, load_mapping
-from bridge.voice_stream import VoiceStream
+from bridge.control.limits import FADE_S
+from bridge.control.mapping import Mapping, load_mapping
+from bridge.sonify.voice import VoiceRenderer
+from bridge.sources.images import expand_inputs, read_image
 from models.errors import InputError, ParameterError
-from synth.engine import BlockFeed, pyo, server_hooks, settle_garbage_collector
+from synth.engine import BlockFeed, pyo, server_hooks
 
 __all__ = ["NeuralVoice", "ParametricVoice"]
 
@@ -70,25 +72,13 @@ class _Sequence:
         return self.paths[self.index]
 
 
-def _neural_vocoder(choice: str | os.PathLike, *, preset: str, models):
-    """None for ``"pghi"``, else the NeuralVocoder that ``choice`` names (see NeuralVoice's ``vocoder``)."""
-    if choice == "pghi":
-        return None
-    from models.registry import load_preset
-    from synth.spectral import SpectralConfig
-    from synth.vocoder import vocoder_for
-
-    path = load_preset(preset).vocoder if choice == "neural" else choice
-    return vocoder_for(path, preset=preset, config=SpectralConfig.from_dict(models.spectral_config))
-
-
 class NeuralVoice(pyo.PyoObject):
     """The neural sonification of images as a pyo audio object (mono).
 
     Parameters
     ----------
-    preset : str
-        Shipped preset (``imgsonic info`` lists them); ignored when ``models`` is given.
+    preset : str or path
+        Preset name (``imgsonic info`` lists them) or folder; ignored when ``bundle`` is given.
     images : str, path or list, optional
         A folder, glob or list of image files to step through (``next()``, ``setRate``, ``setTrigger``).
         The first one plays from the start; without it the voice plays the demo's first picture.
@@ -98,16 +88,19 @@ class NeuralVoice(pyo.PyoObject):
         Default glide time in seconds for image changes.
     mapping : str, path or Mapping, optional
         Parameter mapping for ``params`` (default: the shipped one).
-    models : SonificationModels, optional
-        Already-loaded models (several voices can share them).
+    bundle : bridge.sonify.bundle.ModelBundle, optional
+        Already-loaded models and their vocoders (several voices can share them).
     fx : str
         pedalboard effect chain on the voice (``imgsonic render --fx`` grammar).
     ahead : int
         Buffers decoded ahead in a worker thread: 0 decodes in the server's callback (deterministic; offline
         and manual servers), ≥ 1 for real-time servers.
     vocoder : str
-        ``"pghi"`` (streaming phase reconstruction of the mel's pseudo-inverse), ``"neural"`` (the preset's
+        ``"pghi"`` (streaming phase reconstruction of the mel's pseudo-inverse), ``"neural"`` (the bundle's
         neural vocoder) or the path of a vocoder checkpoint for the models' spectral config.
+
+    The voice does not touch process state: a program that builds voices in a real-time process should call
+    :func:`synth.engine.settle_garbage_collector` once its models are loaded (``imgsonic live`` does).
     mul, add : float or PyoObject
     """
 
@@ -119,7 +112,7 @@ class NeuralVoice(pyo.PyoObject):
         rate: float | None = None,
         fadetime: float = 0.1,
         mapping: str | os.PathLike | Mapping | None = None,
-        models=None,
+        bundle=None,
         fx: str = "",
         ahead: int = 0,
         vocoder: str | os.PathLike = "pghi",
@@ -128,31 +121,34 @@ class NeuralVoice(pyo.PyoObject):
     ) -> None:
         pyo.pyoArgsAssert(self, "OO", mul, add)
         pyo.PyoObject.__init__(self, mul, add)
-        if models is None:
-            from models.pipeline import SonificationModels
+        from bridge.sonify.bundle import load_bundle
 
-            models = SonificationModels.from_preset(preset)
-        neural = _neural_vocoder(vocoder, preset=preset, models=models)
+        if bundle is None:
+            bundle = load_bundle(preset=preset)
+        if vocoder not in ("pghi", "neural"):  # a vocoder checkpoint for these models
+            bundle = dataclasses.replace(bundle, vocoder_path=Path(vocoder), _vocoders={})
+            vocoder = "neural"
+        self.bundle = bundle
         if not isinstance(mapping, Mapping):
             mapping = load_mapping(mapping)
         self._fadetime = float(fadetime)
         self._sequence = _Sequence(images) if images is not None else None
         first = None
         if self._sequence is not None:
-            from bridge.images import ImageItem
+            from bridge.sources.images import ImageItem
 
             path = self._sequence.advance()
             first = ImageItem(name=path.name, pixels=read_image(path))
         probe = pyo.Sig(0)
         # decoding in the callback: spread each push over four buffers so no buffer carries a whole one
-        self.stream = VoiceStream(models=models, sample_rate=int(probe.getSamplingRate()), image=first,
-                                  mapping=mapping, fx=fx, spread_work=ahead == 0, vocoder=neural)
+        self.renderer = VoiceRenderer(models=bundle.models, sample_rate=int(probe.getSamplingRate()), image=first,
+                                      mapping=mapping, fx=fx, spread_work=ahead == 0, vocoder=bundle.vocoder(vocoder))
         self._lock = threading.Lock()  # one control change at a time (Python, OSC, MIDI threads)
         self._feed = BlockFeed(self._render, ahead_blocks=ahead)
         self._base_objs = pyo.Sig(self._feed, mul=mul, add=add).getBaseObjects()
         self._control_rate_hz = probe.getSamplingRate() / probe.getBufferSize()
         ramp_s = 1.0 / self._control_rate_hz
-        controls = self.controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
+        controls = self.controls = self.renderer.step_controls(control_rate_hz=self._control_rate_hz)
         self.image_latent = [pyo.SigTo(float(v), time=ramp_s, init=float(v)) for v in controls.z_img]
         self.audio_latent = [pyo.SigTo(float(v), time=ramp_s, init=float(v)) for v in controls.z_aud]
         self.params = {name: pyo.SigTo(v, time=ramp_s, init=v) for name, v in controls.params.items()}
@@ -163,15 +159,14 @@ class NeuralVoice(pyo.PyoObject):
         self._trigger = None
         if rate is not None:
             self.setRate(rate)
-        settle_garbage_collector()  # the models are loaded: no collector pauses in the callback from them
 
     # ---- audio and controls (server callback) -----------------------------------------------------
 
     def _render(self, n_samples: int) -> np.ndarray:
-        return self.stream.render(n_samples)
+        return self.renderer.render(n_samples)
 
     def _update_controls(self) -> None:
-        controls = self.controls = self.stream.controls(control_rate_hz=self._control_rate_hz)
+        controls = self.controls = self.renderer.step_controls(control_rate_hz=self._control_rate_hz)
         values = np.array([*controls.z_img.tolist(), *controls.z_aud.tolist(), *controls.params.values()])
         # only the streams whose value moved (by more than float noise): once a glide has settled that is none
         # of them (a pyo setValue costs a few µs, and there is one per latent dimension and parameter)
@@ -199,29 +194,27 @@ class NeuralVoice(pyo.PyoObject):
         """Glide to ``image`` (a file path or pixels ``(H, W[, C])``) over ``fadetime`` seconds."""
         pixels = _pixels(image)
         with self._lock:
-            self.stream.set_image(pixels, fadetime_s=self._fadetime if fadetime is None else fadetime)
+            self.renderer.set_image(pixels, fadetime_s=self._fadetime if fadetime is None else fadetime)
 
     def setLatent(self, values: Sequence[float], fadetime: float | None = None) -> None:
         """Glide to an image latent (one value per dim, clamped to ±4)."""
         with self._lock:
-            self.stream.set_latent(np.asarray(values, dtype=np.float64),
+            self.renderer.set_latent(np.asarray(values, dtype=np.float64),
                                    fadetime_s=self._fadetime if fadetime is None else fadetime)
 
     def morph(self, a, b, t: float, fadetime: float = 0.05) -> None:
         """Play the latent ``(1 − t)·z(a) + t·z(b)`` between two images (paths or pixels), ``t`` in [0, 1]."""
         pixels_a, pixels_b = _pixels(a), _pixels(b)
         with self._lock:
-            self.stream.morph(pixels_a, pixels_b, t, fadetime_s=fadetime)
+            self.renderer.morph(pixels_a, pixels_b, t, fadetime_s=fadetime)
 
     def setParam(self, name: str, value: float | None) -> None:
         """Hold mapped parameter ``name`` at ``value`` (None: follow the images again)."""
-        self.stream.set_param(name, value)
+        self.renderer.set_param(name, value)
 
     def setFadetime(self, seconds: float) -> None:
         """Default glide time for image changes (``setImage`` without a fadetime, ``next()``, rate and trigger)."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
-            raise ParameterError(f"fadetime={seconds!r}; expected 0…60 seconds")
-        self._fadetime = float(seconds)
+        self._fadetime = FADE_S.check(seconds)
 
     def next(self) -> None:
         """Step to the next image of ``images`` (wrapping around)."""

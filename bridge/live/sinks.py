@@ -1,0 +1,35 @@
+"""Sinks: what a live session sends out every control tick — latents and parameters over OSC, notes and CCs over MIDI.
+
+A sink is a callable ``sink(controls)`` taking :class:`bridge.sonify.voice.Controls`; the session calls every
+sink from its control thread and logs (never re-raises) what one raises.
+"""
+
+from __future__ import annotations
+
+__all__ = ["osc_sink", "midi_sink"]
+
+
+def osc_sink(sender):
+    """A sink sending the latents and parameters to an :class:`bridge.osc.OscSender`."""
+
+    def send(controls) -> None:
+        sender.send_image_latent(controls.z_img)
+        sender.send_audio_latent(controls.z_aud)
+        sender.send_params(controls.params)
+
+    return send
+
+
+def midi_sink(midi_out, voice):
+    """A sink playing the mapping's notes and CCs on a :class:`bridge.midi_live.MidiOutSink`.
+
+    Each new image restarts the note (as ``imgsonic render --midi`` does), even on the same pitch.
+    """
+    seen = [voice.renderer.image_changes]
+
+    def send(controls) -> None:
+        changes = voice.renderer.image_changes
+        midi_out.send(controls.positions, onset=changes != seen[0])
+        seen[0] = changes
+
+    return send

@@ -1,0 +1,40 @@
+"""Images → model inputs, descriptors and latents: the first step of every sonification, offline and live."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bridge.sources.descriptors import describe_images
+from bridge.sources.images import ImageItem
+from models.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from models.pipeline import SonificationModels
+
+__all__ = ["prepare_inputs"]
+
+_DESCRIPTOR_SIZE = 64  # descriptors are measured at this size, whatever the image model reads
+
+
+def prepare_inputs(items: Sequence[ImageItem], models: SonificationModels) -> tuple[torch.Tensor, np.ndarray]:
+    """Model inputs ``(n, C, S, S)`` and descriptors ``(n, len(DESCRIPTORS))``; InputError names the image."""
+    import torch
+
+    from models.preprocess import prepare_image
+
+    inputs, rgbs = [], []
+    # the descriptors see the model's input when it is what they need (the default preset's): half the work
+    same = models.image_size == _DESCRIPTOR_SIZE and models.image_channels == 3
+    for item in items:
+        try:
+            inputs.append(prepare_image(item.pixels, size=models.image_size, channels=models.image_channels))
+            rgbs.append(inputs[-1] if same else prepare_image(item.pixels, size=_DESCRIPTOR_SIZE, channels=3))
+        except InputError as error:
+            raise InputError(f"image {item.name!r}: {error}") from error
+    batch = torch.stack(inputs)
+    return batch, describe_images((batch if same else torch.stack(rgbs)).numpy())
