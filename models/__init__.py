@@ -2,7 +2,7 @@
 
 # Names load on first use (PEP 562): `from models.errors import ...` and `imgsonic --help` need no torch.
 
-import importlib
+from models.lazy import lazy_exports
 
 _EXPORTS = {
     "ImageVAE": "models.image_vae",
@@ -24,12 +24,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -2,7 +2,7 @@
 
 # Names load on first use (PEP 562), so importing one synth module does not import them all (and torch).
 
-import importlib
+from models.lazy import lazy_exports
 
 _EXPORTS = {
     "SpectralConfig": "synth.spectral",
@@ -26,12 +26,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -14,7 +14,7 @@ train image-vae --preset NAME``.
 
 # Names load on first use (PEP 562), so importing one training module does not import them all.
 
-import importlib
+from models.lazy import lazy_exports
 
 _EXPORTS = {
     "PRESET_SPECS": "training.presets",
@@ -25,12 +25,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
