@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -127,7 +128,10 @@ def test_shipped_mapper_inverse_undoes_forward(name):
 def test_torchrun_two_cpu_processes(tmp_path):
     """``torchrun --nproc_per_node 2 -m bridge train`` (gloo): both ranks step in lockstep, rank 0 writes the checkpoint."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    with socket.socket() as probe:  # a free port: a fixed one collides with another test run on the machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
                "-m", "bridge", "train", "audio-vae", "--preset", "squares-sines", "--out", str(tmp_path),
                "--steps", "3", "--n-examples", "32", "--no-progress", "--checkpoint-every", "2"]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
