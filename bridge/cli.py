@@ -159,8 +159,13 @@ SUBCOMMANDS: list[Subcommand] = [
         run=lambda args: _run_train(args),
         add_arguments=lambda parser: _add_train_arguments(parser),
     ),
-    _module_command("eval", "training.evaluate",
-                    help="measure a preset on held-out data, through rendered sound; print a table, write plots"),
+    Subcommand(
+        name="eval",
+        help="measure a preset on held-out data, through rendered sound; print a table, write plots",
+        # with this command line itself, to run squares-sines through visualize and render on files
+        run=lambda args: importlib.import_module("training.evaluate").run(args, cli_main=main),
+        add_arguments=lambda parser: importlib.import_module("training.evaluate").add_arguments(parser),
+    ),
     _module_command("render", "bridge.render",
                     help="render images (files, folders, globs, videos) to a sound file, with optional MIDI and JSON"),
     _module_command("visualize", "bridge.visualize",

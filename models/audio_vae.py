@@ -49,6 +49,12 @@ class AudioVAEConfig:
         k < fourier_octaves) the decoder reads beside the latent itself. A plain MLP is slow to learn outputs
         that change sharply along a latent axis (a sine's narrow mel peak moving with the pitch dim); these
         features make them easy.
+    encoder_floor_db : None, or a level in the spectral config's dB units (between its ``db_floor`` and
+        ``db_ceiling``) below which the encoder reads every mel value as this level: it does not see what lies
+        beneath. Real files carry noise there whose level depends on how they were written, not on the sound
+        (16-bit quantisation reaches −69 dB in the squares-sines config's 8 kHz mels, but −77 dB from a
+        22.05 kHz file), so a model that reads it places the same tone differently at different sample rates
+        and bit depths. The decoder still writes the whole range.
     """
 
     n_mels: int = 64
@@ -58,6 +64,7 @@ class AudioVAEConfig:
     n_hidden_layers: int = 2
     spectral: dict[str, Any] = field(default_factory=dict)
     fourier_octaves: int = 0
+    encoder_floor_db: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "n_mels", "n_frames", "latent_dim", "hidden_width", "n_hidden_layers")
@@ -71,6 +78,27 @@ class AudioVAEConfig:
             raise ParameterError(
                 f"AudioVAEConfig.n_mels={self.n_mels} but spectral['n_mels']={spectral_mels}; they must agree"
             )
+        if self.encoder_floor_db is not None:
+            self._check_encoder_floor()
+
+    def _check_encoder_floor(self) -> None:
+        low, high = self.spectral.get("db_floor"), self.spectral.get("db_ceiling")
+        floor = self.encoder_floor_db
+        if low is None or high is None:
+            raise ParameterError("AudioVAEConfig.encoder_floor_db needs a spectral config with db_floor and db_ceiling")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not low <= floor < high:
+            raise ParameterError(
+                f"AudioVAEConfig.encoder_floor_db={floor!r}; expected a level in dB from db_floor={low} up to "
+                f"db_ceiling={high}"
+            )
+
+    @property
+    def encoder_floor(self) -> float:
+        """``encoder_floor_db`` in normalised mel units (0 when there is none)."""
+        if self.encoder_floor_db is None:
+            return 0.0
+        low, high = self.spectral["db_floor"], self.spectral["db_ceiling"]
+        return (self.encoder_floor_db - low) / (high - low)
 
 
 class AudioVAE(CheckpointMixin, nn.Module):
@@ -108,13 +136,18 @@ class AudioVAE(CheckpointMixin, nn.Module):
         check_spectral_match(self.config.spectral, other, model="audio model")
 
     def encode(self, mel: Tensor) -> tuple[Tensor, Tensor]:
-        """Mel windows ``(B, n_mels, n_frames)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``."""
+        """Mel windows ``(B, n_mels, n_frames)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``.
+
+        Values below the config's ``encoder_floor_db`` are read as that floor.
+        """
         expected = (self.config.n_mels, self.config.n_frames)
         if not isinstance(mel, Tensor) or mel.ndim != 3 or tuple(mel.shape[1:]) != expected:
             shape = tuple(mel.shape) if isinstance(mel, Tensor) else type(mel).__name__
             raise ParameterError(f"mel batch has shape {shape}; expected (B, {expected[0]}, {expected[1]})")
         if not mel.is_floating_point():
             raise ParameterError(f"mel batch has dtype {mel.dtype}; expected floats in [0, 1]")
+        if self.config.encoder_floor_db is not None:
+            mel = mel.clamp_min(self.config.encoder_floor)
         mu, logvar = self.encoder(mel.flatten(1)).chunk(2, dim=1)
         return mu, logvar
 
