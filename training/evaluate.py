@@ -598,6 +598,8 @@ def _format_value(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, list):
         return "[" + ", ".join(_format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return " ".join(f"{key}={_format_value(v)}" for key, v in value.items())
     return str(value)
 
 

@@ -144,9 +144,10 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             image_vae=ImageVAEConfig(image_size=32, channels=1, latent_dim=2, base_width=16, n_layers=3, hidden_width=128),
             # the encoder does not read below −60 dB: 16-bit files put their quantisation noise up to −69 dB
             # (8 kHz) there, and with the whole −120 dB range a 110 Hz tone at −20 dB RMS landed 1.8 latent
-            # units (25 of 128 px in `visualize`) apart written as 16-bit WAVs at 8 and 44.1 kHz
+            # units (25 of 128 px in `visualize`) apart written as 16-bit WAVs at 8 and 44.1 kHz; nor more than
+            # 50 dB below a window's peak, where Ogg Vorbis spreads a loud tone (59 px off as a .ogg)
             audio_vae=_audio_config(_SINE_SPECTRAL, n_frames=1, latent_dim=2, hidden_width=256, n_hidden_layers=2,
-                                    fourier_octaves=6, encoder_floor_db=-60.0),
+                                    fourier_octaves=6, encoder_floor_db=-60.0, encoder_range_db=50.0),
             mapper=LatentMapperConfig(image_latent_dim=2, audio_latent_dim=2, hidden_width=64, depth=2),
             image_data="squares",
             sound_data="sines",
