@@ -61,7 +61,7 @@ def test_a_failing_command_is_reported_with_its_message():
 @pytest.mark.slow
 def test_the_shipped_pair_meets_the_targets_on_files():
     """A smaller run of what ``imgsonic eval --preset squares-sines`` reports in its files_* rows."""
-    found = eval_files.squares_sines_file_checks(main, model_args=["--preset", "squares-sines"], tone_grid_side=6,
+    found = eval_files.squares_sines_file_checks(main, model_args=["--preset", "squares-sines"], n_tones=36,
                                                  n_squares=36, seed=7)
     assert found["files_visualize_pairing"] == ["pitch→x", "loudness→y"]
     assert found["files_visualize_abs_rho_min"] >= 0.98 and found["files_visualize_leakage_max"] <= 0.1

@@ -70,7 +70,6 @@ def _centroids(models, z_aud):
     return metrics.image_centroid_px(images)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("rate", RATES_HZ)
 def test_visualize_gives_the_same_latent_at_every_rate(models, reference, tmp_path, rate):
     path = tmp_path / "tones.wav"
@@ -96,7 +95,6 @@ def test_stereo_flac_and_live_blocks_give_the_same_latent(models, reference, tmp
     assert np.abs(np.stack([frame.z_aud for frame in frames[1 : len(TONES) + 1]]) - reference).max() <= LATENT_TOLERANCE
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("rate", (8000, 44100, 96000))
 def test_training_from_a_sound_folder_sees_the_same_tones(models, reference, tmp_path, rate):
     for index, (f_hz, rms_db) in enumerate(TONES):

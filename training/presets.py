@@ -137,9 +137,9 @@ PRESET_SPECS: dict[str, PresetSpec] = {
     for spec in (
         PresetSpec(
             name="squares-sines",
-            description=("white squares (x, y) ↔ sine tones (pitch, loudness): Laczkó et al.'s synthetic check; "
-                         "each VAE is weakly supervised by its own modality's factors (square x, y; tone pitch, "
-                         "loudness); the mapper sees no pairs"),
+            description=("white squares of any size (x, y) ↔ sine tones (pitch, loudness): Laczkó et al.'s synthetic "
+                         "check; each VAE is weakly supervised by its own modality's factors (square x, y; tone "
+                         "pitch, loudness); the mapper sees no pairs"),
             spectral=_SINE_SPECTRAL,
             image_vae=ImageVAEConfig(image_size=32, channels=1, latent_dim=2, base_width=16, n_layers=3, hidden_width=128),
             # the encoder does not read below −60 dB: 16-bit files put their quantisation noise up to −69 dB
