@@ -11,8 +11,8 @@ These checks do what a user does instead, and measure the outputs with tools the
                                                                          vs  the square's centre x and y
 
 The command runs in this process through ``cli_main`` (``bridge.cli.main``, handed in by the ``eval`` command:
-``training`` never imports ``bridge``), with the evaluated preset's ``--preset`` argument; its files go to a
-temporary folder that is removed afterwards.
+``training`` never imports ``bridge``), with the evaluated models' arguments (``--preset NAME``); its files go to
+a temporary folder that is removed afterwards.
 
 Tones (:func:`tone_set`) spread evenly over MIDI 40–84 and −35…−5 dB RMS, each with a random phase, in an order
 that makes pitch and level uncorrelated, so any cross-correlation in the result is the model's. Each
