@@ -49,6 +49,16 @@ class AudioVAEConfig:
         k < fourier_octaves) the decoder reads beside the latent itself. A plain MLP is slow to learn outputs
         that change sharply along a latent axis (a sine's narrow mel peak moving with the pitch dim); these
         features make them easy.
+    encoder_floor_db : None, or a level in the spectral config's dB units (between its ``db_floor`` and
+        ``db_ceiling``) below which the encoder reads every mel value as this level: it does not see what lies
+        beneath. Real files carry noise there whose level depends on how they were written, not on the sound
+        (16-bit quantisation reaches −69 dB in the squares-sines config's 8 kHz mels, but −77 dB from a
+        22.05 kHz file), so a model that reads it places the same tone differently at different sample rates
+        and bit depths. The decoder still writes the whole range.
+    encoder_range_db : None, or how many dB below the loudest value of each window the encoder still reads; lower
+        values are read as that level (or as ``encoder_floor_db``, whichever is higher). What lies that far below
+        a loud sound is masked for a listener, and lossy codecs put their noise there: Ogg Vorbis spreads a loud
+        sine's energy into bands 60 dB below its peak, which read as a far louder tone.
     """
 
     n_mels: int = 64
@@ -58,6 +68,8 @@ class AudioVAEConfig:
     n_hidden_layers: int = 2
     spectral: dict[str, Any] = field(default_factory=dict)
     fourier_octaves: int = 0
+    encoder_floor_db: float | None = None
+    encoder_range_db: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "n_mels", "n_frames", "latent_dim", "hidden_width", "n_hidden_layers")
@@ -71,6 +83,29 @@ class AudioVAEConfig:
             raise ParameterError(
                 f"AudioVAEConfig.n_mels={self.n_mels} but spectral['n_mels']={spectral_mels}; they must agree"
             )
+        if self.encoder_floor_db is not None or self.encoder_range_db is not None:
+            self._check_encoder_limits()
+
+    def _check_encoder_limits(self) -> None:
+        low, high = self.spectral.get("db_floor"), self.spectral.get("db_ceiling")
+        if low is None or high is None:
+            raise ParameterError("AudioVAEConfig.encoder_floor_db and encoder_range_db need a spectral config with "
+                                 "db_floor and db_ceiling")
+        floor, span = self.encoder_floor_db, self.encoder_range_db
+        if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float)) or not low <= floor < high):
+            raise ParameterError(
+                f"AudioVAEConfig.encoder_floor_db={floor!r}; expected a level in dB from db_floor={low} up to "
+                f"db_ceiling={high}"
+            )
+        if span is not None and (isinstance(span, bool) or not isinstance(span, (int, float)) or not 0 < span):
+            raise ParameterError(f"AudioVAEConfig.encoder_range_db={span!r}; expected a positive number of dB")
+
+    def encoder_limits(self) -> tuple[float, float | None]:
+        """(``encoder_floor_db``, ``encoder_range_db``) in normalised mel units: (0, None) when unset."""
+        low, high = self.spectral.get("db_floor", 0.0), self.spectral.get("db_ceiling", 1.0)
+        floor = 0.0 if self.encoder_floor_db is None else (self.encoder_floor_db - low) / (high - low)
+        span = None if self.encoder_range_db is None else self.encoder_range_db / (high - low)
+        return floor, span
 
 
 class AudioVAE(CheckpointMixin, nn.Module):
@@ -98,6 +133,7 @@ class AudioVAE(CheckpointMixin, nn.Module):
         self.encoder = _mlp(n_values, config.hidden_width, config.n_hidden_layers, 2 * config.latent_dim)
         decoder_inputs = config.latent_dim * (1 + 2 * config.fourier_octaves)
         self.decoder = _mlp(decoder_inputs, config.hidden_width, config.n_hidden_layers, n_values)
+        self._encoder_limits = config.encoder_limits()
 
     def check_spectral(self, other: dict[str, Any]) -> None:
         """Raise CheckpointError unless ``other`` equals the spectral config this model was trained with.
@@ -108,13 +144,22 @@ class AudioVAE(CheckpointMixin, nn.Module):
         check_spectral_match(self.config.spectral, other, model="audio model")
 
     def encode(self, mel: Tensor) -> tuple[Tensor, Tensor]:
-        """Mel windows ``(B, n_mels, n_frames)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``."""
+        """Mel windows ``(B, n_mels, n_frames)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``.
+
+        Values below the config's ``encoder_floor_db``, or more than ``encoder_range_db`` below their window's
+        loudest value, are read as that level.
+        """
         expected = (self.config.n_mels, self.config.n_frames)
         if not isinstance(mel, Tensor) or mel.ndim != 3 or tuple(mel.shape[1:]) != expected:
             shape = tuple(mel.shape) if isinstance(mel, Tensor) else type(mel).__name__
             raise ParameterError(f"mel batch has shape {shape}; expected (B, {expected[0]}, {expected[1]})")
         if not mel.is_floating_point():
             raise ParameterError(f"mel batch has dtype {mel.dtype}; expected floats in [0, 1]")
+        floor, span = self._encoder_limits
+        if span is not None:
+            mel = torch.maximum(mel, (mel.amax(dim=(1, 2), keepdim=True) - span).clamp_min(floor))
+        elif floor > 0:
+            mel = mel.clamp_min(floor)
         mu, logvar = self.encoder(mel.flatten(1)).chunk(2, dim=1)
         return mu, logvar
 

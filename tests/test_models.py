@@ -147,6 +147,55 @@ def test_audio_vae_check_spectral_lists_every_differing_field():
     assert "n_mels" not in message
 
 
+def _limited_vae(**limits):
+    spectral = {"n_mels": 16, "db_floor": -120.0, "db_ceiling": 40.0}
+    torch.manual_seed(0)
+    return AudioVAE(AudioVAEConfig(n_mels=16, n_frames=2, latent_dim=2, spectral=spectral, **limits)).eval()
+
+
+def test_audio_vae_encoder_reads_nothing_below_its_floor_or_range():
+    # normalised units: −60 dB is 0.375 and 50 dB is 0.3125 of the −120…40 dB range
+    vae = _limited_vae(encoder_floor_db=-60.0, encoder_range_db=50.0)
+    quiet = torch.full((1, 16, 2), 0.2)
+    quiet[0, 5, 1] = 0.5  # a tone at −40 dB: the floor (−60 dB) binds, not its range (−90 dB)
+    noisy = quiet.clone()
+    noisy[0, :, 0] = torch.linspace(0.0, 0.37, 16)  # noise below −60 dB
+    assert torch.equal(vae.encode(quiet)[0], vae.encode(noisy)[0])
+    loud = torch.full((1, 16, 2), 0.4)
+    loud[0, 5, 1] = 0.9  # a tone at +24 dB: everything under −26 dB is masked
+    masked = loud.clone()
+    masked[0, 8:, :] = 0.58  # −27.2 dB
+    assert torch.equal(vae.encode(loud)[0], vae.encode(masked)[0])
+    masked[0, 8, 0] = 0.6  # −24 dB is read
+    assert not torch.equal(vae.encode(loud)[0], vae.encode(masked)[0])
+    # batch items are limited by their own peak
+    both = vae.encode(torch.cat([quiet, loud]))[0]
+    torch.testing.assert_close(both, torch.cat([vae.encode(quiet)[0], vae.encode(loud)[0]]))
+    # without limits, the encoder reads everything
+    plain = _limited_vae()
+    assert not torch.equal(plain.encode(quiet)[0], plain.encode(noisy)[0])
+
+
+@pytest.mark.parametrize(("limits", "word"), [({"encoder_floor_db": 40.0}, "encoder_floor_db=40.0"),
+                                               ({"encoder_floor_db": -130.0}, "db_floor=-120"),
+                                               ({"encoder_range_db": 0.0}, "encoder_range_db=0.0"),
+                                               ({"encoder_range_db": True}, "encoder_range_db=True")])
+def test_audio_vae_encoder_limits_are_checked(limits, word):
+    with pytest.raises(ParameterError, match=word):
+        _limited_vae(**limits)
+    with pytest.raises(ParameterError, match="db_floor and db_ceiling"):
+        AudioVAEConfig(n_mels=16, spectral={"n_mels": 16}, encoder_floor_db=-60.0)
+
+
+def test_audio_vae_encoder_limits_survive_a_checkpoint(tmp_path):
+    vae = _limited_vae(encoder_floor_db=-60.0, encoder_range_db=50.0)
+    vae.save(tmp_path / "a.pt")
+    again = AudioVAE.from_checkpoint(tmp_path / "a.pt")
+    assert (again.config.encoder_floor_db, again.config.encoder_range_db) == (-60.0, 50.0)
+    mel = torch.rand(3, 16, 2)
+    torch.testing.assert_close(again.encode(mel)[0], vae.encode(mel)[0], atol=1e-2, rtol=0)  # float16 weights
+
+
 @pytest.mark.parametrize("image_dim, audio_dim", [(8, 4), (3, 6), (5, 5)])
 def test_mapper_shapes_with_any_dims(image_dim, audio_dim):
     mapper = LatentMapper(LatentMapperConfig(image_latent_dim=image_dim, audio_latent_dim=audio_dim)).eval()

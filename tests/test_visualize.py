@@ -69,9 +69,15 @@ def test_gif_has_one_frame_per_tick_at_the_frame_rate(models, wav, tmp_path):
     out = tmp_path / "anim.gif"
     visualize_file(wav, out_path=out, models=models, fps=5, size_px=24)
     with Image.open(out) as gif:
-        assert gif.n_frames == math.ceil(1.05 * 5) == 6
         assert gif.size == (24, 24)
-        assert gif.info["duration"] == 200
+        # Pillow stores identical consecutive frames once, with their durations added (a steady tone can give
+        # identical frames): the animation still lasts one tick per frame
+        durations = []
+        for index in range(gif.n_frames):
+            gif.seek(index)
+            durations.append(gif.info["duration"])
+        assert sum(durations) == math.ceil(1.05 * 5) * 200 == 1200
+        assert all(duration % 200 == 0 for duration in durations)
 
 
 def test_folder_of_numbered_frames(models, wav, tmp_path):
@@ -279,18 +285,19 @@ def test_steady_tone_frame_matches_the_evaluation_chain(models):
     np.testing.assert_allclose(frames[1].image, expected[0].numpy(), atol=1e-4)
 
 
-def test_round_trip_image_sound_image_lands_within_four_pixels(models):
-    """Squares → ``render`` (pghi+fgla, 44.1 kHz) → ``visualize`` (2 fps, frames at each image's middle).
+def test_round_trip_image_sound_image_lands_within_two_and_a_half_pixels(models):
+    """Squares → ``render`` (pghi+fgla, 44.1 kHz, the vocoder's own level) → ``visualize`` (2 fps, frames at each
+    image's middle).
 
-    Stated error, on 64 px images: the visualised square's centroid lies within 4 px of the source square's on
-    average, within 1 px along x (pitch), and the squares keep their order along y (loudness, Spearman ≥ 0.85).
-    That is looser than the reverse evaluation's 2 px for synthesised sine tones: the render's phase
-    reconstruction spreads each tone's energy over its mel band (the mel pseudo-inverse), and the audio
-    encoder, trained on pure tones, reads that low-level spread as extra loudness (y errors up to ≈ 13 px).
+    Stated error, on 64 px images: the visualised square's centroid lies within 2.5 px of the source square's on
+    average, within 1 px along x (pitch), and the squares keep their order along y (loudness, Spearman ≥ 0.95).
+    The render keeps the vocoder's level here (``peak_db=None``): ``imgsonic render`` normalises a file's peak to
+    −1 dBFS, which makes every tone of this sequence (peak −3.5 dBFS) 2.5 dB louder and moves every square
+    3.2 px down (4.1 px from the source on average then).
     """
     images, _ = make_squares(24, size=models.image_size, seed=3)
     items = [ImageItem(name=f"square{i}", pixels=image.permute(1, 2, 0).numpy()) for i, image in enumerate(images)]
-    settings = RenderSettings(seconds_per_image=1.0, crossfade_s=0.1)
+    settings = RenderSettings(seconds_per_image=1.0, crossfade_s=0.1, peak_db=None)
     result = render_items(items, bundle=ModelBundle(models, None, label=PRESET), settings=settings)
     frames = visualize_audio(result.audio, sample_rate=result.sample_rate, models=models, fps=2, window_s=0.6)
     seen = torch.from_numpy(np.stack([frames[2 * i + 1].image for i in range(len(images))]))
@@ -300,6 +307,6 @@ def test_round_trip_image_sound_image_lands_within_four_pixels(models):
                                                                          align_corners=False))
 
     found, source = centroids(seen), centroids(images)
-    assert np.hypot(*(found - source).T).mean() <= 4.0
+    assert np.hypot(*(found - source).T).mean() <= 2.5
     assert np.abs(found[:, 0] - source[:, 0]).mean() <= 1.0
-    assert metrics.spearman(found[:, 1], source[:, 1]) >= 0.85
+    assert metrics.spearman(found[:, 1], source[:, 1]) >= 0.95

@@ -73,20 +73,30 @@ def _check_count(name: str, value: int) -> int:
     return value
 
 
-def make_squares(n: int, *, size: int, seed: int) -> tuple[Tensor, Tensor]:
-    """White squares on black with a soft fall-off, varying in x and y.
+def make_squares(n: int, *, size: int, seed: int, side_range: tuple[float, float] = (_SQUARE_SIDE, _SQUARE_SIDE),
+                 edge_range_px: tuple[float, float] = (_SQUARE_EDGE_PX, _SQUARE_EDGE_PX)) -> tuple[Tensor, Tensor]:
+    """White squares on black with a soft fall-off, varying in x and y (and, given ranges, in side and softness).
 
     Parameters
     ----------
     n : number of images.
-    size : image side in pixels; the square's side is a quarter of it.
+    size : image side in pixels.
     seed : same seed → same images.
+    side_range : (smallest, largest) side of the square as a fraction of ``size`` (default: a quarter, always).
+    edge_range_px : (softest, hardest) fall-off in pixels: a linear ramp from 1 at the side to 0 this far outside
+        it (default 1.5 px, always).
+
+    The centre is uniform over one range for every square: from ``m`` to ``size − m`` pixels, where ``m`` is
+    the smallest half-side plus the widest edge, so position and size are independent wherever they can be.
+    Each square's side is then uniform between the smallest side and the largest that fits at its centre
+    (capped at ``side_range[1]``): near the edges only small squares fit. With the default (fixed) ranges
+    every square has the same side and edge.
 
     Returns
     -------
     images : ``(n, 1, size, size)`` float32 in [0, 1].
-    factors : ``(n, 2)`` float32, ``(x, y)`` of the square's centre in [0, 1] (0 = left / top edge of the
-        range the centre can take without leaving the image).
+    factors : ``(n, 2)`` float32, ``(x, y)`` of the square's centre in [0, 1] (0 = ``m`` px from the left /
+        top edge, 1 = ``m`` px from the right / bottom edge), whatever its side.
 
     Example
     -------
@@ -96,16 +106,26 @@ def make_squares(n: int, *, size: int, seed: int) -> tuple[Tensor, Tensor]:
     """
     _check_count("n", n)
     _check_count("size", size)
+    for name, (low, high), limit in (("side_range", side_range, 1.0), ("edge_range_px", edge_range_px, size / 2)):
+        if not 0 < low <= high <= limit:
+            raise ParameterError(f"{name}={(low, high)!r}; expected 0 < low <= high <= {limit:g}")
     generator = torch.Generator().manual_seed(seed)
     factors = torch.rand(n, 2, generator=generator)
-    half_side = _SQUARE_SIDE * size / 2
-    margin = half_side + _SQUARE_EDGE_PX
+    margin = side_range[0] * size / 2 + edge_range_px[1]
+    if not margin < size / 2:
+        raise ParameterError(f"side_range={side_range!r} with edges up to {edge_range_px[1]} px leave no room in {size} px")
     centres = margin + factors * (size - 2 * margin)  # (n, 2) in pixels
+    uniform = torch.rand(n, 2, generator=generator)
+    edge = edge_range_px[0] + uniform[:, 0] * (edge_range_px[1] - edge_range_px[0])
+    room = torch.minimum(centres, size - centres).amin(dim=1) - edge  # the largest half-side that fits
+    largest = torch.minimum(torch.full_like(room, side_range[1] * size / 2), room)
+    smallest = torch.full_like(room, side_range[0] * size / 2)
+    half_side = smallest + uniform[:, 1] * (largest - smallest).clamp_min(0.0)
     pixel = torch.arange(size, dtype=torch.float32) + 0.5
 
     def profile(centre: Tensor) -> Tensor:  # (n,) → (n, size): 1 inside, a linear ramp over the edge
         distance = (pixel[None, :] - centre[:, None]).abs()
-        return ((half_side + _SQUARE_EDGE_PX - distance) / _SQUARE_EDGE_PX).clamp(0.0, 1.0)
+        return ((half_side[:, None] + edge[:, None] - distance) / edge[:, None]).clamp(0.0, 1.0)
 
     images = profile(centres[:, 1])[:, :, None] * profile(centres[:, 0])[:, None, :]
     return images.unsqueeze(1).contiguous(), factors

@@ -68,6 +68,15 @@ one ``visualize`` frame spanning the clip.
     ``reverse_distance_preservation``: Spearman ρ between the pairwise distances of the rendered sounds'
     log-mel features and of the images visualised from them (pixels): distinct sounds give distinct images.
 
+Through files (``files_*``): squares-sines under ``imgsonic eval``
+-------------------------------------------------------------------
+What a user's files give, measured through the command itself (:mod:`training.eval_files`): tones written as
+16-bit WAV files at 8, 22.05, 44.1 and 48 kHz (and at other rates, in other formats, in stereo) seen by
+``imgsonic visualize``, their squares' centroids against the tones' pitch and RMS level, and whether a tone
+gives the same frame at every rate; squares of side 4–32 px in 64 px PNG files, at random sub-pixel positions
+and edge softness, played by ``imgsonic render``, the pitch and RMS level of the WAV against the squares'
+centres.
+
 Outputs go to ``-o DIR`` (default ``imgsonic-eval/<preset>``): ``metrics.json`` and four PNGs, each written
 atomically: ``image_traversal.png`` (rows: image-latent axes; columns: that axis swept over the held-out
 latents' 2nd–98th percentile, the others held at their median), ``audio_traversal.png`` (the same for the
@@ -100,6 +109,7 @@ from synth.phase import METHODS, mel_to_audio
 from synth.sources import SineParams, hz_to_midi, midi_to_hz, render_sines
 from synth.spectral import SpectralConfig, audio_to_mel
 from training import metrics, plots
+from training.eval_files import CliMain, squares_sines_file_checks
 from training.presets import PresetSpec, get_spec, preset_images, preset_sounds
 
 __all__ = ["TARGETS", "RENDER_SECONDS", "SAME_SOUND_DB", "REVERSE_IMAGE_PX", "run", "evaluate_preset",
@@ -136,6 +146,13 @@ TARGETS: dict[str, tuple[Target, ...]] = {
         Target("cross_leakage_max", "<=", 0.1),
         Target("reverse_abs_rho_min", ">=", 0.98),
         Target("reverse_centroid_error_px", "<=", 2.0),
+        # through the imgsonic command on files (training.eval_files), measured only when eval runs it
+        Target("files_visualize_abs_rho_min", ">=", 0.98),
+        Target("files_visualize_leakage_max", "<=", 0.1),
+        Target("files_visualize_rate_spread_px", "<=", 1.0),
+        Target("files_render_abs_rho_min", ">=", 0.98),
+        Target("files_render_leakage_max", "<=", 0.1),
+        Target("files_render_pitch_range_octaves", ">=", 3.0),
     ),
     "digits-fm": (
         Target("accuracy_through_sound", ">=", 0.96),
@@ -153,10 +170,13 @@ TARGETS: dict[str, tuple[Target, ...]] = {
 # ---- the command line ----------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
-    """Evaluate, print the table (or JSON) and return 0; 1 when a target is missed."""
+def run(args: argparse.Namespace, *, cli_main: CliMain | None = None) -> int:
+    """Evaluate, print the table (or JSON) and return 0; 1 when a target is missed.
+
+    ``cli_main`` (``bridge.cli.main``, given by ``imgsonic eval``) adds the ``files_*`` rows for squares-sines.
+    """
     out = Path(args.out) if args.out else Path("imgsonic-eval") / args.preset
-    result = evaluate_preset(args.preset, n=args.n, method=args.method, out_dir=out)
+    result = evaluate_preset(args.preset, n=args.n, method=args.method, out_dir=out, cli_main=cli_main)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0 if result["all_targets_met"] else 1
 
@@ -298,8 +318,13 @@ def evaluate_preset(
     method: str = "pghi+fgla",
     out_dir: str | os.PathLike | None = None,
     render_seconds: float = RENDER_SECONDS,
+    cli_main: CliMain | None = None,
 ) -> dict[str, Any]:
     """Evaluate preset ``name`` on held-out data; return (and, with ``out_dir``, write) the result.
+
+    With ``cli_main`` (a function that runs ``imgsonic`` with a list of arguments, e.g. ``bridge.cli.main``),
+    squares-sines also gets the ``files_*`` rows: :func:`training.eval_files.squares_sines_file_checks`, the
+    pair through ``imgsonic visualize`` and ``render`` on files. Targets are checked for the metrics measured.
 
     The checkpoints come from the registry (:func:`models.registry.load_preset`); the data sets from
     :data:`training.presets.PRESET_SPECS` (test split), built at the sizes the checkpoints were trained at.
@@ -355,6 +380,8 @@ def evaluate_preset(
             found.update(_squares_sines(rendered, image_targets.numpy(), spectral=spectral))
             reverse, reverse_grid = _squares_sines_reverse(models, images, image_targets, n=n, spectral=spectral,
                                                            seconds=render_seconds)
+            if cli_main is not None:
+                reverse.update(squares_sines_file_checks(cli_main, model_args=["--preset", name]))
         elif name == "digits-fm":
             found.update(_digits_fm(models, spec, rendered, images, image_targets.numpy(), mu_img, spectral=spectral))
             reverse, reverse_grid = _digits_fm_reverse(models, spec, rendered, images, image_targets.numpy())
@@ -383,6 +410,7 @@ def evaluate_preset(
             "passed": target.check(found[target.metric]),
         }
         for target in TARGETS[name]
+        if target.metric in found
     }
     result = {
         "preset": name,
@@ -558,6 +586,8 @@ def _format_value(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, list):
         return "[" + ", ".join(_format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return " ".join(f"{key}={_format_value(v)}" for key, v in value.items())
     return str(value)
 
 

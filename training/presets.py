@@ -79,6 +79,8 @@ class PresetSpec:
     ``image_factor_weight`` > 0 likewise for images with generating factors (squares: x, y).
     ``image_spread_weight`` > 0 keeps near-duplicate images (neighbouring crops of one photo) apart in the image
     latent, in proportion to their pixel distance (``training.losses.spread_loss``), so they do not share a sound.
+    ``square_side_range`` (fractions of the image side) and ``square_edge_range_px`` set the squares data set's
+    sizes and edge softness (``training.datasets.make_squares``).
     ``audio_level_weight`` > 0 penalises the squared dB error of each decoded window's total power, so the
     decoder keeps the level of a sound (what the rendered loudness follows). The mapping itself never sees
     labels, parameters or pairs.
@@ -105,6 +107,8 @@ class PresetSpec:
     image_spread_weight: float = 0.0
     audio_factor_weight: float = 0.0
     audio_level_weight: float = 0.0
+    square_side_range: tuple[float, float] = (0.25, 0.25)
+    square_edge_range_px: tuple[float, float] = (1.5, 1.5)
     seed: int = 0
 
 
@@ -133,13 +137,17 @@ PRESET_SPECS: dict[str, PresetSpec] = {
     for spec in (
         PresetSpec(
             name="squares-sines",
-            description=("white squares (x, y) ↔ sine tones (pitch, loudness): Laczkó et al.'s synthetic check; "
-                         "each VAE is weakly supervised by its own modality's factors (square x, y; tone pitch, "
-                         "loudness); the mapper sees no pairs"),
+            description=("white squares of any size (x, y) ↔ sine tones (pitch, loudness): Laczkó et al.'s synthetic "
+                         "check; each VAE is weakly supervised by its own modality's factors (square x, y; tone "
+                         "pitch, loudness); the mapper sees no pairs"),
             spectral=_SINE_SPECTRAL,
             image_vae=ImageVAEConfig(image_size=32, channels=1, latent_dim=2, base_width=16, n_layers=3, hidden_width=128),
+            # the encoder does not read below −60 dB: 16-bit files put their quantisation noise up to −69 dB
+            # (8 kHz) there, and with the whole −120 dB range a 110 Hz tone at −20 dB RMS landed 1.8 latent
+            # units (25 of 128 px in `visualize`) apart written as 16-bit WAVs at 8 and 44.1 kHz; nor more than
+            # 50 dB below a window's peak, where Ogg Vorbis spreads a loud tone (59 px off as a .ogg)
             audio_vae=_audio_config(_SINE_SPECTRAL, n_frames=1, latent_dim=2, hidden_width=256, n_hidden_layers=2,
-                                    fourier_octaves=6),
+                                    fourier_octaves=6, encoder_floor_db=-60.0, encoder_range_db=50.0),
             mapper=LatentMapperConfig(image_latent_dim=2, audio_latent_dim=2, hidden_width=64, depth=2),
             image_data="squares",
             sound_data="sines",
@@ -149,6 +157,10 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             audio_training=TrainSettings(steps=40000, batch_size=128, lr=1e-3, n_examples=20000),
             mapper_training=TrainSettings(steps=1000, batch_size=64, lr=1e-3, n_examples=20000),
             image_factor_weight=10.0,  # fixes both latent axes, so no TC term (it let y leak into x's dim)
+            # squares from under 2 px to over half the image, hard to soft: a user's square of any size keeps its
+            # place (with quarter-size squares only, 4 px squares in 64 px images lost the pitch range)
+            square_side_range=(0.05, 0.55),
+            square_edge_range_px=(0.5, 2.0),
             # Unsupervised, the decoder's loudness followed pitch (rendered |rho| loudness 0.62, leakage 0.70 with
             # β 0.02–1, TC γ 0–60, any dB floor). The synth's own parameters now fix the two axes (within the
             # audio modality only, like digits-fm's class labels), so no TC term is needed and β stays small;
@@ -225,7 +237,8 @@ def preset_images(spec: PresetSpec, *, split: str, n: int | None = None) -> tupl
     n = n or spec.image_training.n_examples
     size = spec.image_vae.image_size
     if spec.image_data == "squares":
-        return datasets.make_squares(n, size=size, seed=seed)
+        return datasets.make_squares(n, size=size, seed=seed, side_range=spec.square_side_range,
+                                     edge_range_px=spec.square_edge_range_px)
     if spec.image_data == "digits":
         return datasets.load_digits_split(split, size=size)
     if spec.image_data == "broad":

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bridge.cli.app import main
     from training import evaluate
 
-    return evaluate.run(args)
+    # with this command line itself, so squares-sines is also run through visualize and render on files
+    return evaluate.run(args, cli_main=main)
