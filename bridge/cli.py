@@ -123,6 +123,11 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     train_vocoder.add_arguments(
         models.add_parser("vocoder", help="train a neural vocoder for a preset's (or the default) spectral config")
     )
+    from training import train_melody_vae
+
+    train_melody_vae.add_arguments(
+        models.add_parser("melody-vae", help="train the melody VAE on the Essen folk songs (needs music21)")
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -130,9 +135,35 @@ def _run_train(args: argparse.Namespace) -> int:
         from training import train_vocoder
 
         return train_vocoder.run(args)
+    if args.model == "melody-vae":
+        from training import train_melody_vae
+
+        return train_melody_vae.run(args)
     from training import cli as train_cli
 
     return train_cli.run(args)
+
+
+# ---- imgsonic eval ------------------------------------------------------------------------------
+
+
+def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    from bridge import eval_melody
+    from training import evaluate
+
+    evaluate.add_arguments(parser)
+    eval_melody.add_arguments(parser)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    """Melody presets are measured on MIDI files and pyo audio (bridge.eval_melody), the others on rendered sound."""
+    from bridge import eval_melody
+
+    if args.preset in eval_melody.MELODY_TARGETS:
+        return eval_melody.run(args)
+    from training import evaluate
+
+    return evaluate.run(args)
 
 
 # ---- the parser and entry point --------------------------------------------------------------
@@ -159,8 +190,12 @@ SUBCOMMANDS: list[Subcommand] = [
         run=lambda args: _run_train(args),
         add_arguments=lambda parser: _add_train_arguments(parser),
     ),
-    _module_command("eval", "training.evaluate",
-                    help="measure a preset on held-out data, through rendered sound; print a table, write plots"),
+    Subcommand(
+        name="eval",
+        help="measure a preset on held-out data, through rendered sound (or MIDI melodies); print a table, write plots",
+        run=lambda args: _run_eval(args),
+        add_arguments=lambda parser: _add_eval_arguments(parser),
+    ),
     _module_command("render", "bridge.render",
                     help="render images (files, folders, globs, videos) to a sound file, with optional MIDI and JSON"),
     _module_command("visualize", "bridge.visualize",

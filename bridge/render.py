@@ -447,8 +447,12 @@ def render_files(
     midi_path: str | os.PathLike | None = None,
     json_path: str | os.PathLike | None = None,
     progress: bool = False,
+    before_write: Callable[[list[ImageItem], RenderResult], None] | None = None,
 ) -> RenderResult:
-    """``imgsonic render``: expand and decode ``inputs``, render, write the files; returns the result with timings."""
+    """``imgsonic render``: expand and decode ``inputs``, render, write the files; returns the result with timings.
+
+    ``before_write(items, result)`` runs before any file is written (``--melody``: :mod:`bridge.melody_render`).
+    """
     out_path = Path(out_path)
     _check_output(out_path, (".wav", ".flac"), "output")
     _check_output(Path(midi_path) if midi_path else None, (".mid", ".midi"), "--midi")
@@ -460,6 +464,8 @@ def render_files(
     decode_s = time.perf_counter() - clock
     result = render_items(items, loaded=loaded, settings=settings, mapping=mapping, progress=progress)
     result.timings_s = {"image decode": decode_s, **result.timings_s}
+    if before_write is not None:
+        before_write(items, result)
     metadata = {"models": loaded.label, "mapping": mapping.source, "settings": asdict(settings)}
     save_outputs(result, out_path=out_path, mapping=mapping, midi_path=midi_path, json_path=json_path, metadata=metadata)
     return result
@@ -498,7 +504,7 @@ def add_model_arguments(parser) -> None:
 
 def add_settings_arguments(parser) -> None:
     """Sound options shared by ``render`` and ``demo``."""
-    parser.add_argument("--seconds-per-image", type=float, default=1.0, metavar="S", help="default: 1.0")
+    parser.add_argument("--seconds-per-image", type=float, metavar="S", help="default: 1.0 (with --melody: one phrase)")
     parser.add_argument("--crossfade", type=float, default=RenderSettings.crossfade_s, metavar="S",
                         help=f"crossfade between images, ≤ seconds per image (default: {RenderSettings.crossfade_s})")
     parser.add_argument("--vocoder", choices=VOCODERS, default="pghi+fgla",
@@ -548,7 +554,8 @@ def reuse_freed_memory() -> bool:
 
 
 def settings_from_args(args) -> RenderSettings:
-    return RenderSettings(seconds_per_image=args.seconds_per_image, crossfade_s=args.crossfade,
+    seconds_per_image = 1.0 if args.seconds_per_image is None else args.seconds_per_image
+    return RenderSettings(seconds_per_image=seconds_per_image, crossfade_s=args.crossfade,
                           vocoder=args.vocoder, fx=args.fx, sample_rate=args.sr, workers=args.workers)
 
 
@@ -566,22 +573,37 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="OUT.json", help="per image: time span, latents, mapped parameters")
     add_settings_arguments(parser)
     add_model_arguments(parser)
+    from bridge.melody_render import add_melody_arguments
+
+    add_melody_arguments(parser)
 
 
 def run(args) -> int:
     set_threads(args.threads)
     reuse_freed_memory()
+    melody_step = None
+    if args.melody:
+        from bridge import melody_render
+
+        _check_output(Path(args.melody), (".mid", ".midi"), "--melody")
+        melody_models = melody_render.load_melody_models(args.preset)
+        args.seconds_per_image = melody_render.melody_seconds_per_image(
+            seconds_per_image=args.seconds_per_image, n_steps=melody_models.n_steps, bpm=args.bpm)
     settings = settings_from_args(args)
+    if args.melody:
+        melody_step = melody_render.melody_step(midi_path=args.melody, mode=args.melody_audio,
+                                                level_db=args.melody_level_db, bpm=args.bpm,
+                                                melody_models=melody_models, peak_db=settings.peak_db)
     mapping = load_mapping(args.mapping)
     loaded = models_from_args(args)
     clock = time.perf_counter()
     result = render_files(args.inputs, out_path=args.output, loaded=loaded, settings=settings, mapping=mapping,
-                          midi_path=args.midi, json_path=args.json, progress=True)
+                          midi_path=args.midi, json_path=args.json, progress=True, before_write=melody_step)
     elapsed = time.perf_counter() - clock
     n_images = len(result.images)
     print(f"wrote {args.output}: {n_images} image{'' if n_images == 1 else 's'}, {result.duration_s:.2f} s at {result.sample_rate} Hz "
           f"({result.duration_s / elapsed:.0f}× real time)")
-    for path in (args.midi, args.json):
+    for path in (args.midi, args.json, args.melody):
         if path:
             print(f"wrote {path}")
     return 0
