@@ -215,7 +215,6 @@ def evaluate_melody(name: str, *, out_dir: str | Path, bpm: float = 120.0, compa
     from models.melody_pipeline import MelodyModels
     from training import plots
     from training.datasets import load_digits_split
-    from training.melody_data import make_melody_phrases, notes_per_bar
 
     started = time.perf_counter()
     if name not in MELODY_TARGETS:
@@ -237,9 +236,8 @@ def evaluate_melody(name: str, *, out_dir: str | Path, bpm: float = 120.0, compa
     digits = load_digits()
     order = np.random.default_rng(0).permutation(len(digits.images))
     raw_test = (digits.images[order[: len(labels)]] / 16.0).astype(np.float32)
-    corpus, _ = make_melody_phrases(config=melody.melody_vae.config, split="test")
-    corpus_density = notes_per_bar(corpus.numpy(), steps_per_bar=melody.melody_vae.config.steps_per_bar)
-    corpus_range = (float(np.percentile(corpus_density, 10)), float(np.percentile(corpus_density, 90)))
+    corpus = _corpus_statistics(name)
+    corpus_range = (corpus["notes_per_bar_p10"], corpus["notes_per_bar_p90"])
 
     results: dict[str, dict[str, Any]] = {}
     extras = {}
@@ -276,6 +274,7 @@ def evaluate_melody(name: str, *, out_dir: str | Path, bpm: float = 120.0, compa
         "bpm": bpm,
         "n_images": len(labels),
         "corpus_notes_per_bar_p10_p90": list(corpus_range),
+        "corpus": corpus,
         "metrics": clean,
         "variants": {variant: found for variant, found in results.items() if variant != "clean"},
         "unpaired_mapper": comparison,
@@ -289,6 +288,19 @@ def evaluate_melody(name: str, *, out_dir: str | Path, bpm: float = 120.0, compa
     with atomic_output(out_dir / "metrics.json", text=True) as stream:
         json.dump(result, stream, indent=2, default=float)
     return result
+
+
+def _corpus_statistics(name: str) -> dict[str, float]:
+    """The held-out Essen phrases' statistics, stored in the melody VAE's metadata when it was trained."""
+    from models.checkpoint import load_checkpoint
+    from models.errors import CheckpointError
+    from models.registry import load_preset
+
+    path = load_preset(name).melody_vae
+    corpus = load_checkpoint(path, kind="melody_vae")["metadata"].get("corpus")
+    if not corpus:
+        raise CheckpointError(f"melody VAE {path} holds no corpus statistics; retrain it (imgsonic train melody-vae)")
+    return corpus
 
 
 def _compare_unpaired(classifier, labels, raw_test, *, out_dir: Path, bpm: float, corpus_range) -> dict[str, Any] | None:

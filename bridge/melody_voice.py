@@ -43,7 +43,7 @@ __all__ = ["MelodyVoice", "render_melody", "TAIL_S"]
 log = logging.getLogger("imgsonic.melody")
 
 TAIL_S = 1.0  # the last note's release and the room's decay after the last phrase
-_ENVELOPE = [(0, 0.0), (250, 1.0), (1600, 0.62), (5600, 0.38), (7500, 0.3), (8191, 0.0)]  # over each note's length
+_ENVELOPE = [(0, 0.0), (250, 1.0), (1600, 0.62), (5600, 0.38), (7950, 0.3), (8191, 0.0)]  # over each note's length
 
 
 class MelodyVoice(pyo.PyoObject):

@@ -16,7 +16,7 @@ Example
 -------
 >>> tune = parse_abc_tune("X:1\\nM: 2/4\\nL: 1/8\\nK: G\\nGA | B2 z2 |")
 >>> tune.notes[:2], tune.bar_starts
-([(0, 2, 67), (2, 4, 69)], [0, 4, 8])
+([(0, 2, 67), (2, 4, 69)], [0, 4, 12])
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from torch import Tensor
 from models.errors import InputError, ParameterError
 from models.melody_vae import MelodyVAEConfig, notes_to_tokens
 
-__all__ = ["Tune", "parse_abc_tune", "essen_folder", "load_essen_tunes", "tune_phrases", "make_melody_phrases",
+__all__ = ["corpus_statistics", "Tune", "parse_abc_tune", "essen_folder", "load_essen_tunes", "tune_phrases", "make_melody_phrases",
            "transpose_phrases", "notes_per_bar"]
 
 _LETTER_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -255,3 +255,17 @@ def notes_per_bar(tokens: np.ndarray | Tensor, *, steps_per_bar: int) -> np.ndar
     """Note onsets per bar of each phrase ``(n, n_steps)`` → ``(n,)`` floats."""
     tokens = np.asarray(tokens)
     return (tokens >= 2).sum(axis=1) / (tokens.shape[1] / steps_per_bar)
+
+
+def corpus_statistics(tokens: Tensor, *, config: MelodyVAEConfig) -> dict[str, float]:
+    """What the evaluation compares generated melodies with: held-out phrases' note density percentiles, key fit
+    and distinct share (numbers only: the phrases themselves are never stored)."""
+    from training.melody_metrics import distinct_fraction, key_fit
+
+    density = notes_per_bar(tokens, steps_per_bar=config.steps_per_bar)
+    return {"phrases": int(len(tokens)),
+            "notes_per_bar_p10": float(np.percentile(density, 10)),
+            "notes_per_bar_p50": float(np.percentile(density, 50)),
+            "notes_per_bar_p90": float(np.percentile(density, 90)),
+            **key_fit(np.asarray(tokens), pitch_low=config.pitch_low),
+            "distinct_phrases": distinct_fraction(np.asarray(tokens))}

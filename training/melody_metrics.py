@@ -163,30 +163,34 @@ def step_features(audio: Any, *, sample_rate: int, n_phrases: int, n_steps: int,
 
 
 def transcribe(features: dict[str, np.ndarray], *, pitch_low: int, n_pitches: int, silence_db: float = -45.0,
-               attack_db: float = 3.0) -> np.ndarray:
+               release_db: float = -18.0, attack_db: float = 3.0) -> np.ndarray:
     """Tokens ``(n_phrases, n_steps)`` a listener would write from :func:`step_features`.
 
-    A step is silent below ``silence_db`` (relative to the piece's loudest step) or unpitched; a sounding step
-    starts a note when its pitch differs from the step before by a semitone or more, or when its level jumps by
-    ``attack_db`` (a repeated note); otherwise it holds. Pitches are rounded to semitones and folded into the
+    A step is silent when unpitched, below ``silence_db`` (relative to the piece's loudest step) or more than
+    ``release_db`` below the level its note started at (a reverb tail after the note ended). A sounding step
+    starts a note when its level jumps by ``attack_db`` (after silence, or a repeated note) or when its pitch
+    differs from the step before by a semitone or more; otherwise it holds. Pitches are rounded to semitones and folded into the
     vocabulary's range.
     """
     pitch, level, attack = features["pitch_midi"], features["level_db"], features["attack_db"]
     loudest = np.nanmax(level)
     tokens = np.full(pitch.shape, HOLD, dtype=np.int64)
+    previous = None  # pitch of the sounding note, None in silence: carried across phrases, which form one piece
+    onset_level = -np.inf
     for row in range(pitch.shape[0]):
-        previous = None  # pitch of the sounding note, None in silence
         for column in range(pitch.shape[1]):
-            value = pitch[row, column]
-            sounding = np.isfinite(value) and level[row, column] > loudest + silence_db
+            value, here = pitch[row, column], level[row, column]
+            note = int(round(value)) if np.isfinite(value) else None
+            attacked = attack[row, column] > attack_db
+            new_note = note is not None and (attacked if previous is None else note != previous or attacked)
+            sounding = note is not None and here > loudest + silence_db and (new_note or here > onset_level + release_db)
             if not sounding:
                 tokens[row, column] = REST if previous is not None or column == 0 else HOLD
                 previous = None
                 continue
-            note = int(round(value))
-            if not pitch_low <= note < pitch_low + n_pitches:
-                note = pitch_low + (note - pitch_low) % 12
-            if previous is None or note != previous or attack[row, column] > attack_db:
-                tokens[row, column] = 2 + note - pitch_low
+            if new_note or column == 0:  # a note held into a phrase starts again in its tokens
+                onset_level = here if new_note else onset_level
+                folded = note if pitch_low <= note < pitch_low + n_pitches else pitch_low + (note - pitch_low) % 12
+                tokens[row, column] = 2 + folded - pitch_low
             previous = note
     return tokens

@@ -5,6 +5,9 @@ plus β × the KL of the posterior to N(0, I), β ramped in from 0 over the firs
 (the GRU decoder otherwise learns to ignore the latent before the encoder has anything to say). Each
 batch is transposed by a random −6…+5 semitones (kept inside the pitch range), so every key is seen.
 
+The metadata also holds the held-out phrases' statistics (``corpus``: note density percentiles, key fit), which
+``imgsonic eval`` compares generated melodies with, so evaluating needs no corpus.
+
 Run as ``imgsonic train melody-vae [--steps N] [--export models/presets/melodies/essen-2bar.pt]``; writes
 ``<out>/melodies/melody_vae.pt`` with held-out metrics in its metadata: greedy token accuracy of the
 reconstructions (encode the mean, decode greedily) of phrases of tunes never trained on, and the
@@ -27,7 +30,7 @@ from models.errors import ParameterError
 from models.melody_vae import MelodyVAE, MelodyVAEConfig
 from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
 from training.losses import kl_divergence, ramp
-from training.melody_data import make_melody_phrases, notes_per_bar, transpose_phrases
+from training.melody_data import corpus_statistics, make_melody_phrases, notes_per_bar, transpose_phrases
 
 __all__ = ["MELODY_CONFIG", "STEPS", "BATCH_SIZE", "LR", "BETA", "MelodyObjective", "evaluate_melody_vae",
            "train_melody_vae", "add_arguments", "run"]
@@ -111,7 +114,7 @@ def train_melody_vae(*, out_dir: str | Path, steps: int = STEPS, device: str = "
         phrases, summary = make_melody_phrases(config=config, split="train")
         test_phrases, test_summary = make_melody_phrases(config=config, split="test")
         summary = {"data": "Essen folk songs (music21 corpus), derived at training time", "train": summary,
-                   "test": test_summary}
+                   "test": test_summary, "corpus": corpus_statistics(test_phrases, config=config)}
     checkpoint = out_dir / "melody_vae.pt"
     metadata = {**summary, "batch_size": BATCH_SIZE, "lr": LR, "beta": BETA, "beta_ramp": BETA_RAMP, "seed": SEED,
                 "transposition": "random -6…+5 semitones per phrase and step",

@@ -1,0 +1,163 @@
+"""Melodies out of imgsonic: MIDI files (checked by pretty_midi), the pyo melody voice, the live beat scheduler."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from bridge.melody_clock import PhraseScheduler
+from bridge.melody_midi import phrases_to_midi, read_melody_midi, write_melody_midi
+from bridge.melody_render import mix_melody, parse_bpm
+from models.errors import ParameterError
+from models.melody_vae import notes_to_tokens, tokens_to_notes
+
+PITCH_LOW = 48
+
+
+def phrase(notes):
+    return notes_to_tokens(notes, n_steps=32, pitch_low=PITCH_LOW, n_pitches=37)
+
+
+PHRASES = [
+    phrase([(0, 4, 60), (4, 8, 62), (8, 12, 64), (12, 16, 65), (16, 24, 67), (28, 32, 72)]),
+    phrase([(2, 6, 69), (6, 7, 71), (7, 8, 72), (8, 32, 67)]),
+    phrase([(0, 32, 55)]),
+]
+
+
+def test_midi_piece_read_by_pretty_midi(tmp_path):
+    pretty_midi = pytest.importorskip("pretty_midi", reason="pretty_midi (the test extra) checks the MIDI files")
+    path = tmp_path / "piece.mid"
+    write_melody_midi(path, PHRASES, pitch_low=PITCH_LOW, bpm=90, names=["a.png", "b.png", "c.png"])
+    midi = pretty_midi.PrettyMIDI(str(path))
+    times, tempi = midi.get_tempo_changes()
+    assert list(times) == [0.0] and tempi[0] == pytest.approx(90, abs=1e-3)
+    signature = midi.time_signature_changes
+    assert len(signature) == 1 and (signature[0].numerator, signature[0].denominator) == (4, 4)
+    # bars: 4 beats of 2/3 s at 90 bpm; phrase i starts on bar 2i
+    assert midi.get_downbeats()[:6] == pytest.approx(np.arange(6) * 4 * 60 / 90)
+    step_s = 60 / 90 / 4
+    expected = [(32 * i + s, 32 * i + e, p) for i, row in enumerate(PHRASES) for s, e, p in tokens_to_notes(row, pitch_low=PITCH_LOW)]
+    notes = sorted(midi.instruments[0].notes, key=lambda n: n.start)
+    assert [(round(n.start / step_s), round(n.end / step_s), n.pitch) for n in notes] == expected
+    assert all(abs(n.start / step_s - round(n.start / step_s)) < 1e-4 for n in notes)  # the tempo is whole µs
+    assert midi.get_end_time() == pytest.approx(3 * 32 * step_s)
+    import mido
+
+    markers = [m.text for m in mido.MidiFile(path).tracks[0] if m.type == "marker"]
+    assert markers == ["a.png", "b.png", "c.png"]
+
+
+def test_midi_round_trip_and_bad_input(tmp_path):
+    path = tmp_path / "piece.mid"
+    write_melody_midi(path, PHRASES, pitch_low=PITCH_LOW, bpm=133)
+    assert np.array_equal(read_melody_midi(path, n_steps=32, pitch_low=PITCH_LOW, n_pitches=37), np.array(PHRASES))
+    with pytest.raises(ParameterError):
+        phrases_to_midi([PHRASES[0][:31]], pitch_low=PITCH_LOW, bpm=120)
+    with pytest.raises(ParameterError):
+        phrases_to_midi(PHRASES, pitch_low=PITCH_LOW, bpm=1000)
+    (tmp_path / "bad.mid").write_bytes(b"MThd nonsense")
+    from models.errors import InputError
+
+    with pytest.raises(InputError):
+        read_melody_midi(tmp_path / "bad.mid", n_steps=32, pitch_low=PITCH_LOW, n_pitches=37)
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "nan", "inf", "401", "fast"])
+def test_bpm_flag_is_checked_at_parse_time(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="20…400"):
+        parse_bpm(text)
+
+
+def test_render_cli_refuses_a_bad_bpm_in_one_line(capsys):
+    from bridge.cli import main
+
+    assert main(["render", "x.png", "-o", "x.wav", "--melody", "x.mid", "--bpm", "0"]) == 2
+    assert "20…400" in capsys.readouterr().err
+
+
+def test_mix_and_replace_keep_the_peak():
+    audio = np.sin(np.linspace(0, 100, 1000)).astype(np.float32) * 0.5
+    melody = np.ones(1200, dtype=np.float32) * 0.1
+    mixed = mix_melody(audio, melody, mode="mix", level_db=0.0, peak_db=-1.0)
+    assert mixed.shape == audio.shape and np.abs(mixed).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
+    replaced = mix_melody(audio, melody, mode="replace", level_db=0.0, peak_db=-1.0)
+    assert np.allclose(replaced[:100], 10 ** (-1 / 20))
+    assert mix_melody(audio, melody, mode="off", level_db=0.0, peak_db=-1.0) is audio
+
+
+# ---- the pyo voice -----------------------------------------------------------------------------------------
+
+
+def test_melody_voice_plays_each_note_on_its_sample_at_its_pitch():
+    pytest.importorskip("pyo")
+    from bridge.melody_voice import render_melody
+
+    rate, bpm = 22050, 120
+    audio = render_melody(PHRASES[:2], pitch_low=PITCH_LOW, bpm=bpm, sample_rate=rate, room=0.0)
+    step = rate * 60 / bpm / 4
+    assert audio.shape == (round((64 * 60 / bpm / 4 + 1.0) * rate),)
+    for index, row in enumerate(PHRASES[:2]):
+        for start, end, pitch in tokens_to_notes(row, pitch_low=PITCH_LOW):
+            first = round((32 * index + start) * step)
+            # silent (or releasing) just before an onset that follows a rest, sounding right after it
+            note = audio[first : first + int((end - start) * step * 0.8)]
+            spectrum = np.abs(np.fft.rfft(note * np.hanning(len(note))))
+            peak_hz = (np.argmax(spectrum[5:]) + 5) * rate / len(note)
+            assert abs(12 * np.log2(peak_hz / (440 * 2 ** ((pitch - 69) / 12)))) < 0.5
+    rest = audio[round(24 * step) + 400 : round(28 * step)]  # steps 24–27 of phrase 0 are a rest
+    assert np.sqrt(np.mean(rest**2)) < 0.05 * np.sqrt(np.mean(audio[: round(16 * step)] ** 2))
+    onset = round(2 * step + 32 * step)  # phrase 1 starts with two silent steps
+    assert np.abs(audio[onset - 200 : onset]).max() < 0.02 < np.abs(audio[onset : onset + 400]).max()
+    again = render_melody(PHRASES[:2], pitch_low=PITCH_LOW, bpm=bpm, sample_rate=rate, room=0.0)
+    assert np.array_equal(audio, again)
+
+
+def test_transcription_of_the_rendered_melody():
+    pytest.importorskip("pyo")
+    from bridge.melody_voice import render_melody
+    from training.melody_metrics import step_features, transcribe
+
+    audio = render_melody(PHRASES, pitch_low=PITCH_LOW, bpm=100, sample_rate=22050)
+    features = step_features(audio, sample_rate=22050, n_phrases=3, n_steps=32, step_s=60 / 100 / 4)
+    assert np.array_equal(transcribe(features, pitch_low=PITCH_LOW, n_pitches=37), np.array(PHRASES))
+
+
+# ---- the beat scheduler ----------------------------------------------------------------------------------------
+
+
+def timed(scheduler, until_s, tick_s=0.001):
+    """(time, type, note) of every message, polling every ``tick_s`` up to ``until_s``."""
+    events = []
+    for now in np.arange(0.0, until_s, tick_s):
+        events += [(round(now, 3), m.type, m.note) for m in scheduler.due(float(now))]
+    return events
+
+
+def test_scheduler_plays_on_the_sixteenths_and_repeats_the_last_phrase():
+    scheduler = PhraseScheduler(bpm=120, n_steps=32, pitch_low=PITCH_LOW, start_s=0.0)
+    scheduler.queue(PHRASES[0])
+    events = timed(scheduler, 8.0)
+    ons = [(t, n) for t, kind, n in events if kind == "note_on"]
+    expected = [(round(0.125 * (32 * k + s), 3), p) for k in (0, 1) for s, _, p in tokens_to_notes(PHRASES[0], pitch_low=PITCH_LOW)]
+    assert ons == expected  # the phrase repeats on bar 3 with nothing queued
+    offs = [(t, n) for t, kind, n in events if kind == "note_off"]
+    assert (3.0, 67) in offs and (4.0, 72) in offs  # the rest at step 24; the phrase's end
+    sounding = 0
+    for _, kind, _ in events:  # never two notes at once
+        sounding += 1 if kind == "note_on" else -1
+        assert sounding in (0, 1)
+
+
+def test_scheduler_starts_a_queued_phrase_on_the_next_boundary_and_follows_the_tempo():
+    scheduler = PhraseScheduler(bpm=120, n_steps=32, pitch_low=PITCH_LOW, start_s=0.0)
+    scheduler.queue(PHRASES[0])
+    scheduler.due(1.0)
+    scheduler.queue(PHRASES[2])  # mid-phrase: waits for the boundary at 4 s
+    assert scheduler.next_boundary_s(1.0) == pytest.approx(4.0)
+    assert [m.note for m in scheduler.due(3.99) if m.type == "note_on"] == [65, 67, 72]
+    assert [(m.type, m.note) for m in scheduler.due(4.0)] == [("note_off", 72), ("note_on", 55)]
+    scheduler.set_bpm(60, now_s=5.0)  # step 40 at 5 s; from then a 16th lasts 0.25 s
+    assert scheduler.next_boundary_s(5.0) == pytest.approx(5.0 + 24 * 0.25)
+    with pytest.raises(ParameterError):
+        scheduler.queue(PHRASES[0][:16])
