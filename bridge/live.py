@@ -117,6 +117,7 @@ class LiveSession:
             if not folder.is_dir():
                 raise InputError(f"image folder {str(folder)!r} is not a folder")
         self.image_folders = folders
+        self.preset = preset
         self.voice = NeuralVoice(preset, images=folders[0], mapping=mapping, fx=fx, ahead=ahead, fadetime=0.5,
                                  vocoder=vocoder)
         self.mapping = self.voice.stream.mapping
@@ -307,6 +308,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--osc-out", metavar="HOST:PORT", help="send latents and parameters there")
     parser.add_argument("--midi-out", metavar="NAME", help="MIDI output port for the mapping's notes and CCs")
     parser.add_argument("--midi-in", metavar="NAME", help="MIDI input port whose CCs set parameters")
+    from bridge.melody_render import parse_bpm
+
+    parser.add_argument("--melody", action="store_true", help="with --midi-out: play the preset's melody of the "
+                        "current image instead of the mapping's notes, two bars per phrase on a --bpm clock")
+    parser.add_argument("--bpm", type=parse_bpm, default=120.0, help="with --melody: tempo, 20…400 (default 120)")
     parser.add_argument("--visualize", choices=("output", "input"),
                         help="turn the output (or the input: needs a duplex device) into image frames, sent as "
                              "/imgsonic/out/visual/z_img with --osc-out and written with --frames")
@@ -351,12 +357,22 @@ def _start_io(session: LiveSession, args) -> list:
         stoppers.append(visual.close)
     elif args.frames:
         raise ParameterError("--frames goes with --visualize output|input")
+    if args.melody and not args.midi_out:
+        raise ParameterError("--melody goes with --midi-out NAME (patches/06_melody.py plays melodies as sound)")
     if args.midi_out or args.midi_in:
         from bridge.midi import MidiSpec
         from bridge.midi_live import MidiControlIn, MidiOutSink, open_midi_input, open_midi_output
 
         spec = MidiSpec.from_mapping(session.mapping)
-        if args.midi_out:
+        if args.midi_out and args.melody:
+            from bridge.melody_clock import MelodyMidiPlayer
+            from models.melody_pipeline import MelodyModels
+
+            player = MelodyMidiPlayer(open_midi_output(args.midi_out), voice=session.voice, bpm=args.bpm,
+                                      melody_models=MelodyModels.from_preset(session.preset))
+            player.start()
+            stoppers.append(player.stop)
+        elif args.midi_out:
             sink = MidiOutSink(open_midi_output(args.midi_out), spec=spec)
             session.sinks.append(midi_sink(sink, session.voice))
             stoppers.append(sink.all_notes_off)

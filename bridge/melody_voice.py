@@ -97,6 +97,7 @@ class MelodyVoice(pyo.PyoObject):
         self._out = pyo.Sig(self._reverb, mul=mul, add=add)
         self._base_objs = self._out.getBaseObjects()
         self._follow = None
+        self._filling: threading.Thread | None = None
 
     @staticmethod
     def _seconds_per_step(bpm: float) -> float:
@@ -167,11 +168,22 @@ class MelodyVoice(pyo.PyoObject):
 
     def _next_phrase(self) -> None:
         slot = (self.step // self.n_steps + 1) % self.n_phrases
-        threading.Thread(target=self._fill, args=(slot,), daemon=True).start()
+        self._filling = threading.Thread(target=self._fill, args=(slot,), daemon=True)
+        self._filling.start()
+
+    def close(self) -> None:
+        """Stop following (waits for a phrase being decoded); call before the server shuts down."""
+        if self._follow is not None:
+            self._follow[2].stop()
+            self._follow = None
+        if self._filling is not None:
+            self._filling.join(timeout=2.0)
 
     def _fill(self, slot: int) -> None:
         import torch
 
+        if self._follow is None:
+            return
         voice, melody_models, _ = self._follow
         try:
             z_img = torch.as_tensor(np.asarray(voice.controls.z_img, dtype=np.float32))[None]

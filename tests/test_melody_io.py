@@ -161,3 +161,78 @@ def test_scheduler_starts_a_queued_phrase_on_the_next_boundary_and_follows_the_t
     assert scheduler.next_boundary_s(5.0) == pytest.approx(5.0 + 24 * 0.25)
     with pytest.raises(ParameterError):
         scheduler.queue(PHRASES[0][:16])
+
+
+def test_a_live_melody_voice_follows_the_image_phrase_by_phrase():
+    pyo = pytest.importorskip("pyo")
+    import torch
+
+    from bridge.melody_voice import MelodyVoice
+
+    class Voice:  # what follow() reads of a NeuralVoice
+        class controls:
+            z_img = np.zeros(2)
+
+    class Melodies:  # latent → a phrase of one note whose pitch is 60 + 10·z[0]
+        def latents_to_tokens(self, z):
+            return torch.tensor([phrase([(0, 32, 60 + int(10 * z[0, 0]))])])
+
+    server = pyo.Server(sr=8000, nchnls=1, buffersize=64, audio="manual").boot()
+    server.start()
+    try:
+        voice = MelodyVoice(n_phrases=2, n_steps=32, pitch_low=PITCH_LOW, bpm=240)  # a phrase lasts 2 s
+        voice.follow(Voice, Melodies())
+        table = pyo.DataTable(size=8000 * 6)
+        recorder = pyo.TableRec(voice, table).play()
+        for second in range(6):
+            Voice.controls.z_img = np.array([float(second // 2), 0.0])  # the image changes every 2 s
+            for _ in range(8000 // 64):
+                server.process()
+            import time
+
+            time.sleep(0.05)  # the next phrase is decoded in a thread
+        del recorder
+        audio = np.asarray(table.getBuffer()).copy()
+        voice.close()
+        del voice, table
+    finally:
+        server.stop()
+        server.shutdown()
+    heard = []
+    for start_s in (0.5, 2.5, 4.5):
+        block = audio[int(start_s * 8000) : int(start_s * 8000) + 4000]
+        spectrum = np.abs(np.fft.rfft(block * np.hanning(len(block))))
+        heard.append(round(69 + 12 * np.log2((np.argmax(spectrum[5:]) + 5) * 8000 / len(block) / 440)))
+    # each phrase plays the image that was there when the phrase before it started
+    assert heard == [60, 60, 70]
+
+
+def test_the_midi_player_queues_the_image_playing_at_each_boundary():
+    import mido
+    import torch
+
+    from bridge.melody_clock import MelodyMidiPlayer
+
+    class Voice:
+        class controls:
+            z_img = np.zeros(1)
+
+    class Melodies:
+        n_steps, pitch_low = 32, PITCH_LOW
+
+        def latents_to_tokens(self, z):
+            return torch.tensor([phrase([(0, 8, 60 + int(z[0, 0]))])])
+
+    now = [0.0]
+    port = mido.ports.EchoPort()
+    player = MelodyMidiPlayer(port, voice=Voice, melody_models=Melodies(), bpm=120, clock=lambda: now[0])
+    ons = []
+    for tick in range(int(12.2 / 0.005)):
+        now[0] = tick * 0.005
+        Voice.controls.z_img = np.array([float(int((now[0] + 1) // 4) * 2)])  # 60, 62, 64, … from 3 s, 7 s, …
+        player.tick()
+        ons += [(round(now[0], 2), m.note) for m in port.iter_pending() if m.type == "note_on"]
+    # phrase k starts at 0.05 + 4k s (the player starts 50 ms ahead) and plays the image there 100 ms before
+    assert ons == [(0.05, 60), (4.05, 62), (8.05, 64), (12.05, 66)]
+    player.stop()
+    assert [(m.type, m.note) for m in port.iter_pending()] == [("note_off", 66)]  # the note sounding at 12.2 s
