@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(1)  # small models: on a shared 2-core machine a second thread only waits
     out = Path(args.out) if args.out else Path("imgsonic-eval") / args.preset
     result = evaluate_melody(args.preset, out_dir=out, bpm=args.bpm)
     print(json.dumps(result, indent=2) if args.json else format_table(result))

@@ -171,6 +171,11 @@ class MelodyVoice(pyo.PyoObject):
         self._filling = threading.Thread(target=self._fill, args=(slot,), daemon=True)
         self._filling.start()
 
+    def stop(self, wait: float = 0):
+        """Stop sounding and stop following (see :meth:`close`)."""
+        self.close()
+        return super().stop(wait)
+
     def close(self) -> None:
         """Stop following (waits for a phrase being decoded); call before the server shuts down."""
         if self._follow is not None:

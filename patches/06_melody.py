@@ -24,6 +24,7 @@ def patch(session):
     melody = MelodyVoice(n_phrases=2, n_steps=melody_models.n_steps, pitch_low=melody_models.pitch_low, bpm=BPM,
                          brightness=0.5, room=0.25)
     melody.follow(voice, melody_models)
+    session.keep(melody)  # stopped (its decoding thread too) when the patch is replaced
     voice.setFadetime(0.5)
     voice.setRate(melody_models.n_steps * 15.0 / BPM)  # one image per phrase
     swell = SigTo(1.0, time=2.0, init=0.0)  # fade in over 2 s

@@ -136,3 +136,100 @@ def test_nwj_bound_sees_dependence_and_not_independence():
                                   steps=400)
     assert dependent["mi_nats"] > 2.0
     assert independent["mi_nats"] < 0.3
+
+
+# ---- presets and the melody pipeline ---------------------------------------------------------------------------
+
+
+def _tiny_melody_preset(folder, *, mapper: bool):
+    """A preset folder whose image VAE (4-d) joins a tiny melody VAE directly (4-d) or through a mapper (3 → 4)."""
+    from models.image_vae import ImageVAE, ImageVAEConfig
+    from models.mapper import LatentMapper, LatentMapperConfig
+
+    (folder / "tiny").mkdir(parents=True)
+    melody = MelodyVAE(SMALL)
+    melody_path = melody.save(folder / "tiny" / "melody.pt")
+    from models.checkpoint import load_checkpoint
+
+    digest = load_checkpoint(melody_path, kind="melody_vae")["sha256"]
+    image = ImageVAE(ImageVAEConfig(image_size=8, latent_dim=3 if mapper else 4, base_width=4, n_layers=1, hidden_width=8))
+    image.save(folder / "tiny" / "image_vae.pt", metadata={} if mapper else {"melody_vae_sha256": digest})
+    lines = ['image_vae = "tiny/image_vae.pt"', 'audio_vae = "tiny/image_vae.pt"', 'mapper = "tiny/image_vae.pt"',
+             'melody_vae = "tiny/melody.pt"']
+    if mapper:
+        LatentMapper(LatentMapperConfig(image_latent_dim=3, audio_latent_dim=4)).save(folder / "tiny" / "mm.pt")
+        lines.append('melody_mapper = "tiny/mm.pt"')
+    (folder / "tiny.toml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("mapper", [False, True])
+def test_melody_models_from_a_preset(tmp_path, monkeypatch, mapper):
+    from models import registry
+    from models.melody_pipeline import MelodyModels
+
+    _tiny_melody_preset(tmp_path, mapper=mapper)
+    monkeypatch.setattr(registry, "PRESETS_DIR", tmp_path)
+    melody = MelodyModels.from_preset("tiny")
+    images = torch.rand(3, 1, 8, 8)
+    tokens = melody.images_to_tokens(images)
+    assert tokens.shape == (3, 32) and (melody.mapper is not None) == mapper
+    assert melody.tokens_to_images(tokens).shape == (3, 1, 8, 8)
+    assert torch.equal(melody.images_to_tokens(images[:1]), tokens[:1])
+
+
+def test_a_synvae_image_vae_refuses_another_melody_model(tmp_path, monkeypatch):
+    from models import registry
+    from models.melody_pipeline import MelodyModels
+
+    _tiny_melody_preset(tmp_path, mapper=False)
+    MelodyVAE(SMALL).save(tmp_path / "tiny" / "melody.pt", metadata={"another": True})  # same shape, other weights
+    monkeypatch.setattr(registry, "PRESETS_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="another melody VAE"):
+        MelodyModels.from_preset("tiny")
+
+
+def test_registry_melody_keys(tmp_path, monkeypatch):
+    from models import registry
+
+    _tiny_melody_preset(tmp_path, mapper=True)
+    monkeypatch.setattr(registry, "PRESETS_DIR", tmp_path)
+    preset = registry.load_preset("tiny")
+    assert preset.melody_vae.name == "melody.pt" and preset.melody_mapper.name == "mm.pt"
+    text = (tmp_path / "tiny.toml").read_text().replace('melody_vae = "tiny/melody.pt"\n', "")
+    (tmp_path / "tiny.toml").write_text(text)
+    with pytest.raises(CheckpointError, match="melody_mapper but no melody_vae"):
+        registry.load_preset("tiny")
+
+
+def test_shipped_melody_presets_load():
+    from models.melody_pipeline import MelodyModels
+    from models.registry import available_presets, load_preset
+
+    with_melody = [name for name in available_presets() if load_preset(name).melody_vae is not None]
+    assert {"digits-melody", "default"} <= set(with_melody)
+    for name in with_melody:
+        melody = MelodyModels.from_preset(name)
+        size, channels = melody.image_vae.config.image_size, melody.image_vae.config.channels
+        assert melody.images_to_tokens(torch.rand(2, channels, size, size)).shape == (2, 32)
+
+
+# ---- training smoke tests ------------------------------------------------------------------------------------------
+
+
+def test_melody_vae_and_synvae_train_a_step(tmp_path):
+    from training.presets import get_spec
+    from training.train_melody_vae import train_melody_vae
+    from training.train_synvae import SynVAESettings, train_synvae
+
+    phrases = torch.tensor([c_major_phrase()[1]] * 8)
+    config = MelodyVAEConfig(latent_dim=16, embed_dim=8, conv_width=16, hidden_width=32)
+    path, metrics = train_melody_vae(out_dir=tmp_path, steps=2, progress=False, config=config, phrases=phrases,
+                                     test_phrases=phrases, command="test")
+    assert 0.0 <= metrics["greedy_token_accuracy"] <= 1.0 and MelodyVAE.from_checkpoint(path).config == config
+    images = torch.rand(16, 1, 16, 16)
+    image_path, synvae = train_synvae(get_spec("digits-melody"), out_dir=tmp_path, steps=2, progress=False,
+                                      images=images, melody_vae=path, settings=SynVAESettings(batch_size=4))
+    assert np.isfinite(synvae["bce_through_melody"])
+    from models.melody_pipeline import MelodyModels
+
+    MelodyModels.from_paths(image_vae=image_path, melody_vae=path)  # the digest it recorded matches

@@ -236,3 +236,52 @@ def test_the_midi_player_queues_the_image_playing_at_each_boundary():
     assert ons == [(0.05, 60), (4.05, 62), (8.05, 64), (12.05, 66)]
     player.stop()
     assert [(m.type, m.note) for m in port.iter_pending()] == [("note_off", 66)]  # the note sounding at 12.2 s
+
+
+# ---- imgsonic render --melody, on the shipped digits-melody preset -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory):
+    """Three held-out digits as 64 px PNG files, and their pixels."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path_factory.mktemp("digits")
+    digits = load_digits()
+    for index in range(3):
+        pixels = np.kron(digits.images[1700 + index] / 16.0, np.ones((8, 8)))
+        Image.fromarray((pixels * 255).astype(np.uint8), mode="L").save(folder / f"digit_{index}.png")
+    return folder
+
+
+def test_render_melody_writes_a_piece_one_phrase_per_image(digit_files, tmp_path, capsys):
+    pretty_midi = pytest.importorskip("pretty_midi", reason="pretty_midi (the test extra) checks the MIDI files")
+    import torch
+
+    from bridge.cli import main
+    from bridge.images import expand_inputs, load_images
+    from models.melody_pipeline import MelodyModels
+    from models.preprocess import prepare_image
+    from synth.audio_io import read_audio_info
+
+    wav, mid = tmp_path / "piece.wav", tmp_path / "piece.mid"
+    code = main(["render", str(digit_files), "-o", str(wav), "--preset", "digits-melody", "--melody", str(mid),
+                 "--bpm", "240", "--vocoder", "pghi", "--sr", "22050"])
+    assert code == 0, capsys.readouterr().err
+    info = read_audio_info(wav)
+    assert info.duration_s == pytest.approx(3 * 2.0, abs=1e-3)  # 32 16ths at 240 bpm = 2 s per image
+    midi = pretty_midi.PrettyMIDI(str(mid))
+    assert midi.get_tempo_changes()[1][0] == pytest.approx(240)
+    assert midi.get_end_time() == pytest.approx(6.0)
+    # the file holds exactly the melodies the model gives for the files' pixels
+    melody = MelodyModels.from_preset("digits-melody")
+    items = load_images(expand_inputs([digit_files]))
+    images = torch.stack([prepare_image(item.pixels, size=16, channels=1) for item in items])
+    with torch.inference_mode():
+        expected = melody.images_to_tokens(images).numpy()
+    assert np.array_equal(read_melody_midi(mid, n_steps=32, pitch_low=PITCH_LOW, n_pitches=37), expected)
+    # a --seconds-per-image that is not one phrase is refused in one line
+    assert main(["render", str(digit_files), "-o", str(wav), "--preset", "digits-melody", "--melody", str(mid),
+                 "--seconds-per-image", "1"]) == 2
+    assert "one phrase" in capsys.readouterr().err

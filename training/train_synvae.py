@@ -55,7 +55,9 @@ class SynVAESettings:
 
 
 SYNVAE_SETTINGS: dict[str, SynVAESettings] = {
-    "digits-melody": SynVAESettings(),
+    # without the class loss: 0.958 through melody, P@10 0.75 on held-out digits after 3000 steps (0.964 without the
+    # melody); with it (as digits-fm's image VAE): 0.975 and 0.85
+    "digits-melody": SynVAESettings(class_weight=20.0),
 }
 
 
