@@ -129,11 +129,11 @@ def test_key_fit_and_distinct():
 
 def test_nwj_bound_sees_dependence_and_not_independence():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(1200, 4))
-    dependent = nwj_lower_bound(x[:1000], x[:1000, :2] + 0.05 * rng.normal(size=(1000, 2)), x[1000:],
-                                x[1000:, :2] + 0.05 * rng.normal(size=(200, 2)), steps=400)
-    independent = nwj_lower_bound(x[:1000], rng.normal(size=(1000, 2)), x[1000:], rng.normal(size=(200, 2)),
-                                  steps=400)
+    x = rng.normal(size=(700, 4))
+    dependent = nwj_lower_bound(x[:500], x[:500, :2] + 0.05 * rng.normal(size=(500, 2)), x[500:],
+                                x[500:, :2] + 0.05 * rng.normal(size=(200, 2)), steps=250, batch_size=128)
+    independent = nwj_lower_bound(x[:500], rng.normal(size=(500, 2)), x[500:], rng.normal(size=(200, 2)),
+                                  steps=250, batch_size=128)
     assert dependent["mi_nats"] > 2.0
     assert independent["mi_nats"] < 0.3
 
