@@ -91,7 +91,8 @@ class MelodyVoice(pyo.PyoObject):
         self._fm = pyo.FM(carrier=self._frequency, ratio=1.0, index=index, mul=self._envelope * 0.5)
         self._octave = pyo.Sine(freq=self._frequency * 2, mul=self._envelope * self._envelope * 0.06)
         cutoff = pyo.Clip(self._frequency * (2 + 10 * self._envelope * self._brightness), 200, 12000)
-        self._filter = pyo.ButLP(self._fm + self._octave, freq=cutoff)
+        # a 1:1 FM pair puts its first lower sideband at 0 Hz: block that DC before the room
+        self._filter = pyo.DCBlock(pyo.ButLP(self._fm + self._octave, freq=cutoff))
         self._room = pyo.SigTo(float(room), time=0.05, init=float(room))
         self._reverb = pyo.Freeverb(self._filter, size=0.55, damp=0.6, bal=self._room)
         self._out = pyo.Sig(self._reverb, mul=mul, add=add)

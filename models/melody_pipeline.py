@@ -67,14 +67,24 @@ class MelodyModels(nn.Module):
                    mapper: str | os.PathLike | None = None) -> MelodyModels:
         """Load the checkpoints (CPU, eval mode).
 
-        An image VAE trained through a melody model records that model's digest; loading it with another
-        melody VAE is a CheckpointError (its latent space would mean nothing to that decoder).
+        An image VAE trained through a melody model records that model's digest, and a melody mapper the digests
+        of both VAEs it was trained between; loading them with other models is a CheckpointError (their latent
+        spaces would mean nothing to each other), e.g. after a preset's image VAE was retrained.
         """
         melody_digest = load_checkpoint(melody_vae, kind="melody_vae")["sha256"]
-        trained_with = load_checkpoint(image_vae, kind="image_vae")["metadata"].get("melody_vae_sha256")
+        image = load_checkpoint(image_vae, kind="image_vae")
+        trained_with = image["metadata"].get("melody_vae_sha256")
         if mapper is None and trained_with is not None and trained_with != melody_digest:
             raise CheckpointError(f"image VAE {image_vae} was trained through another melody VAE than {melody_vae}; "
                                   "retrain it (imgsonic train image-vae) or use the melody VAE it names")
+        if mapper is not None:
+            mapped = load_checkpoint(mapper, kind="mapper")["metadata"]
+            for what, digest, path in (("image VAE", image["sha256"], image_vae), ("melody VAE", melody_digest, melody_vae)):
+                recorded = mapped.get(f"{what.split()[0]}_vae_sha256")
+                if recorded is not None and recorded != digest:
+                    raise CheckpointError(
+                        f"melody mapper {mapper} was trained for another {what} than {path}; retrain it: "
+                        "imgsonic train melody-mapper --preset NAME --image-vae PT")
         return cls(image_vae=ImageVAE.from_checkpoint(image_vae), melody_vae=MelodyVAE.from_checkpoint(melody_vae),
                    mapper=LatentMapper.from_checkpoint(mapper) if mapper is not None else None)
 

@@ -233,3 +233,16 @@ def test_melody_vae_and_synvae_train_a_step(tmp_path):
     from models.melody_pipeline import MelodyModels
 
     MelodyModels.from_paths(image_vae=image_path, melody_vae=path)  # the digest it recorded matches
+
+
+def test_a_melody_mapper_refuses_a_retrained_image_vae(tmp_path, monkeypatch):
+    from models import registry
+    from models.mapper import LatentMapper, LatentMapperConfig
+    from models.melody_pipeline import MelodyModels
+
+    _tiny_melody_preset(tmp_path, mapper=True)
+    LatentMapper(LatentMapperConfig(image_latent_dim=3, audio_latent_dim=4)).save(
+        tmp_path / "tiny" / "mm.pt", metadata={"image_vae_sha256": "0" * 64})  # trained for another image VAE
+    monkeypatch.setattr(registry, "PRESETS_DIR", tmp_path)
+    with pytest.raises(CheckpointError, match="retrain it"):
+        MelodyModels.from_preset("tiny")

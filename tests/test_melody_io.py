@@ -285,3 +285,11 @@ def test_render_melody_writes_a_piece_one_phrase_per_image(digit_files, tmp_path
     assert main(["render", str(digit_files), "-o", str(wav), "--preset", "digits-melody", "--melody", str(mid),
                  "--seconds-per-image", "1"]) == 2
     assert "one phrase" in capsys.readouterr().err
+
+
+def test_the_melody_voice_has_no_dc():
+    pytest.importorskip("pyo")
+    from bridge.melody_voice import render_melody
+
+    audio = render_melody(PHRASES, pitch_low=PITCH_LOW, bpm=120, sample_rate=22050)
+    assert abs(audio.mean()) < 0.01 * np.abs(audio).max()
