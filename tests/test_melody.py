@@ -6,7 +6,7 @@ import torch
 
 from models.errors import CheckpointError, InputError, ParameterError
 from models.melody_vae import HOLD, REST, MelodyVAE, MelodyVAEConfig, notes_to_tokens, tokens_to_notes
-from training.melody_data import Tune, parse_abc_tune, transpose_phrases, tune_phrases
+from training.melody_data import parse_abc_tune, transpose_phrases, tune_phrases
 from training.melody_metrics import distinct_fraction, key_fit, nwj_lower_bound
 
 SMALL = MelodyVAEConfig(latent_dim=4, embed_dim=8, conv_width=16, hidden_width=32)

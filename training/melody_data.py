@@ -8,8 +8,8 @@ committed: the phrases are made at training time from the ABC files music21 ship
 whose notes leave the 16th-note grid, are skipped and counted.
 
 A *phrase* is ``n_steps`` 16th steps (tokens of :mod:`models.melody_vae`) starting on a bar line, taken from
-tunes whose bars are a whole fraction or multiple of ``steps_per_bar`` (2/4, 4/4, 2/2, 4/2), so the phrase's
-bars fall on 4/4 bars. A note tied over the phrase's start begins again there. Tunes are split into train and
+tunes whose bars are half, once or twice ``steps_per_bar`` (2/4, 4/4, 2/2, 4/2), so the phrase's bars fall on
+4/4 bars. A note tied over the phrase's start begins again there. Tunes are split into train and
 test by their number, so no tune has phrases on both sides.
 
 Example
@@ -184,8 +184,8 @@ def _bar_steps(meter: str) -> int | None:
 def tune_phrases(tune: Tune, *, config: MelodyVAEConfig) -> list[list[tuple[int, int, int]]]:
     """The tune's phrases: notes relative to each bar line from which ``n_steps`` of the tune follow.
 
-    Only tunes whose bar is ``steps_per_bar`` times or divided by a power of two are used (their bars line up
-    with the phrase's bars); phrases without two notes are dropped.
+    Only tunes whose bar is ``steps_per_bar``, half or twice it (2/4, 4/4 and 2/2, 4/2 for 16) are used: their
+    bar lines fall on the phrase's bar lines. Phrases without two notes are dropped.
     """
     bar = _bar_steps(tune.meter)
     if bar is None or not (bar == config.steps_per_bar or bar in (config.steps_per_bar // 2, 2 * config.steps_per_bar)):
