@@ -24,7 +24,7 @@ __all__ = ["Preset", "PRESETS_DIR", "available_presets", "load_preset"]
 PRESETS_DIR = Path(__file__).parent / "presets"
 
 _CHECKPOINT_KEYS = ("image_vae", "audio_vae", "mapper")
-_OPTIONAL_CHECKPOINT_KEYS = ("vocoder",)
+_OPTIONAL_CHECKPOINT_KEYS = ("vocoder", "melody_vae", "melody_mapper")
 _TEXT_KEYS = ("description", "train_command")
 _KNOWN_KEYS = frozenset(_CHECKPOINT_KEYS + _OPTIONAL_CHECKPOINT_KEYS + _TEXT_KEYS)
 
@@ -33,7 +33,9 @@ _KNOWN_KEYS = frozenset(_CHECKPOINT_KEYS + _OPTIONAL_CHECKPOINT_KEYS + _TEXT_KEY
 class Preset:
     """A named set of checkpoints; every path is absolute and exists.
 
-    ``train_command`` is how the preset's author says to reproduce the checkpoints, or None.
+    ``train_command`` is how the preset's author says to reproduce the checkpoints, or None. ``melody_vae`` is
+    the melody model the preset's images play (see :mod:`models.melody_pipeline`), ``melody_mapper`` the
+    mapper from the image latent to its latent (None: the image VAE was trained through it, SynVAE-style).
     """
 
     name: str
@@ -43,6 +45,8 @@ class Preset:
     mapper: Path
     vocoder: Path | None
     train_command: str | None = None
+    melody_vae: Path | None = None
+    melody_mapper: Path | None = None
 
 
 def available_presets() -> list[str]:
@@ -80,6 +84,8 @@ def load_preset(name: str) -> Preset:
             f"preset file {toml_path} has unknown key {unknown[0]!r}; "
             f"known keys: {', '.join(sorted(_KNOWN_KEYS))}"
         )
+    if "melody_mapper" in table and "melody_vae" not in table:
+        raise CheckpointError(f"preset file {toml_path} has melody_mapper but no melody_vae for it to map to")
     missing_keys = [key for key in _CHECKPOINT_KEYS if key not in table]
     if missing_keys:
         raise CheckpointError(f"preset file {toml_path} lacks required key {missing_keys[0]!r}")
@@ -114,4 +120,6 @@ def load_preset(name: str) -> Preset:
         mapper=paths["mapper"],
         vocoder=paths.get("vocoder"),
         train_command=train_command,
+        melody_vae=paths.get("melody_vae"),
+        melody_mapper=paths.get("melody_mapper"),
     )

@@ -20,6 +20,8 @@ REQUIRED = {
     ("train", "audio-vae"): ["--preset", "default"],
     ("train", "mapper"): ["--preset", "default"],
     ("train", "all"): ["--preset", "default"],
+    ("train", "melody-mapper"): ["--preset", "default"],
+    ("train", "melody-vae"): [],
     ("train", "vocoder"): [],
     ("eval",): ["--preset", "default"],
     ("render",): ["in.png", "-o", "out.wav"],
@@ -115,6 +117,10 @@ def test_cli_copies_of_runtime_choices_match():
     assert render_cli.VOCODER_CHOICES == VOCODERS
     assert eval_cli.METHOD_CHOICES == METHODS
     assert live_cli.AUDIO_CHOICES == AUDIO_DRIVERS
+    from bridge.cli.melody import BPM
+    from bridge.control.tempo import BPM as TEMPO
+
+    assert (BPM.low, BPM.high) == (TEMPO.low, TEMPO.high)
 
 
 _HEAVY = ("torch", "numpy", "pyo", "PIL")

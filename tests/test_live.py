@@ -205,3 +205,14 @@ def test_the_midi_sink_starts_a_note_for_each_new_image(server, session):
     play(server, session.output, 5)
     sink(session.voice.controls)
     assert sum(message.type == "note_on" and message.velocity > 0 for message in sent) == 2
+
+
+def test_the_melody_patch_sounds_at_once_and_follows_the_images(server):
+    live = LiveSession(server=server, preset="digits-melody", control_rate_hz=200.0)
+    try:
+        assert live.load_patch(ROOT / "patches" / "06_melody.py"), live.last_patch_error
+        out = play(server, live.output, round(3.0 * 44100 / 256))
+        assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
+        assert np.sqrt(np.mean(out[out.size // 2 :] ** 2)) > 1e-3
+    finally:
+        live.close()

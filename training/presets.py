@@ -189,6 +189,23 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             audio_beta=0.2,
         ),
         PresetSpec(
+            name="digits-melody",
+            description=("handwritten digits ↔ melodies (SynVAE: the image VAE is trained through the frozen melody "
+                         "model) and FM timbres (the audio path of digits-fm)"),
+            spectral=_SYNTH_SPECTRAL,
+            # the image latent is the melody latent (16 dims); trained by training.train_synvae, not as a plain VAE
+            image_vae=ImageVAEConfig(image_size=16, channels=1, latent_dim=16, base_width=16, n_layers=2, hidden_width=128),
+            audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=192, n_hidden_layers=2),
+            mapper=LatentMapperConfig(image_latent_dim=16, audio_latent_dim=8, hidden_width=128, depth=2),
+            image_data="digits",
+            sound_data="fm",
+            image_training=TrainSettings(steps=3000, batch_size=64, lr=1e-3),
+            audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
+            mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3),
+            mapper_weights=MapperWeights(locality_kind="distance"),
+            audio_beta=0.2,
+        ),
+        PresetSpec(
             name="default",
             description="any image ↔ a broad palette of synth timbres (FM with envelopes and vibrato, sines, noise)",
             spectral=_SYNTH_SPECTRAL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bridge.cli.arguments import Number
+from bridge.cli.melody import BPM
 
 __all__ = ["add_arguments", "run"]
 
@@ -12,7 +13,8 @@ METHOD_CHOICES = ("pghi+fgla", "pghi", "griffinlim")  # synth.phase.METHODS (a t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", required=True, help="preset to evaluate (default, digits-fm, squares-sines)")
+    parser.add_argument("--preset", required=True, help="preset to evaluate (default, digits-fm, squares-sines, "
+                        "digits-melody)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("-o", "--out", metavar="DIR",
                         help="folder for metrics.json and the PNG plots (default imgsonic-eval/PRESET)")
@@ -20,11 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out images and sounds (default 400, at least 200; digits have at most 359)")
     parser.add_argument("--method", default="pghi+fgla", choices=METHOD_CHOICES,
                         help="phase reconstruction used to render (default pghi+fgla)")
+    parser.add_argument("--bpm", type=BPM, default=120.0,
+                        help="melody presets: tempo of the MIDI and audio (default 120)")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Melody presets are measured on MIDI files and pyo audio (:mod:`bridge.cli.eval_melody`), the others on
+    rendered sound (:mod:`training.evaluate`)."""
+    from bridge.cli import eval_melody
     from bridge.cli.app import main
     from training import evaluate
+
+    if args.preset in eval_melody.MELODY_TARGETS:
+        return eval_melody.run(args)
 
     # with this command line itself, so squares-sines is also run through visualize and render on files
     return evaluate.run(args, cli_main=main)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from bridge.cli.arguments import SAMPLE_RATE_HZ, Number
+from bridge.cli.melody import BPM
 from models.errors import ImgsonicError, ParameterError
 
 __all__ = ["add_arguments", "run"]
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--osc-out", metavar="HOST:PORT", help="send latents and parameters there")
     parser.add_argument("--midi-out", metavar="NAME", help="MIDI output port for the mapping's notes and CCs")
     parser.add_argument("--midi-in", metavar="NAME", help="MIDI input port whose CCs set parameters")
+    parser.add_argument("--melody", action="store_true", help="with --midi-out: play the preset's melody of the "
+                        "current image instead of the mapping's notes, two bars per phrase on a --bpm clock")
+    parser.add_argument("--bpm", type=BPM, default=120.0, help="with --melody: tempo, 20…400 (default 120)")
     parser.add_argument("--visualize", choices=("output", "input"),
                         help="turn the output (or the input: needs a duplex device) into image frames, sent as "
                              "/imgsonic/out/visual/z_img with --osc-out and written with --frames")
@@ -89,6 +93,8 @@ def _start_io(session, args) -> list:
         stoppers.append(visual.close)
     elif args.frames:
         raise ParameterError("--frames goes with --visualize output|input")
+    if args.melody and not args.midi_out:
+        raise ParameterError("--melody goes with --midi-out NAME (patches/06_melody.py plays melodies as sound)")
     if args.midi_out or args.midi_in:
         from bridge.control.midi_spec import MidiSpec
         from bridge.io.midi_live import (
@@ -99,7 +105,15 @@ def _start_io(session, args) -> list:
         )
 
         spec = MidiSpec.from_mapping(session.mapping)
-        if args.midi_out:
+        if args.midi_out and args.melody:
+            from bridge.live.melody_midi import MelodyMidiPlayer
+            from models.melody_pipeline import MelodyModels
+
+            player = MelodyMidiPlayer(open_midi_output(args.midi_out), voice=session.voice, bpm=args.bpm,
+                                      melody_models=MelodyModels.from_preset(session.preset))
+            player.start()
+            stoppers.append(player.stop)
+        elif args.midi_out:
             sink = MidiOutSink(open_midi_output(args.midi_out), spec=spec)
             session.sinks.append(midi_sink(sink, session.voice))
             stoppers.append(sink.all_notes_off)

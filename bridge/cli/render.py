@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.cli.arguments import SAMPLE_RATE_HZ, THREADS, Number, add_model_arguments
+from bridge.cli.melody import add_melody_arguments
 
 __all__ = ["add_arguments", "add_settings_arguments", "run", "settings_from_args", "bundle_from_args", "render_files"]
 
@@ -22,8 +23,8 @@ DEFAULT_CROSSFADE_S = 0.1
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """Sound options shared by ``render`` and ``demo``."""
-    parser.add_argument("--seconds-per-image", type=SECONDS_PER_IMAGE, default=1.0, metavar="S",
-                        help="default: 1.0")
+    parser.add_argument("--seconds-per-image", type=SECONDS_PER_IMAGE, metavar="S",
+                        help="default: 1.0 (with --melody: one phrase)")
     parser.add_argument("--crossfade", type=CROSSFADE_S, metavar="S",
                         help=f"crossfade between images, ≤ seconds per image (default: {DEFAULT_CROSSFADE_S}, or the "
                              "seconds per image when shorter)")
@@ -53,14 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="OUT.json", help="per image: time span, latents, mapped parameters")
     add_settings_arguments(parser)
     add_model_arguments(parser)
+    add_melody_arguments(parser)
 
 
 def settings_from_args(args: argparse.Namespace):
     """The :class:`bridge.sonify.render.RenderSettings` the flags ask for."""
     from bridge.sonify.render import RenderSettings
 
-    crossfade_s = min(DEFAULT_CROSSFADE_S, args.seconds_per_image) if args.crossfade is None else args.crossfade
-    return RenderSettings(seconds_per_image=args.seconds_per_image, crossfade_s=crossfade_s,
+    seconds_per_image = 1.0 if args.seconds_per_image is None else args.seconds_per_image
+    crossfade_s = min(DEFAULT_CROSSFADE_S, seconds_per_image) if args.crossfade is None else args.crossfade
+    return RenderSettings(seconds_per_image=seconds_per_image, crossfade_s=crossfade_s,
                           vocoder=args.vocoder, fx=args.fx, sample_rate=args.sr, workers=args.workers)
 
 
@@ -74,10 +77,11 @@ def bundle_from_args(args: argparse.Namespace):
 
 def render_files(inputs: Sequence[str | os.PathLike], *, out_path: str | os.PathLike, bundle, settings,
                  mapping=None, midi_path: str | os.PathLike | None = None,
-                 json_path: str | os.PathLike | None = None, progress: bool = False):
+                 json_path: str | os.PathLike | None = None, progress: bool = False, before_write=None):
     """``imgsonic render``: expand and decode ``inputs``, render, write the files; returns the result with timings.
 
     The outputs are checked before any work; every file is written atomically, the audio last.
+    ``before_write(items, result)`` runs before any file is written (``--melody``: :mod:`bridge.cli.melody`).
     """
     from dataclasses import asdict
 
@@ -97,6 +101,8 @@ def render_files(inputs: Sequence[str | os.PathLike], *, out_path: str | os.Path
     decode_s = time.perf_counter() - clock
     result = render_items(items, bundle=bundle, settings=settings, mapping=mapping, progress=progress)
     result.timings_s = {"image decode": decode_s, **result.timings_s}
+    if before_write is not None:
+        before_write(items, result)
     metadata = {"models": bundle.label, "mapping": mapping.source, "settings": asdict(settings)}
     save_outputs(result, out_path=out_path, mapping=mapping, midi_path=midi_path, json_path=json_path,
                  metadata=metadata)
@@ -109,17 +115,29 @@ def run(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     reuse_freed_memory()
+    melody_step = None
+    if args.melody:
+        from bridge.cli import melody
+        from bridge.io.outputs import check_output
+
+        check_output(Path(args.melody), (".mid", ".midi"), "--melody")
+        melody_models = melody.load_melody_models(args.preset)
+        args.seconds_per_image = melody.melody_seconds_per_image(
+            seconds_per_image=args.seconds_per_image, n_steps=melody_models.n_steps, bpm=args.bpm)
     settings = settings_from_args(args)
+    if args.melody:
+        melody_step = melody.melody_step(midi_path=args.melody, mode=args.melody_audio, level_db=args.melody_level_db,
+                                         bpm=args.bpm, melody_models=melody_models, peak_db=settings.peak_db)
     mapping = load_mapping(args.mapping)
     bundle = bundle_from_args(args)
     clock = time.perf_counter()
     result = render_files(args.inputs, out_path=args.output, bundle=bundle, settings=settings, mapping=mapping,
-                          midi_path=args.midi, json_path=args.json, progress=True)
+                          midi_path=args.midi, json_path=args.json, progress=True, before_write=melody_step)
     elapsed = time.perf_counter() - clock
     n_images = len(result.images)
     print(f"wrote {args.output}: {n_images} image{'' if n_images == 1 else 's'}, {result.duration_s:.2f} s at "
           f"{result.sample_rate} Hz ({result.duration_s / elapsed:.3g}× real time)")
-    for path in (args.midi, args.json):
+    for path in (args.midi, args.json, args.melody):
         if path:
             print(f"wrote {path}")
     return 0

@@ -14,7 +14,7 @@ from bridge.cli.arguments import THREADS, Number
 
 __all__ = ["add_arguments", "run", "PRESET_MODELS"]
 
-PRESET_MODELS = ("image-vae", "audio-vae", "mapper", "all")
+PRESET_MODELS = ("image-vae", "audio-vae", "mapper", "melody-mapper", "all")
 DEFAULT_OUT = "runs/presets"
 DEFAULT_VOCODER_OUT = "runs/vocoder"
 STEPS = Number(int, 1, 10_000_000, unit="steps")
@@ -49,6 +49,22 @@ def _add_preset_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps between checkpoints (default 500)")
     parser.add_argument("--threads", type=THREADS, default=1, help="torch CPU threads per process (default 1: on 2 "
                         "shared cores, 2 threads made a small conv VAE 8x slower than 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    parser.add_argument("--melody-vae", metavar="PT", help="melody VAE for SynVAE presets and melody mappers "
+                        "(default models/presets/melodies/essen-2bar.pt)")
+    parser.add_argument("--image-vae", metavar="PT", help="melody-mapper: the image VAE to map from (default: "
+                        "OUT/PRESET/image_vae.pt after 'all', else the shipped preset's)")
+
+
+def _add_melody_vae_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}); the checkpoint "
+                        "goes to OUT/melodies/melody_vae.pt")
+    parser.add_argument("--steps", type=STEPS, default=4000, help="optimiser steps (default 4000)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/melodies/melody_vae.resume")
+    parser.add_argument("--threads", type=THREADS, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--export", metavar="PT", help="also copy the checkpoint here (e.g. "
+                        "models/presets/melodies/essen-2bar.pt)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
 
@@ -88,8 +104,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One sub-parser per model: the vocoder takes other options than the three preset models."""
     models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name in PRESET_MODELS:
-        what = "image VAE, audio VAE and mapper in order, then write the preset TOML" if name == "all" else name
+        what = ("image VAE, audio VAE and mapper (and a melody preset's melody mapper) in order, then write the "
+                "preset TOML") if name == "all" else name
         _add_preset_model_arguments(models.add_parser(name, help=f"train the preset's {what}"))
+    _add_melody_vae_arguments(models.add_parser(
+        "melody-vae", help="train the melody VAE on the Essen folk songs (needs music21: pip install \".[melody]\")"))
     _add_vocoder_arguments(models.add_parser(
         "vocoder", help="train a neural vocoder for a preset's (or the default) spectral config"))
 
@@ -99,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         from training import train_vocoder
 
         return train_vocoder.run(args)
+    if args.model == "melody-vae":
+        from training import train_melody_vae
+
+        return train_melody_vae.run(args)
     from training import cli as train_cli
 
     return train_cli.run(args)

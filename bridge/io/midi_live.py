@@ -19,7 +19,7 @@ There is no ALSA sequencer on some machines (containers, CI): opening a port the
 Example
 -------
 >>> import mido
->>> from bridge.midi import MidiSpec
+>>> from bridge.control.midi_spec import MidiSpec
 >>> port = mido.ports.EchoPort()
 >>> sink = MidiOutSink(port, spec=MidiSpec(note="pitch", scale="major", root=60, octaves=1))
 >>> sink.send({"pitch": 0.5})

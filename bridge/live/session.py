@@ -121,6 +121,7 @@ class LiveSession:
             if not folder.is_dir():
                 raise InputError(f"image folder {str(folder)!r} is not a folder")
         self.image_folders = folders
+        self.preset = preset
         self.voice = NeuralVoice(preset, images=folders[0], mapping=mapping, fx=fx, ahead=ahead, fadetime=0.5,
                                  vocoder=vocoder)
         self.mapping = self.voice.renderer.mapping
@@ -255,6 +256,8 @@ class LiveSession:
         self._running = False
         for thread in self._threads:
             thread.join(timeout=2.0)
+        for obj in self._patch_objects[2] if self._patch_objects is not None else []:
+            obj.stop()  # what the patch kept (a melody voice's decoding thread) ends before the server
         self.voice.close()
         if self._own_folder is not None:
             shutil.rmtree(self._own_folder, ignore_errors=True)
