@@ -27,11 +27,11 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["FIXED", "REFIT", "REFIT_KEEP_FLOOR", "filter_slopes", "overlap_add_windowed", "frame_reflected",
+__all__ = ["FIXED", "HALFWAY", "REFIT_KEEP_FLOOR", "filter_slopes", "overlap_add_windowed", "frame_reflected",
            "griffinlim_update", "mel_nnls", "climb_to_peaks", "pghi_terms", "pghi_integrate"]
 
 # how griffinlim_update sets each bin's magnitude (see its docstring)
-FIXED, REFIT, REFIT_KEEP_FLOOR = 0, 1, 2
+FIXED, HALFWAY, REFIT_KEEP_FLOOR = 0, 1, 2
 
 _jit = numba.njit(nogil=True, cache=True, error_model="numpy")
 
@@ -139,8 +139,9 @@ def _apply_transposed(band, lower, fall, rise, out):
 
 
 @_jit
-def mel_nnls(magnitude, mel, lower, fall, rise, eps, n_iter):
-    """``n_iter`` multiplicative NNLS steps ``x ← x · Fᵀmel / (FᵀF x + eps)`` on every frame, in place.
+def mel_nnls(magnitude, mel, lower, fall, rise, eps, n_iter, over_relaxed):
+    """``n_iter`` multiplicative NNLS steps ``x ← x · r`` with ``r = Fᵀmel / (FᵀF x + eps)`` on every frame,
+    in place; ``over_relaxed``: ``x ← x · r^1.5`` (as close a fit in two thirds of the steps).
 
     magnitude ``(B, T, K)`` (positive), mel ``(B, T, M)``; ``F`` as :func:`filter_slopes` gives it.
     """
@@ -159,38 +160,53 @@ def mel_nnls(magnitude, mel, lower, fall, rise, eps, n_iter):
             for _ in range(n_iter):
                 _apply_filters(x, lower, fall, rise, band)
                 _apply_transposed(band, lower, fall, rise, fitted)
-                for k in range(n_bins):
-                    x[k] = x[k] * target[k] / (fitted[k] + eps)
+                if over_relaxed:  # two loops rather than a test per bin: each vectorises
+                    for k in range(n_bins):
+                        ratio = target[k] / (fitted[k] + eps)
+                        x[k] = x[k] * ratio * math.sqrt(ratio)
+                else:
+                    for k in range(n_bins):
+                        x[k] = x[k] * target[k] / (fitted[k] + eps)
 
 
 @_jit
-def griffinlim_update(rebuilt, previous, momentum, mode, given, target, active, covered, lower, fall, rise,
-                      floor, eps, tiny, largest, spectrum):
+def griffinlim_update(rebuilt, previous, momentum, mode, given, mel, target, active, covered, lower, fall, rise,
+                      floor, eps, tiny, largest, band_limit, spectrum):
     """One fast Griffin-Lim update from the projection ``rebuilt``, frame by frame, into ``spectrum``.
 
     ``direction = rebuilt - momentum · previous`` (pass ``momentum = 0`` on the first iteration), and
     ``spectrum = direction / |direction| · magnitude``, the magnitude set by ``mode``:
 
     * ``FIXED``: ``given``;
-    * ``REFIT``: one multiplicative NNLS step towards the mel from the projection's own magnitude:
-      ``x · target / (FᵀF x + 1e-12)`` with ``x = |rebuilt| + floor`` (``target = Fᵀ mel``);
+    * ``HALFWAY``: half-way (geometrically) from ``given`` to the projection's own magnitude, each mel band
+      then scaled by how far the projection's mel is from ``mel``:
+      ``√(given · (x + floor)) · Fᵀr / Fᵀ1`` with ``x = |rebuilt|``,
+      ``r = clip(max(mel, floor) / max(F x, floor), 1/band_limit, band_limit)`` (bins no filter covers: × 1);
     * ``REFIT_KEEP_FLOOR``: only the mel bands marked ``active`` are fitted, with an over-relaxed step:
       ``x · r^1.5``, ``r = target / (Fᵀ(active · F x) + 1e-30)``, ``x = |rebuilt|``; bins that no active
       band ``covered`` keep ``given``.
 
     rebuilt, previous, spectrum ``(B, T, K)`` complex; given, target ``(B, T, K)``, covered ``(B, T, K)``
-    bool, active ``(B, T, M)`` (arrays a mode does not read may be any of those shapes' 1-frame stand-ins);
-    ``F`` as :func:`filter_slopes` gives it (lower, fall, rise). ``eps`` (1e-12) and
+    bool, mel and active ``(B, T, M)`` (arrays a mode does not read may be any of those shapes' 1-frame
+    stand-ins); ``F`` as :func:`filter_slopes` gives it (lower, fall, rise). ``eps`` (1e-12) and
     ``tiny`` (1e-30) are the constants above; ``|direction|`` is at least ``tiny`` and the magnitude over it
     is capped at ``largest`` (a zero direction times an infinite weight would be NaN).
     """
     n_batch, n_frames, n_bins = rebuilt.shape
-    n_mels = active.shape[2]
+    n_mels = mel.shape[2]
     found = np.empty(n_bins, dtype=given.dtype)
     fitted = np.empty(n_bins, dtype=given.dtype)
     magnitude = np.empty(n_bins, dtype=given.dtype)
     band = np.zeros(max(n_mels, lower[-1] + 1) + 1, dtype=given.dtype)  # F x, a slot past the last filter
-    add = floor if mode == REFIT else floor - floor
+    # HALFWAY's Fᵀr / Fᵀ1 as Fᵀr · inverse_weight + uncovered: 1 where no filter covers a bin
+    inverse_weight = np.empty(n_bins, dtype=given.dtype)
+    uncovered = np.empty(n_bins, dtype=given.dtype)
+    one = floor / floor
+    for k in range(n_bins):
+        weight = fall[k] + rise[k]
+        inverse_weight[k] = one / weight if weight > 0 else one - one
+        uncovered[k] = one - one if weight > 0 else one
+    low_limit = one / band_limit
     # one branch-free loop per step and mode, so that LLVM vectorises the square roots and divisions
     # (with the mode tested inside the loop they ran one bin at a time: twice the time, same results)
     for b in range(n_batch):
@@ -201,18 +217,23 @@ def griffinlim_update(rebuilt, previous, momentum, mode, given, target, active, 
             else:
                 for k in range(n_bins):
                     z = row[k]
-                    found[k] = math.sqrt(z.real * z.real + z.imag * z.imag) + add
+                    found[k] = math.sqrt(z.real * z.real + z.imag * z.imag)
                 _apply_filters(found, lower, fall, rise, band)
-                if mode == REFIT_KEEP_FLOOR:
+                if mode == HALFWAY:
+                    goal = mel[b, t]
+                    for m in range(n_mels):
+                        ratio = max(goal[m], floor) / max(band[m], floor)
+                        band[m] = min(max(ratio, low_limit), band_limit)
+                    _apply_transposed(band, lower, fall, rise, fitted)
+                    kept = given[b, t]
+                    for k in range(n_bins):
+                        scale = fitted[k] * inverse_weight[k] + uncovered[k]
+                        magnitude[k] = math.sqrt(kept[k] * (found[k] + floor)) * scale
+                else:
                     for m in range(n_mels):
                         band[m] *= active[b, t, m]
-                _apply_transposed(band, lower, fall, rise, fitted)
-                goal = target[b, t]
-                if mode == REFIT:
-                    for k in range(n_bins):
-                        magnitude[k] = found[k] * goal[k] / (fitted[k] + eps)
-                else:
-                    inside, kept = covered[b, t], given[b, t]
+                    _apply_transposed(band, lower, fall, rise, fitted)
+                    goal, inside, kept = target[b, t], covered[b, t], given[b, t]
                     for k in range(n_bins):
                         ratio = goal[k] / (fitted[k] + tiny)
                         fit = found[k] * ratio * math.sqrt(ratio)

@@ -367,20 +367,26 @@ def magnitude_to_mel(magnitude: torch.Tensor, *, config: SpectralConfig) -> torc
     return torch.matmul(fb, magnitude)
 
 
-def mel_to_magnitude(mel_amplitude: ArrayT, *, config: SpectralConfig, n_iter: int = 5) -> ArrayT:
+def mel_to_magnitude(mel_amplitude: ArrayT, *, config: SpectralConfig, n_iter: int = 5, over_relaxed: bool = False) -> ArrayT:
     """Approximate STFT magnitudes ``(..., n_freqs, n_frames)`` from mel magnitudes ``(..., n_mels, n_frames)``.
 
     Starts from the filterbank's cached pseudo-inverse, clamped ≥ 0 (as accurate as torchaudio's
     ``InverseMelScale`` and far faster), then takes ``n_iter`` multiplicative non-negative least-squares
-    steps ``x ← x · Fᵀm / FᵀFx``, which bring the mel of the estimate back to the input that clamping moved
-    it from: measured here, 5 steps cut the mel error of every phase method's output by about a fifth.
+    steps ``x ← x · r``, ``r = Fᵀm / FᵀFx``, which bring the mel of the estimate back to the input that
+    clamping moved it from: measured here, 5 steps cut the mel error of every phase method's output by about
+    a fifth. More steps also sharpen partials that the pseudo-inverse spreads over a band (the steps keep
+    what already fits and starve the rest) without changing noise: on ``benchmarks/phase.py``'s signals
+    (16 kHz, 64 mels) the spectral convergence to the true magnitude went 0.413 → 0.314 on FM with
+    vibrato and 0.546 → 0.474 on sweeps from 5 to 60 steps, and the estimate's own mel error kept falling.
+    ``over_relaxed`` steps ``x ← x · r^1.5`` get as far in about two thirds of the steps (``r²`` oscillated:
+    its mel error grew again after 15 steps).
 
     Takes a torch tensor (any device) or a numpy array (float64, for the streaming inverter: numpy's per-call
     overhead is a quarter of torch's) and returns the same kind. A CPU tensor result may be a transposed
     view of frames-first memory (what the phase reconstruction reads); ``.contiguous()`` it before ``.view``.
     """
     if _nnls_kernel_applies(mel_amplitude, config):
-        return _mel_to_magnitude_frames_first(mel_amplitude, config=config, n_iter=n_iter)
+        return _mel_to_magnitude_frames_first(mel_amplitude, config=config, n_iter=n_iter, over_relaxed=over_relaxed)
     if isinstance(mel_amplitude, np.ndarray):
         pinv = _filterbank_pinv(config, "cpu", torch.float64).numpy()
         fb, fb_t = _sparse_filterbank(config)
@@ -392,7 +398,11 @@ def mel_to_magnitude(mel_amplitude: ArrayT, *, config: SpectralConfig, n_iter: i
     magnitude = (pinv @ mel_amplitude).clip(min=0.0) + 10.0 ** (config.db_floor / 20.0)
     target = fb_t @ mel_amplitude
     for _ in range(n_iter):
-        magnitude = magnitude * target / (fb_t @ (fb @ magnitude) + 1e-12)
+        if over_relaxed:
+            ratio = target / (fb_t @ (fb @ magnitude) + 1e-12)
+            magnitude = magnitude * ratio * ratio**0.5
+        else:
+            magnitude = magnitude * target / (fb_t @ (fb @ magnitude) + 1e-12)
     return magnitude
 
 
@@ -407,7 +417,8 @@ def _nnls_kernel_applies(mel_amplitude: Any, config: SpectralConfig) -> bool:
     )
 
 
-def _mel_to_magnitude_frames_first(mel_amplitude: torch.Tensor, *, config: SpectralConfig, n_iter: int) -> torch.Tensor:
+def _mel_to_magnitude_frames_first(mel_amplitude: torch.Tensor, *, config: SpectralConfig, n_iter: int,
+                                   over_relaxed: bool) -> torch.Tensor:
     """:func:`mel_to_magnitude` on the CPU: the same steps, frame by frame in a compiled kernel.
 
     Returns a frames-first tensor seen as ``(..., n_freqs, n_frames)`` (its transpose is contiguous, the
@@ -423,7 +434,7 @@ def _mel_to_magnitude_frames_first(mel_amplitude: torch.Tensor, *, config: Spect
     magnitude = (frames @ pinv.T).clamp_min_(0.0)  # a new (B, T, K) tensor
     magnitude += 10.0 ** (config.db_floor / 20.0)
     lower, fall, rise = _filter_slopes(config, dtype)
-    kernels.mel_nnls(magnitude.numpy(), frames.contiguous().numpy(), lower, fall, rise, real(1e-12), n_iter)
+    kernels.mel_nnls(magnitude.numpy(), frames.contiguous().numpy(), lower, fall, rise, real(1e-12), n_iter, over_relaxed)
     return magnitude.transpose(1, 2).reshape(*shape[:-2], config.n_freqs, shape[-1])
 
 

@@ -85,9 +85,10 @@ def test_keep_floor_holds_bins_only_floor_bands_cover(mel):
     kept = griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=4, initial_phase=phase,
                       mel_amplitude=floor_amplitude, keep_floor=True)
     plain = griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=4, initial_phase=phase)
-    refit = griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=4, initial_phase=phase, mel_amplitude=floor_amplitude)
+    fitted = griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=4, initial_phase=phase, mel_amplitude=floor_amplitude)
     torch.testing.assert_close(kept, plain)
-    assert float(refit.square().mean()) > 100 * float(plain.square().mean())  # without it silence fills to the floor
+    # without it each iteration moves the silence half-way (geometrically) towards the floor
+    assert float(fitted.square().mean()) > 5 * float(plain.square().mean())
     with pytest.raises(ParameterError, match="keep_floor"):
         griffinlim(magnitude, config=SMALL_SPECTRAL, n_iter=1, keep_floor=True)
 
