@@ -123,9 +123,24 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     train_vocoder.add_arguments(
         models.add_parser("vocoder", help="train a neural vocoder for a preset's (or the default) spectral config")
     )
+    from training import train_multimodal, train_s2i
+
+    train_s2i.add_arguments(models.add_parser("s2i", help="train Sound-to-Imagination (sound → image) on spoken digits, "
+                                                         "rendered scenes or your own clips (--clips DIR)"))
+    train_multimodal.add_arguments(models.add_parser("multimodal", help="train the multimodal layers and feature GANs "
+                                                                       "on an s2i preset's data"))
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    if args.model == "s2i":
+        from bridge.images import load_images  # the clip reader: training does not import the bridge
+        from training import train_s2i
+
+        return train_s2i.run(args, load_images=load_images)
+    if args.model == "multimodal":
+        from training import train_multimodal
+
+        return train_multimodal.run(args)
     if args.model == "vocoder":
         from training import train_vocoder
 
@@ -165,6 +180,8 @@ SUBCOMMANDS: list[Subcommand] = [
                     help="render images (files, folders, globs, videos) to a sound file, with optional MIDI and JSON"),
     _module_command("visualize", "bridge.visualize",
                     help="turn a sound file into images over time: a PNG sheet, an animated GIF or a folder of PNG frames"),
+    _module_command("imagine", "bridge.imagine",
+                    help="see a sound as images learnt from paired examples (Sound-to-Imagination): PNG sheet, GIF or folder"),
     _module_command("demo", "bridge.demo",
                     help="render the bundled example images with the default preset to demo.wav, demo.mid and demo.png"),
     _module_command("live", "bridge.live",

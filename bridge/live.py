@@ -312,6 +312,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "/imgsonic/out/visual/z_img with --osc-out and written with --frames")
     parser.add_argument("--visualize-fps", type=float, default=10.0, metavar="F", help="frames per second (default: 10)")
     parser.add_argument("--frames", metavar="DIR", help="with --visualize: write frame_00000.png … there")
+    parser.add_argument("--visualize-preset", metavar="NAME", help="with --visualize: see the sound through this "
+                        "sound → image preset (imgsonic imagine's, e.g. spoken-digits) instead of the voice's models")
 
 
 def _check_offline_args(args) -> Path | None:
@@ -346,11 +348,17 @@ def _start_io(session: LiveSession, args) -> list:
     if args.visualize:
         from bridge.live_visual import LiveVisualizer
 
+        models = None
+        if args.visualize_preset:
+            from bridge.imagine_live import ImaginationVisualModels
+            from models.imagination import Imagination
+
+            models = ImaginationVisualModels(Imagination.from_preset(args.visualize_preset))
         visual = LiveVisualizer(session, source=args.visualize, fps=args.visualize_fps, frames_dir=args.frames,
-                                sender=sender)
+                                sender=sender, models=models)
         stoppers.append(visual.close)
-    elif args.frames:
-        raise ParameterError("--frames goes with --visualize output|input")
+    elif args.frames or args.visualize_preset:
+        raise ParameterError("--frames and --visualize-preset go with --visualize output|input")
     if args.midi_out or args.midi_in:
         from bridge.midi import MidiSpec
         from bridge.midi_live import MidiControlIn, MidiOutSink, open_midi_input, open_midi_output

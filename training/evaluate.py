@@ -155,7 +155,8 @@ TARGETS: dict[str, tuple[Target, ...]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``imgsonic eval``'s arguments."""
-    parser.add_argument("--preset", required=True, help=f"preset to evaluate ({', '.join(TARGETS)})")
+    parser.add_argument("--preset", required=True, help=f"preset to evaluate ({', '.join(TARGETS)}, or a sound → image "
+                        "preset: spoken-digits, scenes)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("-o", "--out", metavar="DIR", help="folder for metrics.json and the PNG plots "
                         "(default imgsonic-eval/PRESET)")
@@ -167,6 +168,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table (or JSON) and return 0; 1 when a target is missed."""
+    from models.imagination import available_imagine_presets
+
+    if args.preset in available_imagine_presets():
+        from training import evaluate_imagine
+
+        return evaluate_imagine.run(args)
     out = Path(args.out) if args.out else Path("imgsonic-eval") / args.preset
     result = evaluate_preset(args.preset, n=args.n, method=args.method, out_dir=out)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
