@@ -182,8 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sound", metavar="SOUND", help="a sound file (wav, flac, ogg, mp3, aif, …), any rate and length")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="OUT.png (rows: windows, columns: samples), OUT.gif (an animation) or a folder of PNGs")
-    parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"sound → image preset (default {DEFAULT_PRESET}); "
-                        "see models/presets/imagine/")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help=f"sound → image preset (default {DEFAULT_PRESET}; "
+                        "see models/presets/imagine/), or the .toml that imgsonic train s2i wrote")
     parser.add_argument("--samples", type=_int_in(1, 64), default=1, metavar="N",
                         help="images per window, each different (test-time dropout; default 1)")
     parser.add_argument("--exact", action="store_true", help="the deterministic image (dropout off, no noise)")

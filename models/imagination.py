@@ -74,7 +74,13 @@ def available_imagine_presets() -> list[str]:
 
 
 def load_imagine_preset(name: str, *, folder: str | os.PathLike | None = None) -> ImaginationPreset:
-    """Read ``<folder>/<name>.toml`` (default :data:`IMAGINE_PRESETS_DIR`) and check its files exist."""
+    """Read ``<folder>/<name>.toml`` (default :data:`IMAGINE_PRESETS_DIR`) and check its files exist.
+
+    ``name`` may also be the path of a preset TOML (``runs/imagine/imagine/clips.toml``, as ``imgsonic train s2i``
+    writes it).
+    """
+    if str(name).endswith(".toml"):
+        folder, name = Path(name).parent, Path(name).stem
     folder = Path(folder) if folder is not None else IMAGINE_PRESETS_DIR
     toml_path = folder / f"{name}.toml"
     if not toml_path.is_file():

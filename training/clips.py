@@ -36,7 +36,7 @@ __all__ = ["MIN_CLIPS", "MIN_WINDOWS", "HOP_S", "FRAMES_PER_SECOND", "ClipPairs"
 log = logging.getLogger(__name__)
 
 MIN_CLIPS = 4
-MIN_WINDOWS = 16
+MIN_WINDOWS = 12
 HOP_S = 0.5
 FRAMES_PER_SECOND = 4.0
 _SOUND_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"}

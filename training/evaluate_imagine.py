@@ -7,7 +7,7 @@ wav 22.05 kHz, flac 44.1 kHz, ogg 16 kHz, mp3 48 kHz and aiff 11.025 kHz, each a
 several; its loudest window (largest mean log-mel) is the one judged.
 
 ``spoken-digits`` (held-out voices, speeds and pitches: :mod:`training.spoken_digits`)
-    A real-image classifier (an RBF SVM with Platt probabilities, trained on the real training digits) judges
+    A real-image classifier (an RBF SVM, sigmoid-calibrated, trained on the real training digits) judges
     every generated image. ``informativity``: the share of images to which it gives the sound's class a
     probability at least ``informativity_threshold`` — the probability that 95 % of real held-out digits reach
     for their own class (Sound-to-Imagination's measure). ``class_match``: the share it classifies as the
@@ -19,7 +19,8 @@ several; its loudest window (largest mean log-mel) is the one judged.
     share whose nearest neighbour has the sound's class, after (and before) the activation;
     ``feature_gan_class_match``: images through the feature-GAN path. ``visualize_class_match`` /
     ``visualize_informativity``: the same files through the unpaired ``imgsonic visualize`` chain of the
-    ``digits-fm`` preset, judged by a classifier of its own image size. ``class_match_by_format``: per file format.
+    ``digits-fm`` preset, judged by a classifier of its own image size. ``class_match_exact_<format>_<rate>``: per
+    file format.
 ``scenes`` (held-out sizes: :data:`training.av_scenes.TEST_SIZE_BANDS`)
     Count and size of the objects in each generated image (:func:`training.av_scenes.measure_objects`) against
     the scene's count and size: Spearman ρ per kind (``count_rho``, ``size_rho``), and ``kinds_recovered``, the
@@ -115,12 +116,15 @@ def read_judged_windows(paths: list[Path], *, config: SpectralConfig, window_fra
 
 
 def _digit_classifier(size: int):
+    """An RBF SVM on the real training digits, its scores calibrated to probabilities (sigmoid, 5-fold)."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 
     from training.datasets import load_digits_split
 
     images, labels = load_digits_split("train", size=size)
-    return SVC(C=10.0, gamma="scale", probability=True, random_state=0).fit(images.flatten(1).numpy(), labels.numpy())
+    classifier = CalibratedClassifierCV(SVC(C=10.0, gamma="scale", random_state=0), ensemble=False)
+    return classifier.fit(images.flatten(1).numpy(), labels.numpy())
 
 
 def _judge(classifier, images: Tensor, labels: np.ndarray, threshold: float) -> tuple[float, float]:
@@ -216,10 +220,9 @@ def _spoken_digits(imagination: Imagination, out: Path, *, n_samples: int, clips
         found["audio_encoder_class_accuracy"] = float(np.mean(
             imagination.audio_encoder.classify(codes).argmax(1).numpy() == labels))
     predicted = classifier.predict(exact.flatten(1).numpy())
-    found["class_match_by_format"] = {
-        kind: float(np.mean([predicted[i] == labels[i] for i, (_, k) in enumerate(files) if k == kind]))
-        for kind in dict.fromkeys(kind for _, kind in files)
-    }
+    for kind in dict.fromkeys(kind for _, kind in files):
+        found[f"class_match_exact_{kind.replace(' ', '_')}"] = float(
+            np.mean([predicted[i] == labels[i] for i, (_, k) in enumerate(files) if k == kind]))
     if imagination.multimodal is not None:
         found.update(_multimodal(imagination, mel, labels, real, real_labels.numpy(), classifier, threshold, seed=seed))
     if with_baseline:
