@@ -66,8 +66,8 @@ class S2ISpec:
     data: str  # "spoken-digits", "scenes" or "clips"
     encoder: AudioEncoderConfig
     generator: ImageGeneratorConfig
-    encoder_steps: int = 3000
-    gan_steps: int = 4000
+    encoder_steps: int = 2000
+    gan_steps: int = 3000
     batch_size: int = 64
     encoder_lr: float = 1e-3
     generator_lr: float = 2e-4
@@ -104,6 +104,8 @@ S2I_SPECS: dict[str, S2ISpec] = {
             encoder=_encoder(0),
             generator=ImageGeneratorConfig(condition_dim=64, noise_dim=16, image_size=32, channels=1, base_width=64,
                                            growth=8, dense_layers=2, dropout=0.2),
+            encoder_steps=1500,
+            gan_steps=2500,
             options={"n_scenes": 6000},
         ),
     )
