@@ -152,3 +152,37 @@ def test_class_pairs_draw_images_of_the_class_and_mismatches_of_another():
     assert torch.equal(matched, keys)
     assert not (wrong == keys).any()
     assert len(set(data.images_for(keys, generator=generator)[:, 0, 0, 0].tolist())) > 10  # not one image per class
+
+
+def test_eval_of_a_scenes_preset_reads_its_sounds_from_files(preset, tmp_path):
+    from training.evaluate_imagine import FILE_FORMATS, evaluate_imagine
+
+    result = evaluate_imagine("scenes", out_dir=tmp_path, n=40, n_samples=2, preset_folder=preset.parent)
+    written = sorted(path.suffix for path in (tmp_path / "sounds").iterdir())
+    assert set(written) == {f".{extension}" for extension, _ in FILE_FORMATS}
+    found = result["metrics"]
+    assert found["ball_count_rho_real"] == pytest.approx(1.0)  # the pictures themselves: the ceiling
+    assert "engine_size_rho" in found and "kinds_recovered" in result["targets"]
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "imagine.png").is_file()
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_shipped_spoken_digits_preset_draws_the_digit_a_held_out_voice_says(tmp_path):
+    """Ten digits in a voice held out from training, at a speed and pitch off the training grid, written as flac at
+    44.1 kHz: the shipped preset's images are classified (by its own image classifier) as the spoken digit."""
+    from training.spoken_digits import SpokenClip, _speak, espeak_voices, read_clip, split_voices
+
+    imagination = Imagination.from_preset("spoken-digits")
+    voice = split_voices(espeak_voices())[1][0]
+    correct = 0
+    for digit in range(10):
+        clip = SpokenClip(digit=digit, voice=voice, speed_wpm=170, pitch=88, path=tmp_path / f"{digit}.wav")
+        _speak(clip)
+        audio = read_clip(clip, sample_rate=44100)
+        write_audio(tmp_path / f"{digit}.flac", 0.5 * audio / np.abs(audio).max(), sample_rate=44100)
+        result = imagine_file(tmp_path / f"{digit}.flac", imagination=imagination, variety=False)
+        assert result.images.shape[0] == 1  # a word shorter than a second: one window
+        with torch.inference_mode():
+            seen = imagination.image_classifier(torch.from_numpy(result.images[:, 0])).argmax(1)
+        correct += int(seen[0] == digit)
+    assert correct >= 8
