@@ -101,6 +101,7 @@ def _run_info(args: argparse.Namespace) -> int:
         ("audio device", _audio_device()),
         ("jackd", shutil.which("jackd") or "not on PATH (Debian: apt install jackd2)"),
         ("presets", _presets()),
+        ("imagine presets", ", ".join(importlib.import_module("models.imagination").available_imagine_presets()) or "none"),
     ]
     width = max(len(key) for key, _ in rows) + 1
     for key, value in rows:
