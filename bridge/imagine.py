@@ -18,7 +18,7 @@ Output (``-o OUT``), each written atomically:
 Example::
 
     imgsonic imagine seven.wav -o seven.png --preset spoken-digits --samples 6
-    imgsonic imagine scene.flac -o frames/ --preset scenes --hop-s 0.25
+    imgsonic imagine scene.flac -o frames/ --preset runs/imagine/imagine/scenes.toml --hop-s 0.25
 """
 
 from __future__ import annotations

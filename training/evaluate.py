@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table (or JSON) and return 0; 1 when a target is missed."""
     from models.imagination import available_imagine_presets
 
-    if args.preset in available_imagine_presets():
+    if args.preset in available_imagine_presets() or args.preset.endswith(".toml"):  # a TOML train s2i wrote
         from training import evaluate_imagine
 
         return evaluate_imagine.run(args)

@@ -327,7 +327,7 @@ def evaluate_imagine(name: str, *, out_dir: str | Path, n: int = 400, n_samples:
 def run(args: argparse.Namespace) -> int:
     """``imgsonic eval`` for a sound → image preset (called by :func:`training.evaluate.run`)."""
     torch.set_num_threads(1)
-    out = Path(args.out) if args.out else Path("imgsonic-eval") / args.preset
+    out = Path(args.out) if args.out else Path("imgsonic-eval") / Path(args.preset).stem
     result = evaluate_imagine(args.preset, out_dir=out, n=args.n)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0 if result["all_targets_met"] else 1
