@@ -186,3 +186,20 @@ def test_shipped_spoken_digits_preset_draws_the_digit_a_held_out_voice_says(tmp_
             seen = imagination.image_classifier(torch.from_numpy(result.images[:, 0])).argmax(1)
         correct += int(seen[0] == digit)
     assert correct >= 8
+
+
+def test_resuming_the_gan_equals_training_it_at_once(tmp_path):
+    generator = torch.Generator().manual_seed(2)
+    data = PairedData(mels=torch.rand(24, 32, 32, generator=generator), sound_keys=torch.arange(24), sound_labels=None,
+                      images=torch.rand(24, 1, 32, 32, generator=generator), image_keys=torch.arange(24),
+                      pairing="instance", description="random")
+    spec = S2I_SPECS["scenes"]
+    spec = dataclasses.replace(spec, batch_size=8, encoder=dataclasses.replace(spec.encoder, base_width=4, code_dim=8),
+                               generator=dataclasses.replace(spec.generator, base_width=16, growth=4, dense_layers=1))
+    common = dict(encoder_steps=2, progress=False, command="test")
+    train_s2i(spec, data, out=tmp_path / "a", gan_steps=2, **common)
+    train_s2i(spec, data, out=tmp_path / "a", gan_steps=4, resume=True, **common)
+    train_s2i(spec, data, out=tmp_path / "b", gan_steps=4, **common)
+    resumed = Imagination.from_preset(str(tmp_path / "a" / "imagine" / "scenes.toml")).generator.state_dict()
+    at_once = Imagination.from_preset(str(tmp_path / "b" / "imagine" / "scenes.toml")).generator.state_dict()
+    assert all(torch.equal(resumed[name], at_once[name]) for name in at_once)

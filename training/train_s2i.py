@@ -149,7 +149,7 @@ class _AutoencoderObjective:
 
 
 def train_autoencoder(spec: S2ISpec, data: PairedData, *, out_dir: Path, steps: int, device: str, progress: bool,
-                      seed: int = 0, command: str = "") -> tuple[AudioAutoencoder, dict[str, Any]]:
+                      seed: int = 0, command: str = "", resume: bool = False) -> tuple[AudioAutoencoder, dict[str, Any]]:
     """Stage 1; returns the trained autoencoder (eval mode, on ``device``) and its training record."""
     seed_everything(seed)
     config = dataclasses.replace(spec.encoder, n_classes=spec.encoder.n_classes if data.sound_labels is not None else 0)
@@ -162,7 +162,7 @@ def train_autoencoder(spec: S2ISpec, data: PairedData, *, out_dir: Path, steps: 
     labels = data.sound_labels if data.sound_labels is not None else torch.zeros(len(data.mels), dtype=torch.long)
     result = train_loop(objective, {"sound": (data.mels, labels)},
                         LoopSettings(name="audio_encoder", steps=steps, batch_size=spec.batch_size, out_dir=out_dir,
-                                     seed=seed, device=device, checkpoint_every=steps, progress=progress))
+                                     seed=seed, device=device, checkpoint_every=steps, progress=progress, resume=resume))
     record |= {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(time.process_time() - cpu_started, 1),
                "final_logs": result.logs}
     objective.save(steps)
@@ -224,8 +224,8 @@ def encode_all(encoder: AudioAutoencoder, mels: torch.Tensor, *, device: str) ->
 
 
 def train_gan(spec: S2ISpec, data: PairedData, codes: torch.Tensor, *, out_dir: Path, steps: int, device: str,
-              progress: bool, stabiliser: str, seed: int = 0, command: str = "", file_name: str = "generator.pt"
-              ) -> tuple[ImageGenerator, dict[str, Any]]:
+              progress: bool, stabiliser: str, seed: int = 0, command: str = "", file_name: str = "generator.pt",
+              resume: bool = False) -> tuple[ImageGenerator, dict[str, Any]]:
     """Stage 2: a generator of ``data``'s images conditioned on ``codes`` ``(n, condition_dim)`` (one per sound of
     ``data``: the frozen encoder's codes, or image features); returns it (eval mode, on the CPU) and its record."""
     if stabiliser not in STABILISERS:
@@ -247,7 +247,8 @@ def train_gan(spec: S2ISpec, data: PairedData, codes: torch.Tensor, *, out_dir: 
                               metadata=lambda: record, file_name=file_name)
     result = train_loop(objective, {"sound": (codes, data.sound_keys)},
                         LoopSettings(name=Path(file_name).stem, steps=steps, batch_size=spec.batch_size, out_dir=out_dir,
-                                     seed=seed, device=device, checkpoint_every=steps, progress=progress, grad_clip=0.0))
+                                     seed=seed, device=device, checkpoint_every=steps, progress=progress, grad_clip=0.0,
+                                     resume=resume))
     record |= {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(time.process_time() - cpu_started, 1),
                "final_logs": result.logs}
     objective.save(steps)
@@ -270,14 +271,16 @@ def write_imagine_toml(out: Path, name: str, *, description: str, data: str, tra
 
 def train_s2i(spec: S2ISpec, data: PairedData, *, out: Path, device: str = "cpu", encoder_steps: int | None = None,
               gan_steps: int | None = None, stabiliser: str | None = None, progress: bool = True,
-              command: str = "") -> dict[str, Any]:
-    """Both stages and the preset TOML; returns the two training records."""
+              command: str = "", resume: bool = False) -> dict[str, Any]:
+    """Both stages and the preset TOML; returns the two training records. ``resume`` continues each stage from its
+    resume file exactly (the loop restores modules, optimisers and random states): with the spectral stabiliser,
+    2500 steps and then a resume to 5000 equal 5000 steps at once (the moving-average schedule's average restarts)."""
     folder = out / spec.name
     encoder, encoder_record = train_autoencoder(spec, data, out_dir=folder, steps=encoder_steps or spec.encoder_steps,
-                                                device=device, progress=progress, command=command)
+                                                device=device, progress=progress, command=command, resume=resume)
     codes = encode_all(encoder, data.mels, device=device)
     _, gan_record = train_gan(spec, data, codes, out_dir=folder, steps=gan_steps or spec.gan_steps, device=device,
-                              progress=progress, stabiliser=stabiliser or spec.stabiliser, command=command)
+                              progress=progress, stabiliser=stabiliser or spec.stabiliser, command=command, resume=resume)
     toml = write_imagine_toml(out, spec.name, description=spec.description, data=spec.data, train_command=command)
     return {"audio_encoder": encoder_record, "generator": gan_record, "toml": str(toml)}
 
@@ -310,6 +313,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--cache", metavar="DIR", help="where spoken digits are generated (default ~/.cache/imgsonic)")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="torch CPU threads (default 1)")
+    parser.add_argument("--resume", action="store_true", help="continue both stages from OUT/NAME/*.resume up to "
+                        "the given steps (the same result as training that many steps at once)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
 
@@ -334,7 +339,7 @@ def run(args: argparse.Namespace, *, load_images: Callable | None = None) -> int
     started = time.perf_counter()
     records = train_s2i(spec, data, out=out, device=args.device, encoder_steps=args.encoder_steps,
                         gan_steps=args.gan_steps, stabiliser=args.stabiliser, progress=not args.no_progress,
-                        command=command)
+                        command=command, resume=args.resume)
     encoder, gan = records["audio_encoder"], records["generator"]
     print(f"{spec.name}: audio encoder {encoder['seconds']:.0f} s ({encoder['cpu_seconds']:.0f} s CPU), GAN "
           f"{gan['seconds']:.0f} s ({gan['cpu_seconds']:.0f} s CPU), {time.perf_counter() - started:.0f} s in all "
