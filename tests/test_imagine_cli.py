@@ -203,3 +203,15 @@ def test_resuming_the_gan_equals_training_it_at_once(tmp_path):
     resumed = Imagination.from_preset(str(tmp_path / "a" / "imagine" / "scenes.toml")).generator.state_dict()
     at_once = Imagination.from_preset(str(tmp_path / "b" / "imagine" / "scenes.toml")).generator.state_dict()
     assert all(torch.equal(resumed[name], at_once[name]) for name in at_once)
+
+
+@pytest.mark.gpu
+def test_train_s2i_runs_on_cuda(tmp_path):
+    generator = torch.Generator().manual_seed(3)
+    data = PairedData(mels=torch.rand(16, 32, 32, generator=generator), sound_keys=torch.arange(16), sound_labels=None,
+                      images=torch.rand(16, 1, 32, 32, generator=generator), image_keys=torch.arange(16),
+                      pairing="instance", description="random")
+    records = train_s2i(S2I_SPECS["scenes"], data, out=tmp_path, device="cuda", encoder_steps=2, gan_steps=2,
+                        progress=False, command="test")
+    assert records["generator"]["n_windows"] == 16
+    assert Imagination.from_preset(str(tmp_path / "imagine" / "scenes.toml")).generator.config.image_size == 32
