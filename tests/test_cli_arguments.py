@@ -28,6 +28,9 @@ REQUIRED = {
     ("visualize",): ["in.wav", "-o", "out.png"],
     ("demo",): [],
     ("live",): [],
+    ("imagine",): ["in.wav", "-o", "out.png"],
+    ("train", "s2i"): [],
+    ("train", "multimodal"): [],
 }
 BAD_LOOKING = ("0", "-1", "nan", "inf", "1e300")
 
@@ -117,8 +120,13 @@ def test_cli_copies_of_runtime_choices_match():
     assert render_cli.VOCODER_CHOICES == VOCODERS
     assert eval_cli.METHOD_CHOICES == METHODS
     assert live_cli.AUDIO_CHOICES == AUDIO_DRIVERS
+    from bridge.cli import train as train_cli
     from bridge.cli.melody import BPM
     from bridge.control.tempo import BPM as TEMPO
+    from training.s2i_discriminator import STABILISERS
+    from training.train_s2i import DEFAULT_OUT
+
+    assert train_cli.STABILISERS == STABILISERS and train_cli.DEFAULT_IMAGINE_OUT == DEFAULT_OUT
 
     assert (BPM.low, BPM.high) == (TEMPO.low, TEMPO.high)
 

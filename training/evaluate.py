@@ -174,7 +174,14 @@ def run(args: argparse.Namespace, *, cli_main: CliMain | None = None) -> int:
     """Evaluate, print the table (or JSON) and return 0; 1 when a target is missed.
 
     ``cli_main`` (``bridge.cli.main``, given by ``imgsonic eval``) adds the ``files_*`` rows for squares-sines.
+    Sound → image presets (or a TOML ``train s2i`` wrote) go to :mod:`training.evaluate_imagine`.
     """
+    from models.imagination import available_imagine_presets
+
+    if args.preset in available_imagine_presets() or args.preset.endswith(".toml"):  # a TOML train s2i wrote
+        from training import evaluate_imagine
+
+        return evaluate_imagine.run(args)
     out = Path(args.out) if args.out else Path("imgsonic-eval") / args.preset
     result = evaluate_preset(args.preset, n=args.n, method=args.method, out_dir=out, cli_main=cli_main)
     print(json.dumps(result, indent=2) if args.json else format_table(result))

@@ -48,6 +48,8 @@ SUBCOMMANDS: list[Subcommand] = [
                "bridge.cli.demo"),
     Subcommand("live", "play live through pyo: a neural voice, a patch reloaded on save, OSC and MIDI control",
                "bridge.cli.live"),
+    Subcommand("imagine", "see a sound as images learnt from paired examples (Sound-to-Imagination): PNG sheet, GIF "
+               "or folder", "bridge.cli.imagine"),
 ]
 
 

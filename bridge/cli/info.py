@@ -45,6 +45,12 @@ def _presets() -> str:
     return ", ".join(names) if names else f"none (no .toml files in {PRESETS_DIR})"
 
 
+def _imagine_presets() -> str:
+    from models.imagination import available_imagine_presets
+
+    return ", ".join(available_imagine_presets()) or "none"
+
+
 def run(args: argparse.Namespace) -> int:
     rows = [("imgsonic", installed_version("imgsonic") or "not installed (run pip install .)")]
     rows += [("python", platform.python_version())]
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         ("audio device", _audio_device()),
         ("jackd", shutil.which("jackd") or "not on PATH (Debian: apt install jackd2)"),
         ("presets", _presets()),
+        ("imagine presets", _imagine_presets()),
     ]
     width = max(len(key) for key, _ in rows) + 1
     for key, value in rows:

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visualize-fps", type=VISUALIZE_FPS, default=10.0, metavar="F",
                         help="frames per second (default: 10)")
     parser.add_argument("--frames", metavar="DIR", help="with --visualize: write frame_00000.png … there")
+    parser.add_argument("--visualize-preset", metavar="NAME", help="with --visualize: see the sound through this "
+                        "sound → image preset (imgsonic imagine's, e.g. spoken-digits) instead of the voice's models")
 
 
 def _check_offline_args(args) -> Path | None:
@@ -88,11 +90,17 @@ def _start_io(session, args) -> list:
     if args.visualize:
         from bridge.live.visual import LiveVisualizer
 
+        models = None
+        if args.visualize_preset:
+            from bridge.sonify.imagine import ImaginationVisualModels
+            from models.imagination import Imagination
+
+            models = ImaginationVisualModels(Imagination.from_preset(args.visualize_preset))
         visual = LiveVisualizer(session, source=args.visualize, fps=args.visualize_fps, frames_dir=args.frames,
-                                sender=sender)
+                                sender=sender, models=models)
         stoppers.append(visual.close)
-    elif args.frames:
-        raise ParameterError("--frames goes with --visualize output|input")
+    elif args.frames or args.visualize_preset:
+        raise ParameterError("--frames and --visualize-preset go with --visualize output|input")
     if args.melody and not args.midi_out:
         raise ParameterError("--melody goes with --midi-out NAME (patches/06_melody.py plays melodies as sound)")
     if args.midi_out or args.midi_in:

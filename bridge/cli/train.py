@@ -20,6 +20,8 @@ DEFAULT_VOCODER_OUT = "runs/vocoder"
 STEPS = Number(int, 1, 10_000_000, unit="steps")
 COUNT = Number(int, 1, 10_000_000, unit="examples")
 SEED = Number(int, 0, 2**32 - 1)
+DEFAULT_IMAGINE_OUT = "runs/imagine"  # training.train_s2i.DEFAULT_OUT (a test keeps them equal)
+STABILISERS = ("spectral", "moving-average")  # training.s2i_discriminator.STABILISERS (likewise)
 
 
 def _semitones(text: str) -> tuple[float, ...]:
@@ -68,6 +70,37 @@ def _add_melody_vae_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
 
+def _add_s2i_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", help="data set and models to train: spoken-digits (default) or scenes; ignored "
+                        "with --clips")
+    parser.add_argument("--clips", metavar="DIR", help="train on your own clips instead: a folder of videos with a "
+                        "same-named sound file beside each, or pictures with a same-named sound (see training.clips)")
+    parser.add_argument("--name", default="clips", help="preset name for --clips (default clips)")
+    parser.add_argument("--out", default=DEFAULT_IMAGINE_OUT, help=f"output folder (default {DEFAULT_IMAGINE_OUT})")
+    parser.add_argument("--encoder-steps", type=STEPS, metavar="N", help="autoencoder steps (default: the preset's)")
+    parser.add_argument("--gan-steps", type=STEPS, metavar="N", help="GAN steps (default: the preset's)")
+    parser.add_argument("--stabiliser", choices=STABILISERS, help="spectral (spectral norm + projection + hinge, the "
+                        "default) or moving-average (Sound-to-Imagination's loss averages and D/G schedule)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--cache", metavar="DIR", help="where spoken digits are generated (default ~/.cache/imgsonic)")
+    parser.add_argument("--threads", type=THREADS, default=1, metavar="N", help="torch CPU threads (default 1)")
+    parser.add_argument("--resume", action="store_true", help="continue both stages from OUT/NAME/*.resume up to "
+                        "the given steps (the same result as training that many steps at once)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
+def _add_multimodal_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="spoken-digits", choices=["spoken-digits"],
+                        help="the s2i preset whose audio encoder and data to use (spoken-digits: the path needs classes)")
+    parser.add_argument("--out", default=DEFAULT_IMAGINE_OUT, help=f"the s2i output folder (default {DEFAULT_IMAGINE_OUT})")
+    parser.add_argument("--steps", type=STEPS, metavar="N", help="multimodal steps (default 3000)")
+    parser.add_argument("--image-steps", type=STEPS, metavar="N", help="feature-to-image GAN steps (default 3000)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--cache", metavar="DIR", help="where spoken digits are generated (default ~/.cache/imgsonic)")
+    parser.add_argument("--threads", type=THREADS, default=1, metavar="N", help="torch CPU threads (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+
+
 def _add_vocoder_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="train for this preset's spectral config (default: SpectralConfig(), "
                         "22.05 kHz, 128 mels)")
@@ -109,6 +142,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _add_preset_model_arguments(models.add_parser(name, help=f"train the preset's {what}"))
     _add_melody_vae_arguments(models.add_parser(
         "melody-vae", help="train the melody VAE on the Essen folk songs (needs music21: pip install \".[melody]\")"))
+    _add_s2i_arguments(models.add_parser(
+        "s2i", help="train Sound-to-Imagination (sound → image) on spoken digits, rendered scenes or your own clips "
+                    "(--clips DIR)"))
+    _add_multimodal_arguments(models.add_parser(
+        "multimodal", help="train the multimodal layers and feature GANs on an s2i preset's data"))
     _add_vocoder_arguments(models.add_parser(
         "vocoder", help="train a neural vocoder for a preset's (or the default) spectral config"))
 
@@ -118,6 +156,15 @@ def run(args: argparse.Namespace) -> int:
         from training import train_vocoder
 
         return train_vocoder.run(args)
+    if args.model == "s2i":
+        from bridge.sources.images import load_images  # the clip reader: training does not import the bridge
+        from training import train_s2i
+
+        return train_s2i.run(args, load_images=load_images)
+    if args.model == "multimodal":
+        from training import train_multimodal
+
+        return train_multimodal.run(args)
     if args.model == "melody-vae":
         from training import train_melody_vae
 

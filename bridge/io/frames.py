@@ -18,7 +18,7 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,15 +93,21 @@ def check_frame_count(kind: str, n_frames: int, *, duration_s: float, fps: float
         )
 
 
-def write_folder(out_path: Path, frames: Iterator[tuple[int, np.ndarray]]) -> None:
-    """Write ``frame_%05d.png`` files into a hidden temporary folder beside ``out_path``, then rename it."""
+def _frame_name(index: int) -> str:
+    return f"frame_{index:05d}.png"
+
+
+def write_folder(out_path: Path, frames: Iterator[tuple[int, np.ndarray]],
+                 *, file_name: Callable[[int], str] = _frame_name) -> None:
+    """Write numbered PNGs (``file_name(index)``, default ``frame_%05d.png``) into a hidden temporary folder beside
+    ``out_path``, then rename it."""
     from PIL import Image
 
     temporary = out_path.with_name(f".{out_path.name}.{secrets.token_hex(8)}.tmp")
     temporary.mkdir()
     try:
         for index, pixels in frames:
-            Image.fromarray(pixels).save(temporary / f"frame_{index:05d}.png", format="PNG")
+            Image.fromarray(pixels).save(temporary / file_name(index), format="PNG")
         if out_path.is_dir():
             out_path.rmdir()  # empty (checked before the analysis): os.replace onto a folder needs it gone
         os.replace(temporary, out_path)

@@ -44,10 +44,12 @@ class LiveVisualizer:
     frames_dir : folder for ``frame_00000.png`` … (None: no files)
     size_px : side of the written PNGs
     sender : an :class:`bridge.osc.OscSender` for ``/imgsonic/out/visual/z_img`` (None: no OSC)
+    models : what turns sound into images (None: the session voice's models, run backwards); e.g. a sound → image
+        preset through :class:`bridge.imagine_live.ImaginationVisualModels`
     """
 
     def __init__(self, session, *, source: str = "output", fps: float = 10.0, frames_dir: str | os.PathLike | None = None,
-                 size_px: int = 128, sender=None) -> None:
+                 size_px: int = 128, sender=None, models=None) -> None:
         from bridge.sonify.reverse import StreamingVisualizer
         from synth.engine import pyo, server_hooks
 
@@ -57,7 +59,8 @@ class LiveVisualizer:
         if self.frames_dir is not None and not self.frames_dir.is_dir():
             raise ParameterError(f"frames folder {str(self.frames_dir)!r} does not exist")
         server = session.server
-        self._analyser = StreamingVisualizer(session.voice.renderer.models, sample_rate=int(server.getSamplingRate()), fps=fps)
+        models = session.voice.renderer.models if models is None else models
+        self._analyser = StreamingVisualizer(models, sample_rate=int(server.getSamplingRate()), fps=fps)
         self._size_px = size_px
         self._sender = sender
         signal = session.output if source == "output" else pyo.Input(chnl=0)
