@@ -6,15 +6,23 @@ Checkpoints keep their own writer in :mod:`models.checkpoint` (``models`` import
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from models.errors import ParameterError
+from models.errors import ImgsonicError, OutputError, ParameterError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "output_error"]
+
+
+def output_error(path: str | os.PathLike, error: OSError) -> OutputError:
+    """A one-line :class:`OutputError` for an OSError while writing ``path`` (a full disk, no permission, …)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    code = f" ({errno.errorcode[error.errno]})" if error.errno in errno.errorcode else ""
+    return OutputError(f"cannot write {str(path)!r}: {reason}{code}")
 
 
 @contextlib.contextmanager
@@ -37,7 +45,10 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
     Raises
     ------
     ParameterError
-        The folder does not exist, ``path`` is a folder, or the temporary file cannot be created.
+        The folder does not exist or ``path`` is a folder.
+    OutputError
+        The file cannot be created or written: no permission, a read-only file system, a full disk
+        (an OSError raised inside the block becomes one too; the temporary file is removed first).
 
     Example
     -------
@@ -59,13 +70,18 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
         # "x" never clobbers another writer's temporary file
         handle = open(temporary, "x", encoding="utf-8") if text else open(temporary, "xb")
     except OSError as error:
-        raise ParameterError(f"cannot write {str(path)!r}: {error}") from error
+        raise output_error(path, error) from error
     try:
         with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, ImgsonicError):
+            raise
+        raise output_error(path, error) from error
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
