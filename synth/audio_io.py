@@ -26,10 +26,11 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from pedalboard.io import AudioFile, get_supported_read_formats
 from models.errors import InputError, ParameterError
 from synth.files import atomic_output
 
-__all__ = ["AudioInfo", "read_audio", "read_audio_blocks", "read_audio_info", "write_audio", "READ_FORMATS", "WRITE_FORMATS"]
+__all__ = ["AudioInfo", "read_audio", "read_audio_blocks", "read_audio_info", "write_audio", "audio_writer",
+           "READ_FORMATS", "WRITE_FORMATS"]
 
 # Extensions pedalboard can decode here (".aif", ".aiff", ".flac", ".mp3", ".ogg", ".wav", ...).
 READ_FORMATS: tuple[str, ...] = tuple(get_supported_read_formats())
@@ -344,6 +346,18 @@ def _as_writable_audio(audio: np.ndarray, *, extension: str) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def _check_target(path: Path) -> str:
+    """The target's extension, once ``path`` is known to be writable as audio (ParameterError if not)."""
+    extension = path.suffix.lower()
+    if extension not in _WRITE_SETTINGS:
+        raise ParameterError(f"cannot write {str(path)!r}: extension {path.suffix!r} is not supported; expected one of {', '.join(WRITE_FORMATS)}")
+    if not path.parent.is_dir():
+        raise ParameterError(f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise ParameterError(f"cannot write {str(path)!r}: it is a directory; expected a file path ending in {' or '.join(WRITE_FORMATS)}")
+    return extension
+
+
 def write_audio(path: str | os.PathLike, audio: np.ndarray, *, sample_rate: int) -> None:
     """Write audio to .wav (32-bit float) or .flac (24-bit), atomically.
 
@@ -365,6 +379,8 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, *, sample_rate: int)
     ------
     ParameterError
         Unsupported extension, missing directory, bad shape or dtype, NaN/inf, or (for .flac) clipping.
+    OutputError
+        The file cannot be written (a full disk, no permission, a read-only file system).
 
     Example
     -------
@@ -375,17 +391,42 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, *, sample_rate: int)
     AudioInfo(sample_rate=16000, n_channels=2, n_samples=1000)
     """
     path = Path(path)
-    extension = path.suffix.lower()
-    if extension not in _WRITE_SETTINGS:
-        raise ParameterError(f"cannot write {str(path)!r}: extension {path.suffix!r} is not supported; expected one of {', '.join(WRITE_FORMATS)}")
+    samples = _as_writable_audio(audio, extension=_check_target(path))
+    with audio_writer(path, sample_rate=sample_rate, n_channels=samples.shape[0]) as write:
+        write(samples)
+
+
+@contextlib.contextmanager
+def audio_writer(path: str | os.PathLike, *, sample_rate: int, n_channels: int = 1) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write .wav or .flac block by block, atomically: ``with audio_writer(p, sample_rate=sr) as write: write(block)``.
+
+    The file appears at ``path`` only when the ``with`` block ends normally (as :func:`write_audio`'s); an
+    exception or an interrupt leaves no file and an existing one untouched. Each block is checked as
+    :func:`write_audio` checks its audio (at least one sample, finite, within [-1, 1] for .flac).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "two.wav"
+    >>> with audio_writer(path, sample_rate=8000) as write:
+    ...     write(np.zeros(100, np.float32)); write(np.ones(50, np.float32))
+    >>> read_audio_info(path).n_samples
+    150
+    """
+    path = Path(path)
+    extension = _check_target(path)
     sample_rate = _check_positive_int("sample_rate", sample_rate)
-    samples = _as_writable_audio(audio, extension=extension)
-    if not path.parent.is_dir():
-        raise ParameterError(f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist")
-    if path.is_dir():
-        raise ParameterError(f"cannot write {str(path)!r}: it is a directory; expected a file path ending in {' or '.join(WRITE_FORMATS)}")
+    n_channels = _check_positive_int("n_channels", n_channels)
     format_name, bit_depth = _WRITE_SETTINGS[extension]
     # pedalboard writes through the handle, so the temporary file needs no audio extension
     with atomic_output(path) as handle:
-        with AudioFile(handle, "w", samplerate=sample_rate, num_channels=samples.shape[0], bit_depth=bit_depth, format=format_name) as writer:
-            writer.write(samples)
+        with AudioFile(handle, "w", samplerate=sample_rate, num_channels=n_channels, bit_depth=bit_depth,
+                       format=format_name) as writer:
+
+            def write(block: np.ndarray) -> None:
+                samples = _as_writable_audio(block, extension=extension)
+                if samples.shape[0] != n_channels:
+                    raise ParameterError(f"audio block has {samples.shape[0]} channels; the file has {n_channels}")
+                writer.write(samples)
+
+            yield write
