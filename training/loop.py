@@ -195,9 +195,12 @@ _RESUME_KEYS = {"format_version": int, "name": str, "step": int, "world_size": i
 def _load_resume_state(path: Path, settings: LoopSettings) -> dict:
     """The resume file's dict, checked key by key; any damage is one InputError line that names the file."""
     import pickle
+    import warnings
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle protocol draws a warning before the refusal below
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # torch's message advises weights_only=False, i.e. running whatever code the file holds: never
         raise InputError(f"{path} holds Python objects other than tensors and plain data, so it is not a resume file "

@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `imgsonic --help` st
 __all__ = ["VOCODERS", "RenderSettings", "RenderResult", "render_stream", "render_items", "vocode_in_pieces",
            "boundary_jump_ratio", "ENCODE_BATCH"]
 
-ENCODE_BATCH = 32  # images encoded at once: the encoder's batch, and all the decoded images held
+ENCODE_BATCH = 32  # images encoded at once (as model inputs: 48 kB each at 64 px)
 _LEVEL_BLOCK = 1 << 16  # samples per block of the second pass (level, effects, fades, writing)
 
 VOCODERS = ("pghi+fgla", "pghi", "griffinlim", "neural", "neural+fgla")  # synth.vocoder.VOCODER_NAMES (tested)
@@ -286,25 +286,27 @@ def _fade_gains(start: int, n_block: int, *, n_samples: int, n_fade: int) -> np.
 
 
 def _encode(items: Iterable[ImageItem], *, models, settings: RenderSettings, timings: dict[str, float]):
-    """Images → (names, z_img, z_aud, descriptors) arrays, ENCODE_BATCH at a time; a repeated item (an
-    animation frame shown at several sample times) is encoded once."""
+    """Images → (names, z_img, z_aud, descriptors) arrays. Each image is brought to the model's input size as
+    it arrives (its pixels are let go at once) and encoded ENCODE_BATCH at a time; a repeated item (an
+    animation frame shown at several sample times) is prepared and encoded once."""
     import torch
 
     max_images = math.floor(settings.max_duration_s / settings.seconds_per_image + 1e-9)
     names: list[str] = []
     rows: list[int] = []  # per image: its row among the encoded ones
     encoded: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    batch: list[ImageItem] = []
+    batch: list[torch.Tensor] = []
+    batch_descriptors: list[np.ndarray] = []
     n_encoded = 0
 
     def flush() -> None:
         clock = time.perf_counter()
         with torch.inference_mode():
-            images, descriptors = prepare_inputs(batch, models)
-            z_img = padded_batch(models.encode_images, images)
+            z_img = padded_batch(models.encode_images, torch.cat(batch))
             z_aud = padded_batch(models.image_to_audio_latent, z_img)
-        encoded.append((z_img.numpy(), z_aud.numpy(), descriptors))
+        encoded.append((z_img.numpy(), z_aud.numpy(), np.concatenate(batch_descriptors)))
         batch.clear()
+        batch_descriptors.clear()
         timings["encode"] += time.perf_counter() - clock
 
     previous = None
@@ -316,7 +318,12 @@ def _encode(items: Iterable[ImageItem], *, models, settings: RenderSettings, tim
                 f"the images would make more than {settings.max_duration_s:g} s of sound at "
                 f"{settings.seconds_per_image:g} s per image; pass --max-duration to render longer")
         if item is not previous:
-            batch.append(item)
+            clock = time.perf_counter()
+            with torch.inference_mode():
+                inputs, descriptors = prepare_inputs([item], models)
+            batch.append(inputs)
+            batch_descriptors.append(descriptors)
+            timings["encode"] += time.perf_counter() - clock
             n_encoded += 1
             if len(batch) == ENCODE_BATCH:
                 flush()
