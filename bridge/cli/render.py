@@ -80,9 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="the MIDI file's time signature (default: 4/4)")
     tempo.add_argument("--beats-per-image", type=BEATS_PER_IMAGE, metavar="N", help="beats each image holds (needs --bpm)")
     caps = parser.add_argument_group("caps (memory stays bounded; raise a cap to read more)")
-    caps.add_argument("--max-megapixels", type=MAX_MEGAPIXELS, default=200.0, metavar="MP",
+    caps.add_argument("--max-megapixels", type=MAX_MEGAPIXELS, default=120.0, metavar="MP",
                       help="largest image or frame, in megapixels, read from its header before decoding (default: "
-                           "200; about 4 bytes a pixel are needed while one decodes)")
+                           "120; a PNG needs 4–5 bytes a pixel while it decodes, a JPEG far less)")
     caps.add_argument("--max-frames", type=MAX_FRAMES, default=100_000, metavar="N",
                       help="most frames in one animation or video (default: 100000)")
     caps.add_argument("--max-images", type=MAX_IMAGES, default=1_000_000, metavar="N",

@@ -34,10 +34,12 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,10 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 
 _DEFAULT_FRAME_MS = 100.0  # an animation frame with no (or zero) duration, as browsers play it
 
+# Images larger than this decode one at a time (the others in parallel): full-size decodes do not add up.
+_PARALLEL_PIXELS = 16_000_000
+_LARGE_DECODE = threading.Lock()
+
 # Decoded images keep a short side of at least this many pixels: 16× the largest model input (64 px). The
 # models' area averaging then sees nearly what it saw at full size: on a photo-like 3000 × 2000 image the
 # model input moved by at most 0.012 (of 1) per pixel (tests/test_robustness.py); decoding is one factor of
@@ -77,14 +83,15 @@ class ImageLimits:
     """Caps on what the image sources decode; each is a flag of ``imgsonic render`` (named in the errors).
 
     max_pixels : pixels of one image or frame (width × height), from its header, before decoding.
-        The default, 200 megapixels, takes a 14 000 × 14 000 photo; one image of that size needs about
-        0.8 GB while it is decoded (4 bytes a pixel), once.
+        The default, 120 megapixels, takes an 11 000 × 11 000 image; a PNG of that size needs 0.5–0.6 GB
+        while it is decoded (4–5 bytes a pixel; a JPEG far less, decoded at 1/8 scale), and images over
+        :data:`_PARALLEL_PIXELS` decode one at a time, so a render stays within 1.5 GB.
     max_frames : frames one animation or video may have (all are decoded in turn, as GIF and video frames
         build on each other).
     max_images : images one render may take (stills, plus the frames sampled from animations and videos).
     """
 
-    max_pixels: int = 200_000_000
+    max_pixels: int = 120_000_000
     max_frames: int = 100_000
     max_images: int = 1_000_000
 
@@ -218,9 +225,11 @@ def iter_frames(path: str | os.PathLike, *, frames_per_second: float | None = No
     try:
         with Image.open(path) as image:
             limits.check_pixels(str(path), *image.size)
+            large = image.size[0] * image.size[1] > _PARALLEL_PIXELS
             if frames_per_second is None or not getattr(image, "is_animated", False):
-                pixels = _decoded(image, decode_side=decode_side, draft=True)
-                yield _checked(ImageItem(name=str(path), pixels=_pil_to_array(ImageOps.exif_transpose(pixels))))
+                with _LARGE_DECODE if large else contextlib.nullcontext():
+                    pixels = _pil_to_array(ImageOps.exif_transpose(_decoded(image, decode_side=decode_side, draft=True)))
+                yield _checked(ImageItem(name=str(path), pixels=pixels))
             else:
                 limits.check_frames(str(path), image.n_frames)
                 yield from _sample_animation(image, name=str(path), frames_per_second=frames_per_second,
@@ -240,7 +249,8 @@ def _checked(item: ImageItem) -> ImageItem:
 def _decoded(image, *, decode_side: int | None, draft: bool):
     """The current frame of ``image``, loaded, with its short side reduced to ``decode_side`` … 2·``decode_side``
     px when it is larger: a JPEG by DCT scaling while it decodes (``draft``), anything else by whole-factor box
-    averaging right after (``reduce``), before any conversion copies it."""
+    averaging right after (``reduce``), in strips of about 4 MB, so that no full-size copy is made (Pillow's
+    ``reduce`` of a whole RGBA image copies it to premultiply the alpha; a palette image would be converted)."""
     if decode_side is not None and draft and image.format == "JPEG":
         factor = min(image.size) // decode_side
         if factor >= 2:
@@ -249,12 +259,24 @@ def _decoded(image, *, decode_side: int | None, draft: bool):
     factor = min(image.size) // decode_side if decode_side is not None else 1
     if factor < 2:
         return image
-    if image.mode in ("P", "PA", "1"):  # palette indices cannot be averaged: colours first
-        image = image.convert("RGBA" if image.mode != "1" else "L")
-    try:
-        return image.reduce(factor)
-    except (ValueError, NotImplementedError):  # a mode reduce does not take (I;16B, …): keep it whole
-        return image
+    from PIL import Image
+
+    colours = {"P": "RGBA", "PA": "RGBA", "1": "L"}.get(image.mode)  # palette indices cannot be averaged
+    width, height = image.size
+    strip = factor * max(1, (4 << 20) // (width * 4 * factor))  # rows per strip: whole blocks, ~4 MB
+    reduced = None
+    for top in range(0, height, strip):
+        part = image.crop((0, top, width, min(top + strip, height)))
+        if colours:
+            part = part.convert(colours)
+        try:
+            part = part.reduce(factor)
+        except (ValueError, NotImplementedError):  # a mode reduce does not take (I;16B, …): keep it whole
+            return image
+        if reduced is None:
+            reduced = Image.new(part.mode, (-(-width // factor), -(-height // factor)))
+        reduced.paste(part, (0, top // factor))
+    return reduced
 
 
 def _sample_animation(image, *, name: str, frames_per_second: float, decode_side: int | None) -> Iterator[ImageItem]:
