@@ -50,8 +50,8 @@ from bridge.control.mapping import Mapping, load_mapping
 from bridge.control.timeline import LatentTimeline, image_of_frames
 from bridge.sonify.bundle import ModelBundle
 from bridge.sonify.decode import decode_frames, padded_batch
-from bridge.sonify.encode import prepare_inputs
-from bridge.sources.descriptors import DESCRIPTORS
+from bridge.sonify.encode import prepare_input
+from bridge.sources.descriptors import DESCRIPTORS, describe_images
 from bridge.sources.images import ImageItem
 from models.errors import InputError, ParameterError
 
@@ -295,18 +295,17 @@ def _encode(items: Iterable[ImageItem], *, models, settings: RenderSettings, tim
     names: list[str] = []
     rows: list[int] = []  # per image: its row among the encoded ones
     encoded: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    batch: list[torch.Tensor] = []
-    batch_descriptors: list[np.ndarray] = []
+    batch: list[tuple[torch.Tensor, torch.Tensor]] = []  # (model input, 64 px RGB for the descriptors)
     n_encoded = 0
 
     def flush() -> None:
         clock = time.perf_counter()
+        inputs, rgbs = zip(*batch)
         with torch.inference_mode():
-            z_img = padded_batch(models.encode_images, torch.cat(batch))
+            z_img = padded_batch(models.encode_images, torch.stack(inputs))
             z_aud = padded_batch(models.image_to_audio_latent, z_img)
-        encoded.append((z_img.numpy(), z_aud.numpy(), np.concatenate(batch_descriptors)))
+        encoded.append((z_img.numpy(), z_aud.numpy(), describe_images(torch.stack(rgbs).numpy())))
         batch.clear()
-        batch_descriptors.clear()
         timings["encode"] += time.perf_counter() - clock
 
     previous = None
@@ -320,9 +319,7 @@ def _encode(items: Iterable[ImageItem], *, models, settings: RenderSettings, tim
         if item is not previous:
             clock = time.perf_counter()
             with torch.inference_mode():
-                inputs, descriptors = prepare_inputs([item], models)
-            batch.append(inputs)
-            batch_descriptors.append(descriptors)
+                batch.append(prepare_input(item, models))
             timings["encode"] += time.perf_counter() - clock
             n_encoded += 1
             if len(batch) == ENCODE_BATCH:
