@@ -15,8 +15,9 @@ How a sequence becomes a continuous sound
    voices' resampler) and parked in a :class:`synth.files.SampleSpill` (a file beside the output for
    ``imgsonic render``) while its peak is measured.
 5. Second pass over the parked audio: scale the peak to ``peak_db`` dBFS, then the effects (``fx``: after
-   the level, so a ``limiter`` works on a known level; its look-ahead delay is removed), raised-cosine
-   fades at both ends, and out to the caller's ``write``.
+   the level, so a ``limiter`` works on a known level; a chain that does not end in a ``limiter`` gets one,
+   with its defaults, since reverb and gain raise the level past full scale; its look-ahead delay is
+   removed), raised-cosine fades at both ends, and out to the caller's ``write``.
 
 Memory does not grow with the number of images or the length of the sound: what is held is the images'
 latents (a few hundred bytes each), ``workers + 1`` pieces and one block of output. The sound is the same
@@ -72,7 +73,9 @@ class RenderSettings:
     """How to render; every duration in seconds.
 
     seconds_per_image : > 0.  crossfade_s : 0 … seconds_per_image.  vocoder : one of VOCODERS.
-    fx : effect spec (:mod:`synth.effects`), "" for none.  sample_rate : output rate in Hz.
+    fx : effect spec (:mod:`synth.effects`), "" for none; run after the level, and ended by a true-peak
+        ``limiter`` (−1.5 dBTP) unless it ends in one (``limiter:ceiling_db=0`` lets the level through).
+    sample_rate : output rate in Hz.
     peak_db : output peak in dBFS (≤ 0), or None to keep the vocoder's level.  fade_s : fade in/out length.
     chunk_s / overlap_s : vocoder piece length for long renders and the overlap crossfaded between pieces.
     workers : images decoded and vocoder pieces rendered at once, in threads (the pieces, and so the output,
@@ -471,10 +474,13 @@ def _level_effects_fades(spill, write: Callable[[np.ndarray], None], *, settings
                          n_samples: int, timings: dict[str, float]) -> None:
     """The second pass: parked audio × ``gain``, through the effects (their delay removed), faded, to ``write``."""
     chain = None
-    if settings.fx:
+    if settings.fx.strip():
         from synth.effects import EffectChain
+        from synth.limiter import TruePeakLimiter
 
         chain = EffectChain(settings.fx)
+        if not isinstance(chain.effects[-1], TruePeakLimiter):  # effects can raise the level: the default guard
+            chain = EffectChain(f"{settings.fx}; limiter")
     delay = chain.latency_samples(settings.sample_rate) if chain is not None else 0
     n_fade = round(settings.fade_s * settings.sample_rate)
     written = 0
