@@ -26,7 +26,7 @@ MAX_IMAGES = Number(int, 1, 100_000_000, unit="images")
 MAX_DURATION_S = Number(float, 1.0, 1_000_000.0, unit="seconds")
 BPM = Number(float, 20.0, 400.0, unit="beats per minute")
 BEATS_PER_IMAGE = Number(int, 1, 4096, unit="beats")
-_DENOMINATORS = (1, 2, 4, 8, 16, 32)
+_DENOMINATORS = (1, 2, 4, 8, 16, 32)  # bridge.control.tempo's, without importing numpy for --help (tested)
 
 
 def time_signature(text: str) -> tuple[int, int]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from models.errors import ParameterError
 
-__all__ = ["Tempo", "parse_time_signature"]
+__all__ = ["Tempo"]
 
 MIN_BPM, MAX_BPM = 20.0, 400.0
 _DENOMINATORS = (1, 2, 4, 8, 16, 32)
@@ -67,16 +67,3 @@ class Tempo:
         """``seconds`` from the start as MIDI ticks at this tempo (rounded to the nearest tick)."""
         return int(round(seconds * ticks_per_beat * self.bpm / 60.0))
 
-
-def parse_time_signature(text: str) -> tuple[int, int]:
-    """``"3/4"`` → ``(3, 4)``; ParameterError for anything else (the CLI checks it at parse time)."""
-    numerator, slash, denominator = str(text).strip().partition("/")
-    try:
-        if not slash:
-            raise ValueError
-        pair = int(numerator), int(denominator)
-        Tempo(numerator=pair[0], denominator=pair[1])
-    except (ValueError, ParameterError):
-        raise ParameterError(f"time signature {text!r}; expected N/D with N in 1 … 32 and D one of "
-                             f"{', '.join(map(str, _DENOMINATORS))}, e.g. 4/4 or 6/8") from None
-    return pair
