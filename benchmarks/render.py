@@ -15,8 +15,11 @@ Columns
 * ``xRT wall``: audio seconds ÷ wall seconds of one whole render (median of ``--repeats``, after a warm-up);
 * ``xRT cpu``: the same from the process's CPU time, which other people's jobs on a shared machine do not
   inflate (CPU time of all threads: with ``--workers 2`` it is the cost on two idle cores, summed);
-* per-stage wall seconds: image decode, encode (prepare + image VAE + mapper + descriptors), decode to mel
-  (stream + audio VAE + mapping), vocoder, resample, fx and level, write.
+* per-stage seconds: image decode, encode (prepare + image VAE + mapper + descriptors), decode to mel
+  (timeline + audio VAE + mapping), vocoder, resample, fx and level, write. The render streams, so the
+  stages interleave: decode to mel and vocoder are summed over the worker threads (with 2 workers they can
+  add up to more than the wall time); the others run in the main thread; resample includes parking the
+  first pass's audio in the spill, write the second pass's writing and committing the file.
 
 Target (issue 4): ≥ 100× real time with the default vocoder (``pghi+fgla``).
 """

@@ -12,7 +12,7 @@ is kept in the config as a plain dict, so it travels in the checkpoint. ``models
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -70,6 +70,12 @@ class AudioVAEConfig:
     fourier_octaves: int = 0
     encoder_floor_db: float | None = None
     encoder_range_db: float | None = None
+
+    # sizes a checkpoint's config may state (checked before building: models.checkpoint.check_config_bounds)
+    BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
+        "n_mels": (1, 1024), "n_frames": (1, 4096), "latent_dim": (1, 4096), "hidden_width": (1, 65536),
+        "n_hidden_layers": (1, 64), "fourier_octaves": (0, 32),
+    }
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "n_mels", "n_frames", "latent_dim", "hidden_width", "n_hidden_layers")

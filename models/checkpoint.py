@@ -25,6 +25,12 @@ A checkpoint saved from a loaded model is bit-identical to the one it was loaded
 
 Each model class mixes in :class:`CheckpointMixin`, which gives it ``Model.from_checkpoint(path)`` and
 ``model.save(path, metadata=...)``; the model rebuilds itself from the config alone.
+
+Loading checks before it builds: every size in the config must lie within its class's ``BOUNDS`` (an
+edited ``hidden_width=3000000`` is refused in one short line, not after allocating gigabytes), and the
+model is first built on torch's ``meta`` device (shapes only, no memory) to compare every tensor's name
+and shape with the file's. Only a config whose model matches the weights in the file gets built, so a
+loaded model is never larger than the file that holds it.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ __all__ = [
     "config_to_dict",
     "config_from_dict",
     "check_positive_ints",
+    "check_config_bounds",
+    "check_state_shapes",
     "CheckpointMixin",
 ]
 
@@ -123,10 +131,50 @@ def config_from_dict(config_class: type, data: Mapping[str, Any], *, source: str
         raise CheckpointError(
             f"{source}: config key(s) {', '.join(map(repr, missing))} missing for {config_class.__name__}"
         )
+    check_config_bounds(config_class, data, source=source)
     try:
         return config_class(**data)
     except ParameterError as error:
-        raise CheckpointError(f"{source}: invalid {config_class.__name__}: {error}") from error
+        raise CheckpointError(f"{source}: invalid {config_class.__name__}: {_shorten(str(error))}") from error
+
+
+def _shorten(text: str, limit: int = 240) -> str:
+    """``text`` on one line, cut to ``limit`` characters (an edited config can hold a 3000-digit number)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_config_bounds(config_class: type, data: Mapping[str, Any], *, source: str = "checkpoint") -> None:
+    """Raise CheckpointError unless every field named in ``config_class.BOUNDS`` (``{name: (low, high)}``) that
+    ``data`` gives is an int within ``low … high``. Runs before the config is built, so no check derived from a
+    wild value (``2 ** n_layers``) ever runs, and the message stays one short line.
+    """
+    for name, (low, high) in getattr(config_class, "BOUNDS", {}).items():
+        if name not in data:
+            continue
+        value = data[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise CheckpointError(f"{source}: {config_class.__name__}.{name}={_shorten(repr(value), 40)} is out of "
+                                  f"bounds; expected an int in {low} … {high}")
+
+
+def check_state_shapes(model_class: type, config: Any, state_dict: Mapping[str, torch.Tensor], *,
+                       source: str = "checkpoint") -> None:
+    """Raise CheckpointError unless ``model_class(config)`` has exactly the tensors of ``state_dict``, by name
+    and shape. The model is built on the ``meta`` device: nothing is allocated, whatever the config says.
+    """
+    with torch.device("meta"):
+        skeleton = model_class(config)
+    expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+    given = {name: tuple(tensor.shape) for name, tensor in state_dict.items()}
+    problems = [f"missing {name}" for name in expected if name not in given]
+    problems += [f"unexpected {name}" for name in given if name not in expected]
+    problems += [f"{name} is {list(given[name])} in the file, {list(shape)} for the config"
+                 for name, shape in expected.items() if name in given and given[name] != shape]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(f"{source}: its weights do not fit {model_class.__name__} built from its config: "
+                              f"{_shorten('; '.join(problems[:3]))}{more}")
 
 
 def check_spectral_match(trained: Any, given: Any, *, model: str) -> None:
@@ -330,6 +378,7 @@ class CheckpointMixin:
         """
         content = load_checkpoint(path, kind=cls.checkpoint_kind)
         config = config_from_dict(cls.config_class, content["config"], source=f"checkpoint {path}")
+        check_state_shapes(cls, config, content["state_dict"], source=f"checkpoint {path}")
         model = cls(config)
         try:
             model.load_state_dict(content["state_dict"], strict=True)

@@ -4,7 +4,7 @@ It lives in ``models`` because that package imports only torch, so every other p
 (``synth``, ``bridge``, ``training``) can import it without creating a cycle.
 """
 
-__all__ = ["ImgsonicError", "ParameterError", "InputError", "CheckpointError"]
+__all__ = ["ImgsonicError", "ParameterError", "InputError", "CheckpointError", "OutputError"]
 
 
 class ImgsonicError(Exception):
@@ -21,3 +21,7 @@ class InputError(ImgsonicError, ValueError):
 
 class CheckpointError(ImgsonicError):
     """A checkpoint is missing, tampered with, of another kind or of an unknown format version."""
+
+
+class OutputError(ImgsonicError, OSError):
+    """An output cannot be written: a full disk, no permission, a read-only file system."""

@@ -7,6 +7,7 @@ The model is inference-only: losses and the FactorVAE total-correlation discrimi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +44,12 @@ class ImageVAEConfig:
     base_width: int = 32
     n_layers: int = 3
     hidden_width: int = 256
+
+    # sizes a checkpoint's config may state (checked before building: models.checkpoint.check_config_bounds)
+    BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
+        "image_size": (1, 1024), "channels": (1, 3), "latent_dim": (1, 4096), "base_width": (1, 4096),
+        "n_layers": (1, 10), "hidden_width": (1, 65536),
+    }
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "image_size", "channels", "latent_dim", "base_width", "n_layers", "hidden_width")

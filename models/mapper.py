@@ -10,6 +10,7 @@ prior matching) lives in ``training/``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -35,6 +36,11 @@ class LatentMapperConfig:
     audio_latent_dim: int
     hidden_width: int = 128
     depth: int = 2
+
+    # sizes a checkpoint's config may state (checked before building: models.checkpoint.check_config_bounds)
+    BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
+        "image_latent_dim": (1, 4096), "audio_latent_dim": (1, 4096), "hidden_width": (1, 65536), "depth": (1, 64),
+    }
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "image_latent_dim", "audio_latent_dim", "hidden_width", "depth")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +78,13 @@ class VocoderConfig:
     lookahead_frames: int = 2
     mel_refine_steps: int = 4
     spectral: dict[str, Any] = field(default_factory=dict)
+
+    # sizes a checkpoint's config may state (checked before building: models.checkpoint.check_config_bounds)
+    BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
+        "n_mels": (1, 1024), "n_fft": (16, 16384), "hop_length": (1, 16384), "dim": (1, 4096),
+        "intermediate_dim": (1, 16384), "n_blocks": (1, 64), "kernel_size": (1, 63), "lookahead_frames": (0, 62),
+        "mel_refine_steps": (0, 64),
+    }
 
     def __post_init__(self) -> None:
         if isinstance(self.mel_refine_steps, bool) or not isinstance(self.mel_refine_steps, int) or self.mel_refine_steps < 0:

@@ -23,6 +23,12 @@ Effects and their parameters (pedalboard's names, units in the suffix) are liste
 :data:`EFFECT_PARAMETERS`. Plugins that delay their output (pitch shift, resampling, lossy codecs) are left
 out on purpose: streamed through :class:`EffectChain` they would not match whole-signal processing.
 
+``limiter`` is :class:`synth.limiter.TruePeakLimiter` (``ceiling_db`` −1.5 dBTP, ``release_ms``,
+``lookahead_ms``), not pedalboard's, whose make-up gain and clipping put samples at full scale: its output's
+true peak stays under the ceiling. It looks ahead, so a chain with it delays its output by
+:meth:`EffectChain.latency_samples`; :meth:`EffectChain.flush` gives the end of a stream. ``imgsonic render``
+removes the delay, so the sound stays aligned with its images.
+
 Example
 -------
 >>> chain = EffectChain("gain:gain_db=-6.0206")
@@ -42,12 +48,13 @@ import numpy as np
 import pedalboard
 
 from models.errors import ParameterError
+from synth.limiter import TruePeakLimiter
 
-__all__ = ["EFFECT_PARAMETERS", "EffectChain", "build_pedalboard"]
+__all__ = ["EFFECT_PARAMETERS", "EffectChain", "build_effects"]
 
 # name → (plugin class, settable parameters, defaults that differ from pedalboard's).
 # LadderFilter's `mode` is an enum, not a number, so the grammar cannot set it; it stays a 12 dB low-pass.
-_EFFECTS: Mapping[str, tuple[type[pedalboard.Plugin], tuple[str, ...], Mapping[str, float]]] = MappingProxyType(
+_EFFECTS: Mapping[str, tuple[type, tuple[str, ...], Mapping[str, float]]] = MappingProxyType(
     {
         "bitcrush": (pedalboard.Bitcrush, ("bit_depth",), {}),
         "chorus": (pedalboard.Chorus, ("rate_hz", "depth", "centre_delay_ms", "feedback", "mix"), {}),
@@ -60,7 +67,7 @@ _EFFECTS: Mapping[str, tuple[type[pedalboard.Plugin], tuple[str, ...], Mapping[s
         "highshelf": (pedalboard.HighShelfFilter, ("cutoff_frequency_hz", "gain_db", "q"), {}),
         "invert": (pedalboard.Invert, (), {}),
         "ladder": (pedalboard.LadderFilter, ("cutoff_hz", "resonance", "drive"), {}),
-        "limiter": (pedalboard.Limiter, ("threshold_db", "release_ms"), {}),
+        "limiter": (TruePeakLimiter, TruePeakLimiter.PARAMETERS, {}),
         "lowpass": (pedalboard.LowpassFilter, ("cutoff_frequency_hz",), {}),
         "lowshelf": (pedalboard.LowShelfFilter, ("cutoff_frequency_hz", "gain_db", "q"), {}),
         "noisegate": (pedalboard.NoiseGate, ("threshold_db", "ratio", "attack_ms", "release_ms"), {}),
@@ -97,7 +104,7 @@ def _parse_value(*, effect: str, key: str, text: str) -> float:
     return value
 
 
-def _build_effect(text: str) -> pedalboard.Plugin:
+def _build_effect(text: str) -> pedalboard.Plugin | TruePeakLimiter:
     name, _, arguments = text.partition(":")
     name = name.strip().lower()
     if name not in _EFFECTS:
@@ -117,6 +124,8 @@ def _build_effect(text: str) -> pedalboard.Plugin:
             raise ParameterError(f"{name}: parameter {key!r} is given twice; expected each parameter at most once")
         given.add(key)
         values[key] = _parse_value(effect=name, key=key, text=value_text)
+    if plugin_class is TruePeakLimiter:
+        return TruePeakLimiter(**values)  # it checks its own ranges
     plugin = plugin_class()
     for key, value in values.items():
         try:
@@ -127,18 +136,18 @@ def _build_effect(text: str) -> pedalboard.Plugin:
     return plugin
 
 
-def build_pedalboard(spec: str) -> pedalboard.Pedalboard:
-    """Build a ``pedalboard.Pedalboard`` from a spec string (grammar in the module docstring).
+def build_effects(spec: str) -> list[pedalboard.Plugin | TruePeakLimiter]:
+    """Build the effects of a spec string (grammar in the module docstring), in order.
 
     Parameters
     ----------
     spec : str
-        e.g. ``"delay:delay_seconds=0.25,mix=0.3; gain:gain_db=-6"``; ``""`` gives an empty board.
+        e.g. ``"delay:delay_seconds=0.25,mix=0.3; gain:gain_db=-6"``; ``""`` gives no effects.
 
     Returns
     -------
-    pedalboard.Pedalboard
-        One plugin per effect, in order.
+    list
+        One pedalboard plugin (or :class:`~synth.limiter.TruePeakLimiter` for ``limiter``) per effect.
 
     Raises
     ------
@@ -148,19 +157,19 @@ def build_pedalboard(spec: str) -> pedalboard.Pedalboard:
 
     Example
     -------
-    >>> [type(plugin).__name__ for plugin in build_pedalboard("reverb:room_size=0.7; compressor; limiter")]
-    ['Reverb', 'Compressor', 'Limiter']
+    >>> [type(plugin).__name__ for plugin in build_effects("reverb:room_size=0.7; compressor; limiter")]
+    ['Reverb', 'Compressor', 'TruePeakLimiter']
     """
     if not isinstance(spec, str):
         raise ParameterError(f"effect spec {spec!r} is a {type(spec).__name__}; expected a string such as 'reverb:room_size=0.7; limiter'")
     if not spec.strip():
-        return pedalboard.Pedalboard([])
+        return []
     plugins = []
     for position, text in enumerate(spec.split(";"), start=1):
         if not text.strip():
             raise ParameterError(f"effect spec {spec!r} has an empty effect at position {position}; expected NAME[:KEY=VALUE,...] between semicolons")
         plugins.append(_build_effect(text))
-    return pedalboard.Pedalboard(plugins)
+    return plugins
 
 
 class EffectChain:
@@ -168,7 +177,9 @@ class EffectChain:
 
     Processing a signal in consecutive blocks gives the same samples as processing it in one call
     (reverb tails, delay lines and LFOs carry over). Call :meth:`reset`, or pass ``reset=True``, to start a
-    new, unrelated signal.
+    new, unrelated signal. A chain with a ``limiter`` returns its input :meth:`latency_samples` late, and
+    a block's last few samples with the next block (so a call may return fewer samples than it was given);
+    :meth:`flush` returns the rest.
 
     Parameters
     ----------
@@ -187,7 +198,16 @@ class EffectChain:
 
     def __init__(self, spec: str = "") -> None:
         self.spec = spec
-        self.board = build_pedalboard(spec)
+        self.effects = build_effects(spec)
+        # consecutive pedalboard plugins run as one board; each limiter is a stage of its own
+        self._stages: list[pedalboard.Pedalboard | TruePeakLimiter] = []
+        for effect in self.effects:
+            if isinstance(effect, TruePeakLimiter):
+                self._stages.append(effect)
+            elif self._stages and isinstance(self._stages[-1], pedalboard.Pedalboard):
+                self._stages[-1].append(effect)
+            else:
+                self._stages.append(pedalboard.Pedalboard([effect]))
         # (sample_rate, n_channels) of the signal streaming through, or None after a reset.
         self._stream: tuple[int, int] | None = None
 
@@ -197,12 +217,34 @@ class EffectChain:
     @property
     def is_identity(self) -> bool:
         """True when the chain has no effects and returns its input unchanged."""
-        return len(self.board) == 0
+        return not self.effects
+
+    def latency_samples(self, sample_rate: int) -> int:
+        """How many samples late the chain's output is (its limiters' look-ahead; 0 without a limiter)."""
+        return sum(stage.latency_samples(sample_rate) for stage in self._stages if isinstance(stage, TruePeakLimiter))
 
     def reset(self) -> None:
         """Clear all state (tails, delay lines, envelopes, LFO phases); parameters stay as they are."""
-        self.board.reset()
+        for stage in self._stages:
+            stage.reset()
         self._stream = None
+
+    def flush(self) -> np.ndarray:
+        """The end of the stream that a limiter still holds, ``(channels, n)`` float32 (empty without one);
+        the chain then starts a new signal. Silence goes through the whole chain to push it out, so the
+        output is what one call would give for the signal followed by :meth:`latency_samples` of silence."""
+        if self._stream is None or self.latency_samples(self._stream[0]) == 0:
+            self.reset()
+            return np.zeros((1 if self._stream is None else self._stream[1], 0), np.float32)
+        sample_rate, n_channels = self._stream
+        from synth.limiter import INTERPOLATION_HALF_TAPS
+
+        limiters = sum(isinstance(stage, TruePeakLimiter) for stage in self._stages)
+        silence = np.zeros((n_channels, self.latency_samples(sample_rate) + limiters * INTERPOLATION_HALF_TAPS),
+                           np.float32)
+        tail = self.process(silence if n_channels > 1 else silence[0], sample_rate=sample_rate)
+        self.reset()
+        return tail.reshape(n_channels, -1)
 
     def process(self, audio: np.ndarray, *, sample_rate: int, reset: bool = False) -> np.ndarray:
         """Run one block (or a whole signal) through the chain.
@@ -221,7 +263,8 @@ class EffectChain:
         Returns
         -------
         np.ndarray
-            float32, the same shape as ``audio``.
+            float32, the same shape as ``audio`` (with a limiter: the same channels, the samples that are
+            ready; see the class docstring).
 
         Raises
         ------
@@ -254,11 +297,20 @@ class EffectChain:
         # Mono goes in 1-D: pedalboard cannot tell the layout of a (1, 1) block, but a 1-D one is unambiguous.
         samples = np.ascontiguousarray(block[0] if n_channels == 1 else block, dtype=np.float32)
         if self._stream is None:
-            # Prepare every plugin for the longest piece it will ever get (see _BUFFER_FRAMES), then clear
+            # Prepare every board for the longest piece it will ever get (see _BUFFER_FRAMES), then clear
             # what the silence left behind; pedalboard's reset keeps the prepared size.
             silence = np.zeros(samples.shape[:-1] + (_BUFFER_FRAMES,), dtype=np.float32)
-            self.board.process(silence, float(sample_rate), buffer_size=_BUFFER_FRAMES, reset=False)
-            self.board.reset()
+            for stage in self._stages:
+                if isinstance(stage, pedalboard.Pedalboard):
+                    stage.process(silence, float(sample_rate), buffer_size=_BUFFER_FRAMES, reset=False)
+                    stage.reset()
             self._stream = stream
-        processed = self.board.process(samples, float(sample_rate), buffer_size=_BUFFER_FRAMES, reset=False)
-        return processed.reshape(array.shape)
+        for stage in self._stages:
+            if isinstance(stage, TruePeakLimiter):
+                samples = stage.process(samples.reshape(n_channels, -1), sample_rate=int(sample_rate))
+                samples = samples[0] if n_channels == 1 else samples
+            elif samples.shape[-1] > 0:
+                samples = stage.process(samples, float(sample_rate), buffer_size=_BUFFER_FRAMES, reset=False)
+        if self.latency_samples(int(sample_rate)) == 0:
+            return samples.reshape(array.shape)
+        return samples.reshape(n_channels, -1) if array.ndim == 2 else samples.reshape(-1)

@@ -6,15 +6,23 @@ Checkpoints keep their own writer in :mod:`models.checkpoint` (``models`` import
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from models.errors import ParameterError
+from models.errors import ImgsonicError, OutputError, ParameterError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "output_error", "SampleSpill"]
+
+
+def output_error(path: str | os.PathLike, error: OSError) -> OutputError:
+    """A one-line :class:`OutputError` for an OSError while writing ``path`` (a full disk, no permission, …)."""
+    reason = error.strerror or str(error) or type(error).__name__
+    code = f" ({errno.errorcode[error.errno]})" if error.errno in errno.errorcode else ""
+    return OutputError(f"cannot write {str(path)!r}: {reason}{code}")
 
 
 @contextlib.contextmanager
@@ -37,7 +45,10 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
     Raises
     ------
     ParameterError
-        The folder does not exist, ``path`` is a folder, or the temporary file cannot be created.
+        The folder does not exist or ``path`` is a folder.
+    OutputError
+        The file cannot be created or written: no permission, a read-only file system, a full disk
+        (an OSError raised inside the block becomes one too; the temporary file is removed first).
 
     Example
     -------
@@ -59,13 +70,94 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
         # "x" never clobbers another writer's temporary file
         handle = open(temporary, "x", encoding="utf-8") if text else open(temporary, "xb")
     except OSError as error:
-        raise ParameterError(f"cannot write {str(path)!r}: {error}") from error
+        raise output_error(path, error) from error
     try:
         with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, ImgsonicError):
+            raise
+        raise output_error(path, error) from error
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+class SampleSpill:
+    """float32 samples parked while a render is made, read back in blocks: in memory, or in a hidden file.
+
+    With ``beside`` (the output's path) the samples go to ``.NAME.<random>.tmp.raw`` in the output's
+    folder, so a long render's memory does not grow with its length; the file is removed by :meth:`close`
+    (and so by ``with``, on any exception or interrupt). Without it they stay in memory.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> with SampleSpill() as spill:
+    ...     spill.append(np.ones(3, np.float32)); spill.append(np.zeros(2, np.float32))
+    ...     [block.tolist() for block in spill.blocks(4)]
+    [[1.0, 1.0, 1.0, 0.0], [0.0]]
+    """
+
+    def __init__(self, beside: str | os.PathLike | None = None) -> None:
+        import numpy as np
+
+        self._np = np
+        self.n_samples = 0
+        self._target = None if beside is None else Path(beside)
+        self._blocks: list = []
+        self._file = None
+        self.path: Path | None = None
+        if self._target is not None:
+            self.path = self._target.with_name(f".{self._target.name}.{secrets.token_hex(8)}.tmp.raw")
+            try:
+                self._file = open(self.path, "x+b")
+            except OSError as error:
+                raise output_error(self._target, error) from error
+
+    def append(self, block) -> None:
+        """Add samples ``(n,)`` (converted to float32)."""
+        block = self._np.ascontiguousarray(block, dtype=self._np.float32)
+        if self._file is None:
+            self._blocks.append(block.copy())
+        else:
+            try:
+                self._file.write(block.tobytes())
+            except OSError as error:
+                raise output_error(self._target, error) from error
+        self.n_samples += len(block)
+
+    def blocks(self, block_size: int):
+        """The samples in order, ``block_size`` at a time (the last block may be shorter)."""
+        np = self._np
+        if self._file is None:
+            whole = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
+            for start in range(0, len(whole), block_size):
+                yield whole[start : start + block_size]
+            return
+        self._file.flush()
+        self._file.seek(0)
+        while True:
+            data = self._file.read(4 * block_size)
+            if not data:
+                return
+            yield np.frombuffer(data, dtype=np.float32)
+
+    def close(self) -> None:
+        """Forget the samples and remove the file."""
+        self._blocks = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> SampleSpill:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

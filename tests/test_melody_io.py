@@ -7,7 +7,7 @@ import pytest
 
 from bridge.control.phrases import PhraseScheduler
 from bridge.io.melody_midi import phrases_to_midi, read_melody_midi, write_melody_midi
-from bridge.cli.melody import BPM, mix_melody
+from bridge.cli.melody import BPM, scale_melody
 from models.errors import ParameterError
 from models.melody_vae import notes_to_tokens, tokens_to_notes
 
@@ -76,14 +76,14 @@ def test_render_cli_refuses_a_bad_bpm_in_one_line(capsys):
     assert "20 … 400" in capsys.readouterr().err
 
 
-def test_mix_and_replace_keep_the_peak():
-    audio = np.sin(np.linspace(0, 100, 1000)).astype(np.float32) * 0.5
+def test_scale_melody_sets_its_peak_against_the_sound():
     melody = np.ones(1200, dtype=np.float32) * 0.1
-    mixed = mix_melody(audio, melody, mode="mix", level_db=0.0, peak_db=-1.0)
-    assert mixed.shape == audio.shape and np.abs(mixed).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
-    replaced = mix_melody(audio, melody, mode="replace", level_db=0.0, peak_db=-1.0)
-    assert np.allclose(replaced[:100], 10 ** (-1 / 20))
-    assert mix_melody(audio, melody, mode="off", level_db=0.0, peak_db=-1.0) is audio
+    mixed = scale_melody(melody, n_samples=1000, audio_peak=0.5, replace=False, level_db=0.0)
+    assert mixed.shape == (1000,) and np.abs(mixed).max() == pytest.approx(0.5)  # cut to the sound, equal peaks
+    quieter = scale_melody(melody, n_samples=1000, audio_peak=0.5, replace=False, level_db=-6.0)
+    assert np.abs(quieter).max() == pytest.approx(0.5 * 10 ** (-6 / 20))
+    alone = scale_melody(melody[:300], n_samples=1000, audio_peak=0.5, replace=True, level_db=0.0)
+    assert np.abs(alone).max() == pytest.approx(1.0) and not alone[300:].any()  # padded with silence
 
 
 # ---- the pyo voice -----------------------------------------------------------------------------------------
@@ -281,6 +281,17 @@ def test_render_melody_writes_a_piece_one_phrase_per_image(digit_files, tmp_path
     with torch.inference_mode():
         expected = melody.images_to_tokens(images).numpy()
     assert np.array_equal(read_melody_midi(mid, n_steps=32, pitch_low=PITCH_LOW, n_pitches=37), expected)
+    # --melody-audio replace: the WAV is the melody of those phrases (levelled, ends faded), streamed as rendered
+    from bridge.live.melody_voice import render_melody
+    from synth.audio_io import read_audio
+
+    assert main(["render", str(digit_files), "-o", str(wav), "--preset", "digits-melody", "--melody", str(mid),
+                 "--bpm", "240", "--vocoder", "pghi", "--sr", "22050", "--melody-audio", "replace"]) == 0
+    played = read_audio(wav, sample_rate=None)[0]
+    alone = render_melody(expected, pitch_low=PITCH_LOW, bpm=240, sample_rate=22050)[: len(played)]
+    middle = slice(2000, len(played) - 4000)  # away from the fades
+    assert np.corrcoef(played[middle], alone[middle])[0, 1] > 0.999
+    assert np.abs(played).max() == pytest.approx(10 ** (-1 / 20), rel=1e-3)
     # a --seconds-per-image that is not one phrase is refused in one line
     assert main(["render", str(digit_files), "-o", str(wav), "--preset", "digits-melody", "--melody", str(mid),
                  "--seconds-per-image", "1"]) == 2

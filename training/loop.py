@@ -188,21 +188,56 @@ def _write_resume(objective: Objective, step: int, generator: torch.Generator, s
     os.replace(temporary, path)  # a crash mid-write never leaves a broken resume file
 
 
+_RESUME_KEYS = {"format_version": int, "name": str, "step": int, "world_size": int, "modules": dict,
+                "optimizers": dict, "random": list}
+
+
+def _load_resume_state(path: Path, settings: LoopSettings) -> dict:
+    """The resume file's dict, checked key by key; any damage is one InputError line that names the file."""
+    import pickle
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # a foreign pickle protocol draws a warning before the refusal below
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message advises weights_only=False, i.e. running whatever code the file holds: never
+        raise InputError(f"{path} holds Python objects other than tensors and plain data, so it is not a resume file "
+                         "written by imgsonic; it was refused unread (loading it could run code)") from error
+    except Exception as error:  # torch raises many types for truncated or foreign files
+        first = (str(error).strip().splitlines() or [""])[0][:160]
+        raise InputError(f"{path} cannot be read as a resume file: empty, truncated or not a torch file "
+                         f"({type(error).__name__}{': ' + first if first else ''}); delete it and train without --resume") from error
+    if not isinstance(state, dict):
+        raise InputError(f"{path} holds a {type(state).__name__}, not a resume file's dict; delete it and train without --resume")
+    wrong = [key for key, kind in _RESUME_KEYS.items() if not isinstance(state.get(key), kind)]
+    if wrong:
+        raise InputError(f"{path} lacks or mistypes {', '.join(wrong)}: not a resume file of {settings.name!r} "
+                         f"(format {RESUME_FORMAT_VERSION}); delete it and train without --resume")
+    if state["format_version"] != RESUME_FORMAT_VERSION or state["name"] != settings.name:
+        raise InputError(f"{path} is not a resume file of {settings.name!r} (format {RESUME_FORMAT_VERSION})")
+    return state
+
+
 def _read_resume(objective: Objective, generator: torch.Generator, settings: LoopSettings, rank: int, world: int) -> int:
     path = _resume_path(settings)
     if not path.is_file():
         raise InputError(f"--resume given but there is no resume file {path}; train without --resume first")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("format_version") != RESUME_FORMAT_VERSION or state.get("name") != settings.name:
-        raise InputError(f"{path} is not a resume file of {settings.name!r} (format {RESUME_FORMAT_VERSION})")
+    state = _load_resume_state(path, settings)
     if state["world_size"] != world:
         raise InputError(f"{path} was written by {state['world_size']} process(es); resume with as many, not {world}")
-    for name, module in objective.modules.items():
-        module.load_state_dict(state["modules"][name], strict=True)
-    for name, optimizer in objective.optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][name])
-    generator.set_state(state["random"][rank]["batches"])
-    torch.set_rng_state(state["random"][rank]["torch"])
+    try:
+        for name, module in objective.modules.items():
+            module.load_state_dict(state["modules"][name], strict=True)
+        for name, optimizer in objective.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        generator.set_state(state["random"][rank]["batches"])
+        torch.set_rng_state(state["random"][rank]["torch"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise InputError(f"{path} does not fit this training run ({type(error).__name__}: {reason}); "
+                         "delete it and train without --resume") from error
     return int(state["step"])
 
 

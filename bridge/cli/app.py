@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from bridge.cli.arguments import OneLineParser
 from bridge.cli.process import installed_version
+from bridge.cli.signals import exit_code, signals_as_interrupts
 from models.errors import ImgsonicError
 
 __all__ = ["Subcommand", "SUBCOMMANDS", "build_parser", "main"]
@@ -78,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``imgsonic`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
 
     User errors (``ImgsonicError``) print one line ``imgsonic: error: <message>`` on stderr and return 2,
-    like usage errors; Ctrl-C returns 130.
+    like usage errors. SIGINT (Ctrl-C) and SIGTERM print ``imgsonic: interrupted`` and return 130 and 143
+    (:mod:`bridge.cli.signals`), after every temporary file has been removed.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -86,11 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version and usage errors
         return exit_.code if isinstance(exit_.code, int) else 0
     try:
-        return importlib.import_module(args.module).run(args)
+        with signals_as_interrupts():
+            return importlib.import_module(args.module).run(args)
     except ImgsonicError as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"imgsonic: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print("imgsonic: interrupted", file=sys.stderr)
-        return 130
+        return exit_code(interrupt)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,8 @@ from models.errors import ParameterError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MELODY_AUDIO", "BPM", "add_melody_arguments", "melody_seconds_per_image", "melody_phrases", "mix_melody"]
+__all__ = ["MELODY_AUDIO", "BPM", "MelodyMix", "add_melody_arguments", "melody_seconds_per_image", "scale_melody",
+           "load_melody_models"]
 
 MELODY_AUDIO = ("mix", "replace", "off")
 BPM = Number(float, 20.0, 400.0, unit="beats per minute")  # bridge.control.tempo.BPM (a test keeps them equal)
@@ -34,7 +34,7 @@ LEVEL_DB = Number(float, -60.0, 12.0, unit="dB")
 
 
 def add_melody_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--melody``, ``--melody-audio``, ``--melody-level-db`` and ``--bpm`` for ``imgsonic render``."""
+    """``--melody``, ``--melody-audio`` and ``--melody-level-db`` for ``imgsonic render`` (the tempo is ``--bpm``)."""
     group = parser.add_argument_group("melody (presets with a melody model: digits-melody, default, digits-fm)")
     group.add_argument("--melody", metavar="OUT.mid", help="one melody phrase (two 4/4 bars) per image, as a MIDI "
                        "file; each image then lasts one phrase")
@@ -42,7 +42,6 @@ def add_melody_arguments(parser: argparse.ArgumentParser) -> None:
                        "the neural sound (default), replacing it, or off")
     group.add_argument("--melody-level-db", type=LEVEL_DB, default=0.0, metavar="DB",
                        help="melody level against the neural sound in the mix, −60…+12 dB (default 0: equal peaks)")
-    group.add_argument("--bpm", type=BPM, default=120.0, help="melody tempo, 20…400 (default 120)")
 
 
 def melody_seconds_per_image(*, seconds_per_image: float | None, n_steps: int, bpm: float) -> float:
@@ -54,37 +53,6 @@ def melody_seconds_per_image(*, seconds_per_image: float | None, n_steps: int, b
         raise ParameterError(f"--seconds-per-image {seconds_per_image:g} conflicts with --melody: each image lasts one "
                              f"phrase, {phrase:g} s at --bpm {bpm:g}; leave it out or change --bpm")
     return phrase
-
-
-def melody_phrases(melody_models, images) -> np.ndarray:
-    """Model inputs ``(n, C, S, S)`` → melody tokens ``(n, n_steps)``."""
-    import torch
-
-    with torch.inference_mode():
-        return melody_models.images_to_tokens(images).numpy()
-
-
-def mix_melody(audio: np.ndarray, melody: np.ndarray, *, mode: str, level_db: float, peak_db: float | None) -> np.ndarray:
-    """The render's audio ``(n,)`` with the melody ``(≥ n,)`` mixed in or replacing it, peak at ``peak_db``."""
-    import numpy as np
-
-    if mode not in MELODY_AUDIO:
-        raise ParameterError(f"melody audio {mode!r}; expected one of {', '.join(MELODY_AUDIO)}")
-    if mode == "off":
-        return audio
-    melody = np.pad(melody, (0, max(0, len(audio) - len(melody))))[: len(audio)].astype(np.float32)
-    fade = min(len(melody) // 2, 2048)  # the last phrase's release is cut at the end: fade it
-    if fade:
-        melody[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-    melody_peak = float(np.abs(melody).max())
-    if melody_peak > 0:
-        reference = float(np.abs(audio).max()) if mode == "mix" and np.abs(audio).max() > 0 else 1.0
-        melody = melody * np.float32(reference / melody_peak * 10 ** (level_db / 20))
-    mixed = melody if mode == "replace" else audio + melody
-    peak = float(np.abs(mixed).max())
-    if peak_db is not None and peak > 0:
-        mixed = mixed * np.float32(10 ** (peak_db / 20) / peak)
-    return mixed.astype(np.float32)
 
 
 def load_melody_models(preset: str | None):
@@ -104,35 +72,84 @@ def load_melody_models(preset: str | None):
                              f"{', '.join(having) or 'none'}") from error
 
 
-def write_melody_outputs(*, midi_path: str | os.PathLike, phrases: np.ndarray, names: Sequence[str],
-                         melody_models, bpm: float) -> None:
-    """The phrases as one MIDI piece, each phrase marked with its image's name."""
-    from bridge.io.melody_midi import write_melody_midi
+def scale_melody(melody: np.ndarray, *, n_samples: int, audio_peak: float, replace: bool,
+                 level_db: float) -> np.ndarray:
+    """The melody audio cut or padded to ``n_samples`` (its last release faded) and scaled: its peak at
+    ``audio_peak`` × ``level_db`` in a mix, at full scale × ``level_db`` when it replaces the audio."""
+    import numpy as np
 
-    config = melody_models.melody_vae.config
-    write_melody_midi(Path(midi_path), phrases, pitch_low=config.pitch_low, bpm=bpm,
-                      steps_per_bar=config.steps_per_bar, names=list(names))
+    melody = np.pad(melody, (0, max(0, n_samples - len(melody))))[:n_samples].astype(np.float32)
+    fade = min(len(melody) // 2, 2048)  # the last phrase's release is cut at the end: fade it
+    if fade:
+        melody[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    melody_peak = float(np.abs(melody).max())
+    if melody_peak > 0:
+        reference = audio_peak if not replace and audio_peak > 0 else 1.0
+        melody *= np.float32(reference / melody_peak * 10 ** (level_db / 20))
+    return melody
 
 
-def melody_step(*, midi_path: str | os.PathLike, mode: str, level_db: float, bpm: float, melody_models,
-                peak_db: float | None):
-    """The step :func:`bridge.cli.render.render_files` runs before it writes the audio: ``step(items, result)``
-    writes the melody MIDI and mixes (or puts) the melody into ``result.audio``."""
-    from models.preprocess import prepare_image
+class MelodyMix:
+    """A render's melody: one phrase per image, taken from the images as the render reads them (:meth:`tap`),
+    written as a MIDI piece (:meth:`write_midi`), and — unless ``mode`` is ``"off"`` — mixed into the sound
+    (a :class:`bridge.sonify.render.MixIn`: :meth:`prepare` plays the phrases with
+    :func:`bridge.live.melody_voice.render_melody` on pyo's offline server).
+    """
 
-    def step(items, result) -> None:
+    _BATCH = 64  # images turned into phrases at a time
+
+    def __init__(self, *, melody_models, mode: str, level_db: float, bpm: float) -> None:
+        if mode not in MELODY_AUDIO:
+            raise ParameterError(f"melody audio {mode!r}; expected one of {', '.join(MELODY_AUDIO)}")
+        self.melody_models, self.mode, self.level_db, self.bpm = melody_models, mode, level_db, bpm
+        self.replace = mode == "replace"
+        self.phrases: list[np.ndarray] = []
+        self.names: list[str] = []
+        self._audio: np.ndarray | None = None
+
+    def tap(self, items):
+        """``items`` unchanged, their phrases computed in batches on the way (the pixels are not kept)."""
         import torch
 
-        config = melody_models.image_vae.config
-        images = torch.stack([prepare_image(item.pixels, size=config.image_size, channels=config.channels)
-                              for item in items])
-        phrases = melody_phrases(melody_models, images)
-        write_melody_outputs(midi_path=midi_path, phrases=phrases, names=[item.name for item in items],
-                             melody_models=melody_models, bpm=bpm)
-        if mode != "off":
-            from bridge.live.melody_voice import render_melody
+        from models.preprocess import prepare_image
 
-            audio = render_melody(phrases, pitch_low=melody_models.pitch_low, bpm=bpm, sample_rate=result.sample_rate)
-            result.audio = mix_melody(result.audio, audio, mode=mode, level_db=level_db, peak_db=peak_db)
+        config = self.melody_models.image_vae.config
+        batch = []
+        for item in items:
+            batch.append(prepare_image(item.pixels, size=config.image_size, channels=config.channels))
+            self.names.append(item.name)
+            yield item
+            if len(batch) == self._BATCH:
+                self._phrase(torch.stack(batch))
+                batch = []
+        if batch:
+            self._phrase(torch.stack(batch))
 
-    return step
+    def _phrase(self, images) -> None:
+        import torch
+
+        with torch.inference_mode():
+            self.phrases.extend(self.melody_models.images_to_tokens(images).numpy())
+
+    def write_midi(self, path: str | os.PathLike) -> None:
+        """The phrases as one MIDI piece, each phrase marked with its image's name."""
+        import numpy as np
+
+        from bridge.io.melody_midi import write_melody_midi
+
+        config = self.melody_models.melody_vae.config
+        write_melody_midi(Path(path), np.stack(self.phrases), pitch_low=config.pitch_low, bpm=self.bpm,
+                          steps_per_bar=config.steps_per_bar, names=list(self.names))
+
+    def prepare(self, *, audio_peak: float, n_samples: int, sample_rate: int) -> None:
+        import numpy as np
+
+        from bridge.live.melody_voice import render_melody
+
+        audio = render_melody(np.stack(self.phrases), pitch_low=self.melody_models.pitch_low, bpm=self.bpm,
+                              sample_rate=sample_rate)
+        self._audio = scale_melody(audio, n_samples=n_samples, audio_peak=audio_peak, replace=self.replace,
+                                   level_db=self.level_db)
+
+    def block(self, start: int, n: int) -> np.ndarray:
+        return self._audio[start : start + n]

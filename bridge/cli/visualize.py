@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--columns", type=COLUMNS, default=10, metavar="N",
                         help="frames per row of a .png sheet (default 10)")
     parser.add_argument("--threads", type=THREADS, default=1, metavar="N", help="torch threads (default 1)")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="read a WAV/AIFF file cut short (its header claims more than it holds) up to where it "
+                             "ends, instead of refusing it")
     add_model_arguments(parser, vocoder=False)
 
 
@@ -66,6 +69,7 @@ def visualize_file(
     size_px: int = 128,
     window_s: float | None = None,
     columns: int = 10,
+    allow_truncated: bool = False,
     progress: bool = False,
 ) -> VisualizeResult:
     """``imgsonic visualize``: analyse ``audio_path`` and write ``out_path`` (.png sheet, .gif, or a folder).
@@ -75,8 +79,10 @@ def visualize_file(
 
     Raises
     ------
-    InputError : the audio file is missing, not audio, corrupt, empty, or holds NaN/inf samples.
+    InputError : the audio file is missing, not audio, corrupt, empty, truncated (unless ``allow_truncated``),
+        or holds NaN/inf samples.
     ParameterError : a bad output path or option, or more frames than a .png/.gif holds.
+    OutputError : the output cannot be written (full disk, no permission, read-only folder).
     """
     import numpy as np
 
@@ -100,7 +106,7 @@ def visualize_file(
     if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
         raise ParameterError(f"columns={columns!r}; expected an int ≥ 1")
     image_to_pixels(np.zeros((1, 1, 1), dtype=np.float32), size_px=size_px)  # checks size_px before the work
-    info = read_audio_info(audio_path)
+    info = read_audio_info(audio_path, allow_truncated=allow_truncated)
     if info.n_samples == 0:
         raise InputError(f"audio file {str(audio_path)!r} contains no samples; expected audio with at least one sample")
     expected_frames = max(1, math.ceil(info.duration_s * fps - 1e-9))
@@ -115,7 +121,7 @@ def visualize_file(
 
     def analysed() -> Iterator[Frame]:
         nonlocal n_samples
-        for block, _ in read_audio_blocks(audio_path, block_s=READ_BLOCK_S):
+        for block, _ in read_audio_blocks(audio_path, block_s=READ_BLOCK_S, allow_truncated=allow_truncated):
             n_samples += len(block)
             for frame in analyser.push(block):
                 bar.update(1)
@@ -159,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
     reuse_freed_memory()
     bundle = load_bundle(preset=args.preset, image_vae=args.image_vae, audio_vae=args.audio_vae, mapper=args.mapper)
     result = visualize_file(args.audio, out_path=args.output, models=bundle.models, fps=args.fps, size_px=args.size,
-                            window_s=args.window_s, columns=args.columns, progress=True)
+                            window_s=args.window_s, columns=args.columns, allow_truncated=args.allow_truncated,
+                            progress=True)
     what = {"png": "a sheet of", "gif": "a GIF of", "folder": "a folder of"}[result.kind]
     n_frames = len(result.times_s)
     print(f"wrote {args.output}: {what} {n_frames} frame{'' if n_frames == 1 else 's'} for {result.duration_s:.2f} s "

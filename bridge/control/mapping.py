@@ -247,13 +247,19 @@ class Mapping:
             return sources[kind][:, index]
         return sources["descriptors"][:, DESCRIPTORS.index(parameter.source)]
 
-    def positions(self, sources: dict[str, np.ndarray], *, control_rate_hz: float) -> dict[str, np.ndarray]:
-        """Smoothed positions ``(T,)`` in [0, 1] per parameter, from sources sampled at ``control_rate_hz``."""
+    def positions(self, sources: dict[str, np.ndarray], *, control_rate_hz: float,
+                  initial: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """Smoothed positions ``(T,)`` in [0, 1] per parameter, from sources sampled at ``control_rate_hz``.
+
+        ``initial`` (the previous block's last positions) continues the smoothing of an earlier block, so
+        consecutive blocks give what one call over all of them would.
+        """
         return {
             parameter.name: smooth_positions(
                 parameter.position_of(self.source_values(parameter, sources)),
                 smoothing_s=parameter.smoothing_s,
                 control_rate_hz=control_rate_hz,
+                initial=None if initial is None else initial.get(parameter.name),
             )
             for parameter in self.parameters
         }

@@ -31,7 +31,9 @@ import numpy as np
 from bridge.control.limits import check_seconds
 from models.errors import ParameterError
 
-__all__ = ["LatentTimeline", "frame_times", "glide_fraction"]
+__all__ = ["LatentTimeline", "frame_times", "glide_fraction", "image_of_frames"]
+
+_ONSET_SLACK_S = 1e-9  # a frame at an image's onset (up to float rounding) belongs to that image
 
 
 def glide_fraction(elapsed_s: np.ndarray | float, fade_s: np.ndarray | float) -> np.ndarray:
@@ -52,6 +54,16 @@ def frame_times(*, duration_s: float, frame_rate_hz: float) -> np.ndarray:
     """Times of the control frames ``m / frame_rate_hz`` for ``m < round(duration_s · frame_rate_hz)``."""
     n_frames = int(round(duration_s * frame_rate_hz))
     return np.arange(n_frames, dtype=np.float64) / frame_rate_hz
+
+
+def image_of_frames(times_s: np.ndarray, onsets_s: np.ndarray) -> np.ndarray:
+    """The image each frame belongs to: the last onset at or before its time (image 0 before the first).
+
+    >>> image_of_frames(np.array([0.0, 0.5, 1.0, 1.5]), np.array([0.0, 1.0])).tolist()
+    [0, 0, 1, 1]
+    """
+    thresholds = np.asarray(onsets_s, dtype=np.float64) - _ONSET_SLACK_S
+    return np.maximum(np.searchsorted(thresholds, np.asarray(times_s, dtype=np.float64), side="right") - 1, 0)
 
 
 class LatentTimeline:

@@ -1,6 +1,10 @@
 """Where a render goes: the sound file, its MIDI and its JSON log, each written atomically, the audio last.
 
-If a render is interrupted (Ctrl-C, an error) no audio file is left, and an existing one is untouched.
+If a render is interrupted (Ctrl-C, SIGTERM, a full disk, an error) no file is left — the audio's
+temporary file and its spill beside it are removed — and existing ones are untouched. :func:`save_outputs`
+writes a render held in memory (:func:`bridge.sonify.render.render_items`); ``imgsonic render`` streams its
+audio into :func:`synth.audio_io.audio_writer` and calls :func:`write_side_outputs` before the audio is
+committed.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from models.errors import ParameterError
 from synth.files import atomic_output
 
 if TYPE_CHECKING:
+    import mido
+
     from bridge.control.mapping import Mapping
+    from bridge.control.tempo import Tempo
     from bridge.sonify.render import RenderResult
 
-__all__ = ["check_output", "save_outputs", "write_json"]
+__all__ = ["check_output", "save_outputs", "write_side_outputs", "write_json"]
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
@@ -37,6 +44,24 @@ def check_output(path: Path | None, suffixes: tuple[str, ...], option: str) -> N
         raise ParameterError(f"{option} {str(path)!r}: folder {str(path.parent)!r} does not exist")
 
 
+def write_side_outputs(
+    result: RenderResult,
+    *,
+    midi_path: str | os.PathLike | None = None,
+    midi_file: mido.MidiFile | None = None,
+    json_path: str | os.PathLike | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write the MIDI file and the JSON log (each if asked), atomically."""
+    if midi_path is not None and midi_file is not None:
+        from bridge.io.midi_file import write_midi
+
+        write_midi(midi_path, midi_file)
+    if json_path is not None:
+        write_json(json_path, {**(metadata or {}), "sample_rate": result.sample_rate,
+                               "duration_s": result.duration_s, "images": result.images})
+
+
 def save_outputs(
     result: RenderResult,
     *,
@@ -45,13 +70,16 @@ def save_outputs(
     midi_path: str | os.PathLike | None = None,
     json_path: str | os.PathLike | None = None,
     metadata: dict[str, Any] | None = None,
+    tempo: Tempo | None = None,
 ) -> None:
-    """Write the MIDI and JSON files (if asked), then the audio: every file atomic, the audio last."""
+    """Write a render held in memory: the MIDI and JSON files (if asked), then the audio: every file atomic,
+    the audio last."""
     from synth.audio_io import write_audio
 
+    midi_file = None
     if midi_path is not None:
         from bridge.control.midi_spec import MidiSpec
-        from bridge.io.midi_file import controls_to_midi, write_midi
+        from bridge.io.midi_file import controls_to_midi
 
         midi_file = controls_to_midi(
             spec=MidiSpec.from_mapping(mapping),
@@ -59,11 +87,9 @@ def save_outputs(
             positions=result.positions,
             onsets_s=result.onsets_s,
             duration_s=result.duration_s,
+            tempo=tempo,
         )
-        write_midi(midi_path, midi_file)
-    if json_path is not None:
-        write_json(json_path, {**(metadata or {}), "sample_rate": result.sample_rate,
-                               "duration_s": result.duration_s, "images": result.images})
+    write_side_outputs(result, midi_path=midi_path, midi_file=midi_file, json_path=json_path, metadata=metadata)
     clock = time.perf_counter()
     write_audio(out_path, result.audio, sample_rate=result.sample_rate)
     result.timings_s["write"] = time.perf_counter() - clock

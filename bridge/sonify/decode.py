@@ -15,9 +15,14 @@ if TYPE_CHECKING:
 
     from models.pipeline import SonificationModels
 
-__all__ = ["decode_frames"]
+__all__ = ["decode_frames", "padded_batch", "MIN_BATCH"]
 
 _DECODE_BATCH = 4096
+# Fewer rows than this take other BLAS kernels (gemv) whose rounding differs from a larger batch's; padding
+# small batches makes every latent's window the same whatever batch it is decoded in, so a render decoded
+# piece by piece equals one decoded whole (measured on the three presets: rows of batches of 1–3 differ,
+# 4 and more agree).
+MIN_BATCH = 8
 
 
 def decode_frames(models: SonificationModels, z_aud_frames: np.ndarray, *, first_frame: int = 0) -> torch.Tensor:
@@ -32,7 +37,19 @@ def decode_frames(models: SonificationModels, z_aud_frames: np.ndarray, *, first
     inverse = inverse.reshape(-1)
     windows = []
     for start in range(0, len(unique), _DECODE_BATCH):
-        windows.append(models.decode_audio(torch.from_numpy(unique[start : start + _DECODE_BATCH])))
+        rows = torch.from_numpy(unique[start : start + _DECODE_BATCH])
+        windows.append(padded_batch(models.decode_audio, rows))
     windows = torch.cat(windows)  # (U, n_mels, W)
     columns = (first_frame + torch.arange(len(inverse))) % models.window_frames
     return windows[torch.from_numpy(inverse), :, columns].T.contiguous()
+
+
+def padded_batch(model, rows: torch.Tensor) -> torch.Tensor:
+    """``model(rows)`` with a batch of fewer than :data:`MIN_BATCH` rows padded by repeating them, so each row's
+    result does not depend on how many rows came with it."""
+    import torch
+
+    n_rows = len(rows)
+    if n_rows >= MIN_BATCH:
+        return model(rows)
+    return model(rows[torch.arange(MIN_BATCH) % n_rows])[:n_rows]
