@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import mido
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ pyo = pytest.importorskip("pyo")
 
 from bridge.live.session import LiveSession, boot_server  # noqa: E402
 
-PATCHES = sorted((Path(__file__).parent.parent / "patches").glob("0[1-4]_*.py"))
+PATCHES = sorted((Path(__file__).parent.parent / "patches").glob("0[1-5]_*.py"))
 ROOT = Path(__file__).parent.parent
 
 
@@ -118,6 +119,7 @@ def test_osc_messages_reach_the_voice(server, session, tmp_path):
         while osc.counters.acted < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
+        assert session.loader.wait_idle()  # the image is read and encoded in the loader's thread
         assert session.voice.renderer.timeline.n_events + len(session.voice.renderer._events) > events_before
         play(server, session.output, 10)
     finally:
@@ -194,7 +196,7 @@ def test_the_midi_sink_starts_a_note_for_each_new_image(server, session):
         def _send(self, message):
             sent.append(message)
 
-    sink = midi_sink(MidiOutSink(Collect(), spec=MidiSpec.from_mapping(session.mapping)), session.voice)
+    sink = midi_sink(MidiOutSink(Collect(), spec=MidiSpec.from_mapping(session.mapping)))
     play(server, session.output, 5)
     sink(session.voice.controls)
     sink(session.voice.controls)
@@ -202,6 +204,38 @@ def test_the_midi_sink_starts_a_note_for_each_new_image(server, session):
     assert notes_on == 1  # one note while the image holds
     pixels = np.full((32, 32), 200, np.uint8)
     session.set_image(pixels, fadetime=0.0)
-    play(server, session.output, 5)
+    play(server, session.output, 100)  # heard once the decoder's lead (~200 ms for squares-sines) has played
     sink(session.voice.controls)
     assert sum(message.type == "note_on" and message.velocity > 0 for message in sent) == 2
+
+
+def test_the_demo_sequence_plays_exactly_one_note_per_image(server):
+    """The demo's eight pictures, 0.5 s apart with the session's 0.5 s glides, the sink fed every buffer (the
+    glides sweep the pitch through several scale notes: before, 22 note-ons came out for 9 s of images)."""
+    from bridge.control.midi_spec import MidiSpec
+    from bridge.io.midi_live import MidiOutSink
+    from bridge.live.sinks import midi_sink
+
+    session = LiveSession(server=server, preset="default")
+    try:
+        port = mido.ports.EchoPort()
+        sink = midi_sink(MidiOutSink(port, spec=MidiSpec.from_mapping(session.mapping)))
+        buffers_per_image = round(0.5 * 44100 / 256)
+        for index in range(8):
+            if index:
+                session.voice.next()
+            for _ in range(buffers_per_image):
+                server.process()
+                sink(session.voice.controls)
+        for _ in range(buffers_per_image):  # the last glide's middle is heard
+            server.process()
+            sink(session.voice.controls)
+        messages = list(port.iter_pending())
+    finally:
+        session.close()
+    notes = [m.note for m in messages if m.type == "note_on"]
+    assert len(notes) == 8
+    assert sum(m.type == "note_off" for m in messages) == 7  # each note ends when the next image's starts
+    pitch = session.mapping["pitch"]
+    assert all(int(round(69 + 12 * np.log2(pitch.low / 440))) <= note <= int(round(69 + 12 * np.log2(pitch.high / 440)))
+               for note in notes)  # the mapped pitch's notes (110…880 Hz: 45…81), not a scale's positions
