@@ -138,3 +138,10 @@ def test_importing_pyo_through_the_engine_prints_nothing():
     done = subprocess.run([sys.executable, "-c", "import synth.engine"], capture_output=True, text=True, cwd=ROOT,
                           check=True)
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("value", ["4/3", "0/4", "waltz"])
+def test_a_bad_time_signature_is_one_line(value, capsys):
+    assert main(["live", "--bpm", "120", "--time-signature", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("imgsonic: error: argument --time-signature: time signature")

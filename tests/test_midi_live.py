@@ -246,3 +246,19 @@ def test_opening_a_missing_port_names_it_and_lists_the_others(monkeypatch):
     monkeypatch.setattr(mido, "get_output_names", lambda: [])
     with pytest.raises(ImgsonicError, match="no ports are available"):
         open_midi_output("Synth B")
+
+
+def test_midi_out_opens_the_named_port_or_creates_a_virtual_one(monkeypatch):
+    opened = []
+    monkeypatch.setattr(mido, "open_output", lambda name, virtual=False: opened.append((name, virtual)) or "port")
+    monkeypatch.setattr(mido, "get_output_names", lambda: ["DAW In"])
+    assert open_midi_output("DAW In") == "port" and open_midi_output("imgsonic") == "port"
+    assert open_midi_output("DAW In", virtual=True) == "port"
+    assert opened == [("DAW In", False), ("imgsonic", True), ("DAW In", True)]
+
+    def no_backend():
+        raise SystemError("cannot open /dev/snd/seq")
+
+    monkeypatch.setattr(mido, "get_output_names", no_backend)
+    open_midi_output("anything")
+    assert opened[-1] == ("anything", True)  # nothing to list: a virtual port is the only way

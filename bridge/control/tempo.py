@@ -74,7 +74,7 @@ class Tempo:
     @property
     def microseconds_per_quarter(self) -> int:
         """MIDI's ``set_tempo`` value: a beat of ``beat_unit`` at ``bpm``, expressed per quarter note."""
-        return round(self.seconds_per_beat * 4 / self.beat_unit * 1e6)
+        return round(self.seconds_per_beat * self.beat_unit / 4 * 1e6)
 
     def grid_s(self, grid: str) -> float:
         """Seconds between grid lines: a beat or a bar."""

@@ -254,6 +254,9 @@ class _Server(BlockingOSCUDPServer):
                  on_datagram: Callable[[bytes, tuple], None]) -> None:
         super().__init__(address, dispatcher)
         self._on_datagram = on_datagram
+        # room for a burst while the thread is busy (the kernel caps it at net.core.rmem_max): a flood that
+        # overflows the buffer would take the pings with it
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         return True  # non-OSC datagrams are counted and dropped by on_datagram

@@ -22,15 +22,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from PIL.Image import Transpose
 
 from bridge.sources.images import _pil_to_array
 from models.errors import InputError
 
 __all__ = ["decode_bounded", "header_pixels", "serve"]
+
+_ORIENTATION = 0x0112  # the EXIF tag; the transposes that undo each value, as ImageOps.exif_transpose does
+_TRANSPOSES = {2: Transpose.FLIP_LEFT_RIGHT, 3: Transpose.ROTATE_180, 4: Transpose.FLIP_TOP_BOTTOM,
+               5: Transpose.TRANSPOSE, 6: Transpose.ROTATE_270, 7: Transpose.TRANSVERSE, 8: Transpose.ROTATE_90}
 
 
 def header_pixels(path: str | os.PathLike) -> int:
@@ -38,9 +44,13 @@ def header_pixels(path: str | os.PathLike) -> int:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return image.width * image.height
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the caller checks the size itself
+            with Image.open(path) as image:
+                return image.width * image.height
+    except Image.DecompressionBombError as error:
+        raise InputError(f"image {str(path)!r} is too large to open ({error})") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise InputError(f"image {str(path)!r} cannot be decoded ({error})") from error
 
 
@@ -51,7 +61,7 @@ def decode_bounded(path: str | os.PathLike, *, max_side: int, max_pixels: int) -
     box-reduced by a whole factor. Raises InputError naming the file when it is not an image, is empty, or
     has more than ``max_pixels`` pixels (said in megapixels, with the flag that raises the limit).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
@@ -63,9 +73,9 @@ def decode_bounded(path: str | os.PathLike, *, max_side: int, max_pixels: int) -
                     f"{max_pixels / 1e6:g} (imgsonic live --max-image-megapixels)")
             if width * height == 0:
                 raise InputError(f"image {str(path)!r} has no pixels")
+            orientation = image.getexif().get(_ORIENTATION, 1)
             image.draft(image.mode, (max_side, max_side))  # JPEG: the codec decodes at 1/2, 1/4 or 1/8 scale
             image.load()
-            image = ImageOps.exif_transpose(image)
             side = min(image.size)
             left, top = (image.width - side) // 2, (image.height - side) // 2
             if side < image.width or side < image.height:
@@ -73,6 +83,8 @@ def decode_bounded(path: str | os.PathLike, *, max_side: int, max_pixels: int) -
             factor = side // max_side
             if factor >= 2:
                 image = image.reduce(factor)
+            if orientation in _TRANSPOSES:  # after the reduction: turning a full-size image would copy it
+                image = image.transpose(_TRANSPOSES[orientation])
             return _pil_to_array(image)
     except InputError:
         raise

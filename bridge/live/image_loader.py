@@ -94,16 +94,17 @@ class DecoderProcess:
         try:
             process.stdin.write(request)
             header = json.loads(self._read_line(process, deadline))
-            if "error" in header:
-                raise InputError(header["error"])
-            dtype, shape = np.dtype(header["dtype"]), tuple(header["shape"])
-            data = self._read(process, int(np.prod(shape)) * dtype.itemsize, deadline)
+            if "error" not in header:
+                dtype, shape = np.dtype(header["dtype"]), tuple(header["shape"])
+                data = self._read(process, int(np.prod(shape)) * dtype.itemsize, deadline)
         except TimeoutError:
             self.close()
             raise InputError(f"image {str(path)!r} took longer than {self.timeout_s:g} s to decode; skipped") from None
         except (EOFError, OSError, ValueError) as error:
             self.close()
             raise InputError(f"image {str(path)!r} ended the decoder ({type(error).__name__}); skipped") from None
+        if "error" in header:
+            raise InputError(header["error"])
         return np.frombuffer(data, dtype=dtype).reshape(shape)
 
     def close(self) -> None:

@@ -152,7 +152,7 @@ class VoiceRenderer:
         self._pending: np.ndarray | None = None
         self._frames = np.zeros(0, dtype=np.int64)  # the push in progress's mel frames
         self._undecoded: np.ndarray | None = None  # its audio latents still to decode (stage 1)
-        # (frame or None, values, fade_s, onset positions or None), from any thread
+        # (frame or None, z_img, descriptors, fade_s, onset?), from any thread; mapped when applied
         self._events: collections.deque = collections.deque(maxlen=_MAX_EVENTS)
         self._onsets: collections.deque = collections.deque()  # (time heard, positions), applied, not yet heard
         self._heard_onsets = 0
@@ -222,13 +222,14 @@ class VoiceRenderer:
 
     def _queue(self, z_img: np.ndarray, descriptors: np.ndarray, fadetime_s: float, at_s: float | None,
                *, onset: bool = False) -> None:
+        """Queue a change; the mapper runs when it is applied, once per push however many arrive (the caller's
+        thread — OSC's, in a flood — only validates and appends)."""
         frame = None
         if at_s is not None:
             if isinstance(at_s, bool) or not isinstance(at_s, (int, float)) or not math.isfinite(at_s) or at_s < 0:
                 raise ParameterError(f"at_s={at_s!r}; expected a time ≥ 0 seconds on the voice's clock")
             frame = round(at_s * self.frame_rate_hz)
-        values = self._values(z_img, descriptors)
-        self._events.append((frame, values, fadetime_s, self._target_positions(values) if onset else None))
+        self._events.append((frame, z_img, descriptors, fadetime_s, onset))
 
     @property
     def latent_range(self) -> LatentRange:
@@ -293,9 +294,12 @@ class VoiceRenderer:
         """Where the decoder is: a change queued now is applied at this time of the voice's clock (or later)."""
         return self._next_frame / self.frame_rate_hz
 
-    def _apply_events(self) -> None:
-        """Apply the events due at the next frame; of several due at once only the last is heard, so only
-        it goes on the timeline (a flood of latents costs one glide per push, not one per message)."""
+    def _due_event(self) -> tuple[dict[str, np.ndarray], float, dict[str, float] | None] | None:
+        """The events due at the next frame, mapped: (values, fade_s, onset positions or None), or None.
+
+        Of several due at once only the last is heard, so only it is mapped and goes on the timeline (a
+        flood of latents costs one mapper call and one glide per push, not one per message).
+        """
         due = None
         while self._events:
             frame = self._events[0][0]
@@ -303,12 +307,10 @@ class VoiceRenderer:
                 break  # scheduled later (events are applied in the order they were queued)
             due = self._events.popleft()
         if due is None:
-            return
-        _, values, fade_s, onset_positions = due
-        time_s = self._next_frame / self.frame_rate_hz
-        self.timeline.add(time_s, values, crossfade_s=fade_s)
-        if onset_positions is not None:
-            self._onsets.append((time_s + fade_s / 2, onset_positions))
+            return None
+        _, z_img, descriptors, fade_s, onset = due
+        values = self._values(z_img, descriptors)
+        return values, fade_s, self._target_positions(values) if onset else None
 
     def _window_frames(self, z_aud: np.ndarray) -> np.ndarray:
         """What the vocoder takes (STFT magnitudes or mels, ``(·, window_frames)``) for one audio latent's
@@ -334,8 +336,14 @@ class VoiceRenderer:
         buffer carries a whole push's decoding.
         """
         frames = np.arange(self._next_frame, self._next_frame + self.frames_per_push)
+        due = self._due_event()  # mapped outside the lock: step_controls (the audio callback) waits for it
         with self._timeline_lock:
-            self._apply_events()
+            if due is not None:
+                values, fade_s, onset_positions = due
+                time_s = self._next_frame / self.frame_rate_hz
+                self.timeline.add(time_s, values, crossfade_s=fade_s)
+                if onset_positions is not None:
+                    self._onsets.append((time_s + fade_s / 2, onset_positions))
             self.timeline.forget_before(self.played_s)
             z_aud = self.timeline.sample(frames / self.frame_rate_hz)["z_aud"]
         self._next_frame += self.frames_per_push
