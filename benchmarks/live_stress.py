@@ -4,8 +4,8 @@ Usage: ``python benchmarks/live_stress.py [--seconds 10] [--repeats 3] [--flood-
 
 Needs ``jackd`` (Debian: jackd2). It starts ``jackd --no-realtime -d dummy -r 44100 -p 256`` (unless
 ``--jackd running``), then ``imgsonic live --audio jack`` as a user would, with an image folder holding a
-169-megapixel PNG (13000 × 13000, a compressible gradient) and a small picture (first in the folder: the voice starts on it), and runs phases of
-``--seconds`` each, interleaved ``--repeats`` times:
+169-megapixel PNG (13000 × 13000, a compressible gradient) and a small picture (first in the folder: the
+voice starts on it), and runs phases of ``--seconds`` each, interleaved ``--repeats`` times:
 
 * ``idle``: nothing but the probe pings;
 * ``image``: one ``/imgsonic/image`` message naming the 169-megapixel file at the phase's start;
@@ -286,7 +286,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"summary": rows, **result}, indent=2))
         return 0
-    print(f"imgsonic live on jackd dummy ({'realtime' if args.realtime else 'no-realtime'}), {RATE} Hz, {BUFFER}-sample buffers; phases of {args.seconds:g} s × "
+    mode = "realtime" if args.realtime else "no-realtime"
+    print(f"imgsonic live on jackd dummy ({mode}), {RATE} Hz, {BUFFER}-sample buffers; phases of {args.seconds:g} s × "
           f"{args.repeats}; load average at the end {result['load_average'][0]:.1f}; exit code on SIGINT "
           f"{result['exit_code']}; {result['live_log_lines']} log lines")
     for name, row in rows.items():

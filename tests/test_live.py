@@ -347,8 +347,6 @@ def test_info_and_learn_without_midi_in(server, session):
 
 def _run_until(args, line, *, signum, tmp_path, after_s=0.5):
     """Start ``imgsonic live`` with TMPDIR in tmp_path, wait for ``line`` on stderr, send ``signum``."""
-    import signal
-
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}

@@ -2,7 +2,6 @@
 
 import logging
 import math
-import os
 import socket
 import struct
 import time

@@ -34,7 +34,7 @@ _DENOMINATORS = (1, 2, 4, 8, 16, 32)
 
 
 def parse_time_signature(text: str) -> tuple[int, int]:
-    """``"3/4"`` → ``(3, 4)``: 1–32 beats per bar over a power-of-two note value (1…32); ParameterError otherwise."""
+    """``"3/4"`` → ``(3, 4)``: 1–32 beats per bar over a power-of-two note value (1…32), else ParameterError."""
     match = _SIGNATURE.match(text) if isinstance(text, str) else None
     if match is None or not 1 <= int(match.group(1)) <= 32 or int(match.group(2)) not in _DENOMINATORS:
         raise ParameterError(f"time signature {text!r}; expected N/D with N in 1…32 and D one of "

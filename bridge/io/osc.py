@@ -58,6 +58,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -71,7 +72,6 @@ import numpy as np
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.control.latent_range import LatentRange
 from bridge.control.limits import FADE_S, GAIN_DB, MORPH_T, Limit
@@ -105,6 +105,7 @@ DEFAULT_RATE_PER_S = 1000.0  # a TouchOSC page of ten faders at 60 Hz is 600 a s
 _PING_RATE_PER_S = 200.0
 _PING = b"/imgsonic/ping\x00"
 _MAX_BUNDLE_DEPTH = 8
+_BATCH = 256  # datagrams read per wake-up at most, so stop() is seen even in a flood
 # python-osc scans strings byte by byte (≈35 ns a byte, holding the GIL the audio callback needs); 8 kB is
 # what python-osc's server reads by default and holds any real message (a 4096-character path, 1000 floats).
 _MAX_DATAGRAM_BYTES = 8192
@@ -244,28 +245,19 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-class _Server(BlockingOSCUDPServer):
-    """python-osc's blocking UDP server, handing every datagram (OSC or not) to one callback."""
-
-    # Read whole datagrams (UDP's maximum), so a long one is refused for its size, not parsed truncated.
-    max_packet_size = 65535
-
-    def __init__(self, address: tuple[str, int], dispatcher: Dispatcher,
-                 on_datagram: Callable[[bytes, tuple], None]) -> None:
-        super().__init__(address, dispatcher)
-        self._on_datagram = on_datagram
-        # room for a burst while the thread is busy (the kernel caps it at net.core.rmem_max): a flood that
-        # overflows the buffer would take the pings with it
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        return True  # non-OSC datagrams are counted and dropped by on_datagram
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        self._on_datagram(request[0], client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.exception("OSC datagram from %s could not be handled", client_address)
+def _bind(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``host:port`` (IPv4 or IPv6), with room for a burst of datagrams."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    bound = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        # the kernel caps this at net.core.rmem_max: a flood that overflowed the buffer would take pings with it
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)
+        bound.bind(address)
+    except OSError:
+        bound.close()
+        raise
+    bound.setblocking(False)
+    return bound
 
 
 class OscControlServer:
@@ -325,21 +317,23 @@ class OscControlServer:
             self._dispatcher.map(_PREFIX + name, partial(self._handle, parse))
         self._known = ", ".join(_PREFIX + name for name in parsers)
         try:
-            self._server = _Server((host, port), self._dispatcher, self._on_datagram)
-        except OSError as error:
+            self._socket = _bind(host, port)
+            self._address = self._socket.getsockname()
+        except (OSError, UnicodeError) as error:
             raise ImgsonicError(
                 f"cannot listen for OSC on {host}:{port} ({error.strerror or error}); choose another port"
             ) from error
         self._thread: threading.Thread | None = None
+        self._serving = False
 
     @property
     def host(self) -> str:
-        return self._server.server_address[0]
+        return self._address[0]
 
     @property
     def port(self) -> int:
         """The bound UDP port (the free one the system chose when ``port=0``)."""
-        return self._server.server_address[1]
+        return self._address[1]
 
     @property
     def allowed_folders(self) -> tuple[Path, ...]:
@@ -352,10 +346,8 @@ class OscControlServer:
     def start(self) -> None:
         if self._thread is not None:
             return
-        # stop() waits up to one poll interval; 20 idle wake-ups a second cost nothing measurable
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="imgsonic-osc", daemon=True
-        )
+        self._serving = True
+        self._thread = threading.Thread(target=self._serve, name="imgsonic-osc", daemon=True)
         self._thread.start()
         logger.info(
             "OSC control on %s:%d; image folders: %s", self.host, self.port,
@@ -364,11 +356,33 @@ class OscControlServer:
 
     def stop(self) -> None:
         """Stop serving and close the socket; waits for the message being handled, if any."""
+        self._serving = False
         if self._thread is not None:
-            self._server.shutdown()
             self._thread.join()
             self._thread = None
-        self._server.server_close()
+        self._socket.close()
+
+    def _serve(self) -> None:
+        """Wait for datagrams, then read every one that is there before waiting again.
+
+        One wait per burst instead of one per datagram: in a flood the thread spends its time on the
+        datagrams, and the 50 ms wait bounds how long :meth:`stop` takes.
+        """
+        while self._serving:
+            if not select.select([self._socket], [], [], 0.05)[0]:
+                continue
+            for _ in range(_BATCH):
+                try:
+                    data, client_address = self._socket.recvfrom(65535)  # whole: a long one is refused, not cut
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as error:  # e.g. ICMP port unreachable reported on a later read
+                    self._log(logging.DEBUG, "OSC socket: %s", error)
+                    break
+                try:
+                    self._on_datagram(data, client_address)
+                except Exception:  # noqa: BLE001 — a bug must not stop the server
+                    logger.exception("OSC datagram from %s could not be handled", client_address)
 
     def __enter__(self) -> OscControlServer:
         self.start()
@@ -539,7 +553,7 @@ class OscControlServer:
             builder.add_arg(value, OscMessageBuilder.ARG_TYPE_INT if isinstance(value, int)
                             else OscMessageBuilder.ARG_TYPE_FLOAT if isinstance(value, float)
                             else OscMessageBuilder.ARG_TYPE_STRING)
-        self._server.socket.sendto(builder.build().dgram, (host, port))
+        self._socket.sendto(builder.build().dgram, (host, port))
 
     def _pong(self, host: str, port: int) -> None:
         self._reply(host, port, _PREFIX + "pong", (self._counts[key] for key in _PONG_COUNTERS))

@@ -10,8 +10,8 @@ side comes back exactly as :func:`bridge.sources.images.read_image` gives it.
 Large files are decoded in a separate process (:func:`serve`, run as ``python -m bridge.live.image_decoder``
 by :class:`bridge.live.image_loader.DecoderProcess`): a PNG must be inflated whole, 7 s and 0.7 GB for 169
 megapixels here, and in the engine's process that would compete with the audio callback for Python's GIL
-and for memory. The process runs at a lower priority with an address-space limit and is killed when a
-decode takes too long.
+and for memory. The process runs at idle priority (Linux ``SCHED_IDLE``: only on CPU time nothing else
+wants) with an address-space limit, and is killed when a decode takes too long.
 
 Protocol (binary pipes): a request is one JSON line ``{"path", "max_side", "max_pixels"}``; the answer is
 one JSON line, ``{"shape": [...], "dtype": "uint8"}`` followed by the array's bytes, or ``{"error": "..."}``.
@@ -111,20 +111,24 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
             _answer(stdout, {"error": f"image {request.get('path')!r} needs more memory than the decoder may use"})
             continue
         except Exception as error:  # noqa: BLE001 — an odd file must not end the decoder
-            _answer(stdout, {"error": f"image {request.get('path')!r} cannot be decoded ({type(error).__name__}: {error})"})
+            reason = f"{type(error).__name__}: {error}"
+            _answer(stdout, {"error": f"image {request.get('path')!r} cannot be decoded ({reason})"})
             continue
         _answer(stdout, {"shape": list(pixels.shape), "dtype": pixels.dtype.str}, pixels.tobytes())
 
 
 def main(argv: list[str]) -> int:
-    """``python -m bridge.live.image_decoder MEMORY_MB``: lower priority, limit memory, serve stdin/stdout."""
+    """``python -m bridge.live.image_decoder MEMORY_MB``: idle priority, limit memory, serve stdin/stdout."""
     import resource
     import warnings
 
     from PIL import Image
 
     memory_bytes = int(argv[0]) * 2**20 if argv else None
-    os.nice(10)  # the audio comes first
+    try:  # the audio comes first: this process runs only on CPU time nothing else wants
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux
+        os.nice(19)
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     Image.MAX_IMAGE_PIXELS = None  # decode_bounded checks the size itself, before decoding

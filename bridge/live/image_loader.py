@@ -10,7 +10,7 @@ Reading (:meth:`~ImageLoader.read`) goes through a cache of decoded pixels keyed
 size), so a morph swept between two files reads each once. A file is decoded at the size the models need
 (:func:`bridge.live.image_decoder.decode_bounded`), refused over ``max_pixels`` from its header alone,
 and — when it holds more than ``IN_PROCESS_PIXELS`` — decoded in a separate process
-(:class:`DecoderProcess`: lower priority, an address-space limit, killed after ``timeout_s``), so even a
+(:class:`DecoderProcess`: idle priority, an address-space limit, killed after ``timeout_s``), so even a
 169-megapixel PNG costs the engine's process nothing but a small array.
 """
 
