@@ -64,8 +64,9 @@ def image_latent_range(models: SonificationModels, *, image_vae_path: str | os.P
                                           source=f"training statistics of {os.path.basename(image_vae_path)}")
         if found is not None:
             return found
-    with torch.inference_mode():
-        inputs, _ = prepare_inputs(probe_images(), models)
-        latents = models.encode_images(inputs).numpy().astype(np.float64)
+    probes = probe_images()
+    with torch.inference_mode():  # in batches: the whole set at once would hold ~50 MB of activations
+        latents = np.concatenate([models.encode_images(prepare_inputs(probes[start:start + 64], models)[0]).numpy()
+                                  for start in range(0, len(probes), 64)]).astype(np.float64)
     return LatentRange.from_stats(mean=latents.mean(0), std=latents.std(0), sigmas=sigmas,
                                   source=f"a probe set of {len(latents)} pictures (the checkpoint has no statistics)")
