@@ -8,17 +8,19 @@ from models.errors import ParameterError
 
 def test_beats_and_bars_of_common_signatures():
     assert Tempo(bpm=120.0).seconds_per_beat == 0.5 and Tempo(bpm=120.0).seconds_per_bar == 2.0
-    waltz = Tempo(bpm=90.0, time_signature="3/4")
-    assert waltz.beats_per_bar == 3 and waltz.seconds_per_bar == pytest.approx(2.0)
-    assert Tempo(bpm=120.0, time_signature="6/8").microseconds_per_quarter == 1_000_000  # an eighth is 0.5 s
-    assert Tempo(bpm=120.0).microseconds_per_quarter == 500_000
+    waltz = Tempo(bpm=90.0, numerator=3, denominator=4)
+    assert waltz.time_signature == "3/4" and waltz.seconds_per_bar == pytest.approx(2.0)
+    assert Tempo(bpm=120.0).microseconds_per_beat == 500_000
+    assert Tempo(bpm=120.0).beat_times(duration_s=1.2).tolist() == [0.0, 0.5, 1.0]
+    assert Tempo(bpm=120.0).seconds_to_ticks(1.0, ticks_per_beat=480) == 960
+    assert parse_time_signature(" 6 / 8 ") == (6, 8)
 
 
 def test_next_time_lands_on_the_grid_and_keeps_a_time_already_on_it():
-    tempo = Tempo(bpm=120.0, time_signature="4/4")
+    tempo = Tempo(bpm=120.0)
     assert tempo.next_time(0.0) == 0.0 and tempo.next_time(1.0) == 1.0 and tempo.next_time(1.0000001) == 1.5
-    assert tempo.next_time(0.3 * 3, grid="bar") == 2.0 and tempo.next_time(2.0, grid="bar") == 2.0
-    assert tempo.round_to_beats(1.3) == 1.5 and tempo.round_to_beats(0.1) == 0.5 and tempo.beat_of(1.25) == 2.5
+    assert tempo.next_time(0.9, grid="bar") == 2.0 and tempo.next_time(2.0, grid="bar") == 2.0
+    assert tempo.beats_for(1.3) == 3 and tempo.beats_for(0.1) == 1
 
 
 @pytest.mark.parametrize("text", ["4", "4/3", "0/4", "33/4", "x/4", "4/4/4", "", None])
@@ -27,9 +29,11 @@ def test_bad_time_signatures_are_named(text):
         parse_time_signature(text)
 
 
-@pytest.mark.parametrize("bpm", [0, 10.0, 500.0, float("nan"), True, "120"])
-def test_bad_tempi_are_named(bpm):
-    with pytest.raises(ParameterError, match="bpm"):
-        Tempo(bpm=bpm)
+@pytest.mark.parametrize("kwargs, match", [({"bpm": 0}, "bpm"), ({"bpm": 500.0}, "bpm"), ({"bpm": float("nan")}, "bpm"),
+                                           ({"bpm": True}, "bpm"), ({"numerator": 0}, "numerator"),
+                                           ({"denominator": 3}, "denominator")])
+def test_bad_tempi_are_named(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        Tempo(**kwargs)
     with pytest.raises(ParameterError, match="grid"):
         Tempo().next_time(1.0, grid="bars")

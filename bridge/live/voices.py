@@ -41,7 +41,7 @@ import numpy as np
 
 from bridge.control.limits import FADE_S
 from bridge.control.mapping import Mapping, load_mapping
-from bridge.control.tempo import GRIDS, Tempo
+from bridge.control.tempo import GRIDS, Tempo, parse_time_signature
 from bridge.sonify.voice import VoiceRenderer
 from bridge.sources.images import expand_inputs, read_image
 from models.errors import InputError, ParameterError
@@ -230,7 +230,8 @@ class NeuralVoice(pyo.PyoObject):
             return
         if grid not in GRIDS:
             raise ParameterError(f"grid {grid!r}; expected one of {', '.join(GRIDS)}")
-        self._tempo, self._grid = Tempo(bpm=bpm, time_signature=time_signature), grid
+        numerator, denominator = parse_time_signature(time_signature)
+        self._tempo, self._grid = Tempo(bpm=bpm, numerator=numerator, denominator=denominator), grid
 
     @property
     def tempo(self) -> Tempo | None:
