@@ -24,10 +24,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from models.errors import ParameterError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Tempo", "BPM", "GRIDS", "MIN_BPM", "MAX_BPM", "parse_time_signature"]
 
@@ -89,6 +91,8 @@ class Tempo:
 
     def beat_times(self, *, duration_s: float) -> np.ndarray:
         """Times of the beats in ``[0, duration_s)``, in seconds."""
+        import numpy as np  # here: `imgsonic live --help` reads this module's ranges and must not load numpy
+
         return np.arange(math.ceil(duration_s / self.seconds_per_beat - 1e-9)) * self.seconds_per_beat
 
     def seconds_to_ticks(self, seconds: float, *, ticks_per_beat: int) -> int:
