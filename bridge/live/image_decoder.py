@@ -1,11 +1,12 @@
 """Decoding image files for the live engine at the size the models need, bounded in pixels, memory and time.
 
-:func:`decode_bounded` reads the header first and refuses an image over ``max_pixels`` before decoding a
-pixel; a JPEG is decoded at 1/2, 1/4 or 1/8 scale by the codec itself (Pillow's ``draft``); only the centre
-square is kept (the models read nothing else: :func:`models.preprocess.prepare_image` crops it too), and it
-is box-averaged (``reduce``) by the largest whole factor that leaves at least ``max_side`` pixels a side. So
-a 169-megapixel PNG becomes a 260 × 260 array, and an image whose square is under ``2 · max_side`` pixels a
-side comes back exactly as :func:`bridge.sources.images.read_image` gives it.
+:func:`decode_bounded` is the offline reader (:func:`bridge.sources.images.read_image`: the size cap read
+from the header before a pixel is decoded, a JPEG decoded at 1/2, 1/4 or 1/8 scale by the codec, anything
+else box-reduced in strips by the largest whole factor that leaves at least ``max_side`` pixels a side,
+EXIF orientation applied) keeping only the centre square, which is all the models read
+(:func:`models.preprocess.prepare_image` crops it too) and all the loader's cache holds. So a 169-megapixel
+PNG becomes a 260 × 260 array, and an image under ``2 · max_side`` pixels a side gives the models exactly
+what :func:`~bridge.sources.images.read_image` gives them.
 
 Large files are decoded in a separate process (:func:`serve`, run as ``python -m bridge.live.image_decoder``
 by :class:`bridge.live.image_loader.DecoderProcess`): a PNG must be inflated whole, 7 s and 0.7 GB for 169
@@ -22,25 +23,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL.Image import Transpose
 
-from bridge.sources.images import _pil_to_array
+from bridge.sources.images import ImageLimits, read_image
 from models.errors import InputError
 
 __all__ = ["decode_bounded", "header_pixels", "serve"]
 
-_ORIENTATION = 0x0112  # the EXIF tag; the transposes that undo each value, as ImageOps.exif_transpose does
-_TRANSPOSES = {2: Transpose.FLIP_LEFT_RIGHT, 3: Transpose.ROTATE_180, 4: Transpose.FLIP_TOP_BOTTOM,
-               5: Transpose.TRANSPOSE, 6: Transpose.ROTATE_270, 7: Transpose.TRANSVERSE, 8: Transpose.ROTATE_90}
-
 
 def header_pixels(path: str | os.PathLike) -> int:
     """Width × height from the file's header (nothing decoded); InputError when it is not a readable image."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -57,39 +54,16 @@ def header_pixels(path: str | os.PathLike) -> int:
 def decode_bounded(path: str | os.PathLike, *, max_side: int, max_pixels: int) -> np.ndarray:
     """Decode the centre square of an image file, reduced to fewer than ``2 · max_side`` pixels a side.
 
-    Returns what :func:`bridge.sources.images.read_image` would, cropped to the centre square and
-    box-reduced by a whole factor. Raises InputError naming the file when it is not an image, is empty, or
+    Returns the centre square of what :func:`bridge.sources.images.read_image` gives with
+    ``decode_side=max_side``. Raises InputError naming the file when it is missing, empty, not an image, or
     has more than ``max_pixels`` pixels (said in megapixels, with the flag that raises the limit).
     """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise InputError(
-                    f"image {str(path)!r} has {width}×{height} = {width * height / 1e6:.0f} megapixels; the limit is "
-                    f"{max_pixels / 1e6:g} (imgsonic live --max-image-megapixels)")
-            if width * height == 0:
-                raise InputError(f"image {str(path)!r} has no pixels")
-            orientation = image.getexif().get(_ORIENTATION, 1)
-            image.draft(image.mode, (max_side, max_side))  # JPEG: the codec decodes at 1/2, 1/4 or 1/8 scale
-            image.load()
-            side = min(image.size)
-            left, top = (image.width - side) // 2, (image.height - side) // 2
-            if side < image.width or side < image.height:
-                image = image.crop((left, top, left + side, top + side))
-            factor = side // max_side
-            if factor >= 2:
-                image = image.reduce(factor)
-            if orientation in _TRANSPOSES:  # after the reduction: turning a full-size image would copy it
-                image = image.transpose(_TRANSPOSES[orientation])
-            return _pil_to_array(image)
-    except InputError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
-        raise InputError(f"image {str(path)!r} cannot be decoded ({error})") from error
+    limits = ImageLimits(max_pixels=max_pixels, pixels_flag="imgsonic live --max-image-megapixels")
+    pixels = read_image(Path(path), limits=limits, decode_side=max_side)
+    height, width = pixels.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return np.ascontiguousarray(pixels[top:top + side, left:left + side])
 
 
 def _answer(stdout: BinaryIO, header: dict, payload: bytes = b"") -> None:
