@@ -3,7 +3,8 @@
 Inside :func:`signals_as_interrupts` the first SIGINT or SIGTERM raises :class:`Interrupted` (a
 ``KeyboardInterrupt``) in the main thread, so every ``finally`` and ``except BaseException`` on the way out
 runs: :func:`synth.files.atomic_output` removes its temporary file, a frame folder its temporary folder,
-worker pools cancel their queued work. Further signals are ignored until the block is left, so a second
+worker pools cancel their queued work. A signal that arrives during an ``import`` is held until the import
+is over (see :func:`_raise_once`). Further signals are ignored until the block is left, so a second
 Ctrl-C cannot cut that cleanup short and leave the temporary files it was removing. The exit code is the
 shell's: ``128 + signal number`` (130 for SIGINT, 143 for SIGTERM).
 
@@ -38,7 +39,29 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
     return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
 
+_IMPORT_RETRY_S = 0.02
+
+
+def _importing(frame) -> bool:
+    """Whether the main thread was stopped inside an ``import`` (a frame of importlib's bootstrap)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_once(signum: int, frame) -> None:
+    if _importing(frame):
+        # An exception raised inside an import can cross C++ code that cannot unwind it (torch's import calls
+        # back into Python from C++; an exception there is std::terminate, an abort instead of the exit code):
+        # the signal is sent again a moment later, until the import is over.
+        import os
+
+        retry = threading.Timer(_IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
+        retry.daemon = True
+        retry.start()
+        return
     for each in _SIGNALS:
         signal.signal(each, signal.SIG_IGN)  # the cleanup that the exception starts must run to its end
     raise Interrupted(signum)

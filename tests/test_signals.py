@@ -1,0 +1,36 @@
+"""SIGINT/SIGTERM as one exception: raised in the main thread, ignored while cleaning up, held during imports."""
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from bridge.cli.signals import Interrupted, exit_code, signals_as_interrupts
+
+
+def test_a_signal_raises_interrupted_with_the_shells_exit_code():
+    with pytest.raises(Interrupted) as caught, signals_as_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    assert exit_code(caught.value) == 143
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # the previous handler is back
+
+
+def test_a_signal_during_an_import_waits_until_the_import_is_over(tmp_path, monkeypatch):
+    # torch's import calls back into Python from C++; an exception raised there aborts the process
+    (tmp_path / "slow_module_for_signals.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(0.3)  # the signal is re-sent every 20 ms meanwhile\n"
+        "FINISHED = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as caught, signals_as_interrupts():
+        import slow_module_for_signals  # noqa: F401
+        time.sleep(5)
+    assert sys.modules["slow_module_for_signals"].FINISHED
+    assert caught.value.signum == signal.SIGINT and time.monotonic() - started < 2
+    sys.modules.pop("slow_module_for_signals")
