@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from bridge.control.levels import LoudnessSettings
 from bridge.control.limits import LATENT_LIMIT
 from bridge.sonify.bundle import load_bundle
 from bridge.sonify.render import RenderSettings, render_items
@@ -28,7 +29,7 @@ def test_the_stream_equals_the_offline_render_of_the_same_sequence(loaded, vocod
     # 16 kHz, hop 256: 0.512 s = 32 frames per image, a 0.064 s crossfade centred on each boundary
     seconds, crossfade = 0.512, 0.064
     settings = RenderSettings(seconds_per_image=seconds, crossfade_s=crossfade, vocoder=vocoder, peak_db=None,
-                              fade_s=0.0, sample_rate=44100)
+                              fade_s=0.0, sample_rate=44100, loudness=LoudnessSettings(mode="raw"))
     offline = render_items(items, bundle=loaded, settings=settings).audio
     neural = NeuralVocoder.from_checkpoint(loaded.vocoder_path) if vocoder == "neural" else None
     voice = VoiceRenderer(models=loaded.models, sample_rate=44100, image=items[0], vocoder=neural)
