@@ -434,11 +434,13 @@ def images_from_folder(path: str | os.PathLike, *, size: int, channels: int) -> 
     return torch.stack(images)
 
 
-def sounds_from_folder(path: str | os.PathLike, *, config: SpectralConfig, n_frames: int) -> Tensor:
+def sounds_from_folder(path: str | os.PathLike, *, config: SpectralConfig, n_frames: int,
+                       with_count: bool = False) -> Tensor | tuple[int, Tensor]:
     """Mel windows ``(n, n_mels, n_frames)`` cut (without overlap) from every readable sound under ``path``.
 
     Audio is mixed to mono and resampled to ``config.sample_rate``; silent windows are dropped; unreadable
-    files are skipped with a logged reason. InputError when no window is left.
+    files are skipped with a logged reason. InputError when no window is left. With ``with_count`` the
+    result is ``(number of files read, windows)``.
     """
     _check_count("n_frames", n_frames)
     windows = []
@@ -460,4 +462,5 @@ def sounds_from_folder(path: str | os.PathLike, *, config: SpectralConfig, n_fra
             f"no usable sound in {str(path)!r}: need readable audio files (wav, flac, ogg, mp3) with at least "
             f"{n_frames} non-silent frames"
         )
-    return mels.float().contiguous()
+    mels = mels.float().contiguous()
+    return (len(windows), mels) if with_count else mels

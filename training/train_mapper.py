@@ -194,11 +194,14 @@ def train_mapper(
     image_stats = LatentStats(z_img[n_test:]).to(torch_device)
     audio_stats = LatentStats(z_aud[n_test:]).to(torch_device)
 
+    # own folders can hold fewer latents than a batch: both sides of a batch must hold as many points (the
+    # sliced Wasserstein term compares sorted projections), so the batch shrinks to the smaller training set
+    batch_size = min(settings.batch_size, len(z_img) - n_test, len(z_aud) - n_test)
     mapper = LatentMapper(spec.mapper).to(torch_device)
     total_steps = steps or settings.steps
     checkpoint = out_dir / "mapper.pt"
     metadata = {"data": f"latents of {len(z_img)} images and {len(z_aud)} sounds (preset {spec.name})",
-                "batch_size": settings.batch_size, "lr": settings.lr, "seed": spec.seed + 2,
+                "batch_size": batch_size, "lr": settings.lr, "seed": spec.seed + 2,
                 "weights": {key: value for key, value in vars(spec.mapper_weights).items()},
                 "image_latent_mean": image_stats.mean.tolist(), "image_latent_std": image_stats.std.tolist(),
                 "audio_latent_mean": audio_stats.mean.tolist(), "audio_latent_std": audio_stats.std.tolist(),
@@ -206,7 +209,7 @@ def train_mapper(
     objective = MapperObjective(mapper, image_vae, audio_vae, image_stats=image_stats, audio_stats=audio_stats,
                                 weights=spec.mapper_weights, steps=total_steps, lr=settings.lr, checkpoint=checkpoint,
                                 metadata=metadata)
-    loop_settings = LoopSettings(name="mapper", steps=total_steps, batch_size=settings.batch_size, out_dir=out_dir,
+    loop_settings = LoopSettings(name="mapper", steps=total_steps, batch_size=batch_size, out_dir=out_dir,
                                  seed=spec.seed + 2, device=str(torch_device), checkpoint_every=checkpoint_every,
                                  resume=resume, progress=progress)
     started = time.perf_counter()
