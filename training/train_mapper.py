@@ -33,7 +33,8 @@ from models.image_vae import ImageVAE
 from models.mapper import LatentMapper
 from training.datasets import near_copies
 from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
-from training.losses import LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein
+from training.losses import (LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein,
+                             sound_features)
 from training.presets import MapperWeights, PresetSpec, preset_images, preset_sounds
 
 __all__ = ["MapperObjective", "encode_all", "train_mapper", "evaluate_mapper"]
@@ -67,6 +68,15 @@ class MapperObjective:
             )
         self.locality = losses[kind]
         self.locality_kind = kind
+        # distance ratios: the structure within a group of similar images (photos) counts as much as the gaps
+        # between groups (photos vs textures), which plain distances let dominate
+        self.sound_loss = log_distance_loss
+        n_descriptors = image_vae.config.n_descriptors
+        self.descriptor_weights = None
+        if n_descriptors:
+            from models.image_descriptors import group_weights
+
+            self.descriptor_weights = group_weights().to(next(mapper.parameters()).device)
         self.modules: dict[str, nn.Module] = {"mapper": mapper}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"mapper": torch.optim.Adam(mapper.parameters(), lr=lr)}
 
@@ -86,7 +96,8 @@ class MapperObjective:
         direct = ((norm_i(self.mapper.inverse(mapped)) - norm_i(z_img)).pow(2).sum(1).mean()
                   + (norm_a(self.mapper(inverted)) - norm_a(z_aud)).pow(2).sum(1).mean())
 
-        re_encoded_audio = self.audio_vae.encode(self.audio_vae.decode(mapped))[0]
+        decoded = self.audio_vae.decode(mapped)
+        re_encoded_audio = self.audio_vae.encode(decoded)[0]
         re_encoded_image = self.image_vae.encode(self.image_vae.decode(inverted))[0]
         cycle = ((norm_i(self.mapper.inverse(re_encoded_audio)) - norm_i(z_img)).pow(2).sum(1).mean()
                  + (norm_a(self.mapper(re_encoded_image)) - norm_a(z_aud)).pow(2).sum(1).mean()
@@ -96,6 +107,14 @@ class MapperObjective:
         loss = w.locality * locality + w.prior * prior + w.direct_cycle * direct + cycle_weight * cycle
         logs = {"loss": loss.item(), "locality": locality.item(), "prior": prior.item(), "direct": direct.item(),
                 "cycle": cycle.item()}
+        if w.sound_locality > 0:
+            if self.descriptor_weights is None:
+                source = norm_i(z_img)
+            else:  # the descriptor dims, standardised by the image VAE, each group weighing the same
+                source = z_img[:, -len(self.descriptor_weights) :] * self.descriptor_weights
+            sound = self.sound_loss(source, sound_features(decoded))
+            loss = loss + w.sound_locality * sound
+            logs["sound"] = sound.item()
         if z_near is not None:
             near = self._near_loss(z_img, z_near, mapped)
             loss = loss + w.near * near
