@@ -121,14 +121,11 @@ def test_cli_copies_of_runtime_choices_match():
     assert eval_cli.METHOD_CHOICES == METHODS
     assert live_cli.AUDIO_CHOICES == AUDIO_DRIVERS
     from bridge.cli import train as train_cli
-    from bridge.cli.melody import BPM
-    from bridge.control.tempo import BPM as TEMPO
     from training.s2i_discriminator import STABILISERS
     from training.train_s2i import DEFAULT_OUT
 
     assert train_cli.STABILISERS == STABILISERS and train_cli.DEFAULT_IMAGINE_OUT == DEFAULT_OUT
 
-    assert (BPM.low, BPM.high) == (TEMPO.low, TEMPO.high)
 
 
 _HEAVY = ("torch", "numpy", "pyo", "PIL")
@@ -152,3 +149,10 @@ def test_importing_pyo_through_the_engine_prints_nothing():
     done = subprocess.run([sys.executable, "-c", "import synth.engine"], capture_output=True, text=True, cwd=ROOT,
                           check=True)
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("value", ["4/3", "0/4", "waltz"])
+def test_a_bad_time_signature_is_one_line(value, capsys):
+    assert main(["live", "--bpm", "120", "--time-signature", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("imgsonic: error: argument --time-signature: time signature")

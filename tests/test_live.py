@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import mido
 import numpy as np
 import pytest
 
@@ -13,7 +14,7 @@ pyo = pytest.importorskip("pyo")
 
 from bridge.live.session import LiveSession, boot_server  # noqa: E402
 
-PATCHES = sorted((Path(__file__).parent.parent / "patches").glob("0[1-4]_*.py"))
+PATCHES = sorted((Path(__file__).parent.parent / "patches").glob("0[1-5]_*.py"))
 ROOT = Path(__file__).parent.parent
 
 
@@ -118,6 +119,7 @@ def test_osc_messages_reach_the_voice(server, session, tmp_path):
         while osc.counters.acted < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
+        assert session.loader.wait_idle()  # the image is read and encoded in the loader's thread
         assert session.voice.renderer.timeline.n_events + len(session.voice.renderer._events) > events_before
         play(server, session.output, 10)
     finally:
@@ -194,7 +196,7 @@ def test_the_midi_sink_starts_a_note_for_each_new_image(server, session):
         def _send(self, message):
             sent.append(message)
 
-    sink = midi_sink(MidiOutSink(Collect(), spec=MidiSpec.from_mapping(session.mapping)), session.voice)
+    sink = midi_sink(MidiOutSink(Collect(), spec=MidiSpec.from_mapping(session.mapping)))
     play(server, session.output, 5)
     sink(session.voice.controls)
     sink(session.voice.controls)
@@ -202,7 +204,7 @@ def test_the_midi_sink_starts_a_note_for_each_new_image(server, session):
     assert notes_on == 1  # one note while the image holds
     pixels = np.full((32, 32), 200, np.uint8)
     session.set_image(pixels, fadetime=0.0)
-    play(server, session.output, 5)
+    play(server, session.output, 100)  # heard once the decoder's lead (~200 ms for squares-sines) has played
     sink(session.voice.controls)
     assert sum(message.type == "note_on" and message.velocity > 0 for message in sent) == 2
 
@@ -216,3 +218,190 @@ def test_the_melody_patch_sounds_at_once_and_follows_the_images(server):
         assert np.sqrt(np.mean(out[out.size // 2 :] ** 2)) > 1e-3
     finally:
         live.close()
+
+
+def test_the_demo_sequence_plays_exactly_one_note_per_image(server):
+    """The demo's eight pictures, 0.5 s apart with the session's 0.5 s glides, the sink fed every buffer (the
+    glides sweep the pitch through several scale notes: before, 22 note-ons came out for 9 s of images)."""
+    from bridge.control.midi_spec import MidiSpec
+    from bridge.io.midi_live import MidiOutSink
+    from bridge.live.sinks import midi_sink
+
+    session = LiveSession(server=server, preset="default")
+    try:
+        port = mido.ports.EchoPort()
+        sink = midi_sink(MidiOutSink(port, spec=MidiSpec.from_mapping(session.mapping)))
+        buffers_per_image = round(0.5 * 44100 / 256)
+        for index in range(8):
+            if index:
+                session.voice.next()
+            for _ in range(buffers_per_image):
+                server.process()
+                sink(session.voice.controls)
+        for _ in range(buffers_per_image):  # the last glide's middle is heard
+            server.process()
+            sink(session.voice.controls)
+        messages = list(port.iter_pending())
+    finally:
+        session.close()
+    notes = [m.note for m in messages if m.type == "note_on"]
+    assert len(notes) == 8
+    assert sum(m.type == "note_off" for m in messages) == 7  # each note ends when the next image's starts
+    pitch = session.mapping["pitch"]
+    assert all(int(round(69 + 12 * np.log2(pitch.low / 440))) <= note <= int(round(69 + 12 * np.log2(pitch.high / 440)))
+               for note in notes)  # the mapped pitch's notes (110…880 Hz: 45…81), not a scale's positions
+
+
+def _peak_hz(out):
+    return np.argmax(np.abs(np.fft.rfft(out * np.hanning(out.size)))) * 44100 / out.size
+
+
+def test_a_patch_that_hangs_or_exits_is_interrupted_and_reported_and_the_old_sound_goes_on(server, session, tmp_path):
+    import threading
+
+    session.patch_timeout_s = 1.0
+    patch = tmp_path / "live_patch.py"
+    write_patch(patch, "from pyo import Sine\n\ndef patch(session):\n    return Sine(freq=660, mul=0.3)\n")
+    assert session.load_patch(patch)
+    bad = {"def patch(session):\n    while True:\n        pass\n": "did not return within 1 s",
+           "import sys\n\ndef patch(session):\n    sys.exit(3)\n": "sys.exit(3)",
+           "raise SystemExit\n": "sys.exit(None)",
+           "def patch(session):\n    try:\n        while True:\n            pass\n    except Exception:\n"
+           "        pass\n": "did not return within 1 s"}  # a patch's own except Exception cannot swallow it
+    for body, reason in bad.items():
+        write_patch(patch, body)
+        started = time.monotonic()
+        assert not session.check_patch()
+        assert time.monotonic() - started < 3.0 and reason in session.last_patch_error
+        assert abs(_peak_hz(play(server, session.output, 60)[-8192:]) - 660) < 10
+    time.sleep(0.5)
+    assert not [thread for thread in threading.enumerate() if thread.name == "imgsonic-patch"]  # none left spinning
+    assert session._threads[0].is_alive()
+
+
+def test_the_control_thread_interrupts_a_hanging_reload_and_keeps_feeding_the_sinks(server, session, tmp_path):
+    session.patch_timeout_s = 0.5
+    patch = tmp_path / "live_patch.py"
+    write_patch(patch, "from pyo import Sine\n\ndef patch(session):\n    return Sine(freq=660, mul=0.3)\n")
+    assert session.load_patch(patch)
+    fed = []
+    session.sinks.append(fed.append)
+    write_patch(patch, "def patch(session):\n    while True:\n        pass\n")
+    deadline = time.monotonic() + 10
+    while session.patch_errors == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    count = len(fed)
+    time.sleep(0.5)
+    assert len(fed) > count + 5  # 200 Hz control rate: the sinks never waited for the patch
+    assert "did not return" in session.last_patch_error and session._threads[0].is_alive()
+    write_patch(patch, "from pyo import Sine\n\ndef patch(session):\n    return Sine(freq=440, mul=0.3)\n")
+    deadline = time.monotonic() + 10
+    while abs(_peak_hz(play(server, session.output, 60)[-8192:]) - 440) > 10:  # the next save loads again
+        assert time.monotonic() < deadline
+
+
+def test_image_changes_land_on_the_beat(server, session):
+    """120 bpm: the middle of each glide — where the image is heard, and its MIDI note starts — is on a beat."""
+    session.voice.setTempo(120.0, "4/4", grid="beat")
+    rng = np.random.default_rng(3)
+    heard_s, seen = [], session.voice.controls.onsets
+    for _ in range(4):
+        for _ in range(int(rng.integers(20, 120))):
+            server.process()
+        session.voice.setImage(np.full((32, 32), int(rng.integers(0, 255)), np.uint8), fadetime=0.2)
+        for _ in range(round(1.2 * 44100 / 256)):  # the next beat the decoder has not passed: < 0.5 s + its lead
+            server.process()
+            if session.voice.controls.onsets != seen:
+                seen = session.voice.controls.onsets
+                heard_s.append(session.voice.renderer.played_s)
+    assert len(heard_s) == 4
+    frame_s = 1 / session.voice.renderer.frame_rate_hz
+    beats = np.array(heard_s) / 0.5
+    # heard within one mel frame and one buffer of a beat (the glide starts on a frame)
+    assert np.all(np.abs(beats - np.round(beats)) * 0.5 <= frame_s + 256 / 44100)
+
+
+def test_learn_over_osc_binds_the_next_cc_and_saves_it_to_the_mapping_file(server, session, tmp_path):
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from bridge.control.mapping import load_mapping, write_cc_in
+    from bridge.control.midi_spec import MidiSpec
+    from bridge.io.midi_live import MidiControlIn
+    from bridge.io.osc import OscControlServer
+
+    saved = tmp_path / "mine.toml"
+    session.midi_in = MidiControlIn(session, mapping=session.mapping, on_learn=lambda b: write_cc_in(saved, b))
+    osc = OscControlServer(session, port=0)
+    osc.start()
+    try:
+        SimpleUDPClient("127.0.0.1", osc.port).send_message("/imgsonic/learn", ["cutoff_hz"])
+        deadline = time.monotonic() + 10
+        while session.midi_in.learning != "cutoff_hz":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        osc.stop()
+    session.midi_in.handle(mido.Message("control_change", control=21, value=127))
+    assert MidiSpec.from_mapping(load_mapping(saved)).cc_in == {21: "cutoff_hz"}
+    play(server, session.output, 5)
+    assert session.voice.controls.params["cutoff_hz"] == session.mapping["cutoff_hz"].high
+
+
+def test_info_and_learn_without_midi_in(server, session):
+    described = session.describe()
+    assert described["latent_low"] == session.latent_range.low.tolist() and len(described["latent_high"]) == 2
+    assert described["params"] == list(session.mapping.names)
+    with pytest.raises(Exception, match="--midi-in"):
+        session.learn("pitch")
+
+
+def _run_until(args, line, *, signum, tmp_path, after_s=0.5):
+    """Start ``imgsonic live`` with TMPDIR in tmp_path, wait for ``line`` on stderr, send ``signum``."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)}
+    process = subprocess.Popen([sys.executable, "-m", "bridge", "live", *args], stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    seen = []
+    try:
+        for text in process.stderr:
+            seen.append(text)
+            if line in text:
+                break
+        time.sleep(after_s)
+        process.send_signal(signum)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, "".join(seen) + rest, temp
+
+
+@pytest.mark.parametrize("signame, code, line", [
+    ("SIGINT", 130, "OSC control on"),  # mid-render: pyo's offline loop is running
+    pytest.param("SIGTERM", 143, "OSC control on", marks=pytest.mark.slow),
+    pytest.param("SIGINT", 130, "imgsonic", marks=pytest.mark.slow),  # while the models load
+])
+def test_a_signal_stops_an_offline_session_cleanly(tmp_path, signame, code, line):
+    import signal
+
+    out = tmp_path / "long.wav"
+    returncode, stderr, temp = _run_until(
+        ["--audio", "offline", "--duration", "600", "-o", str(out), "--osc-port", "0", "--preset", "squares-sines"],
+        line, signum=getattr(signal, signame), tmp_path=tmp_path, after_s=0.5 if line == "OSC control on" else 0.0)
+    assert returncode == code, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "imgsonic: interrupted" and "Traceback" not in stderr
+    assert not out.exists() and sorted(path.name for path in tmp_path.iterdir()) == ["tmp"]  # no partial file
+    assert list(temp.iterdir()) == []  # no imgsonic-images-* folder left
+
+
+def test_an_initial_patch_that_exits_is_a_clear_error(tmp_path):
+    patch = tmp_path / "exits.py"
+    patch.write_text("import sys\nsys.exit(0)\n")
+    out = tmp_path / "out.wav"
+    result = _cli("live", "--audio", "offline", "--duration", "1", "-o", str(out), "--osc-port", "0",
+                  "--preset", "squares-sines", "--patch", str(patch))
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("imgsonic: error: patch") and "sys.exit(0)" in last and not out.exists()

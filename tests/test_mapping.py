@@ -134,3 +134,30 @@ def test_one_curve_for_floats_and_arrays(curve, low, high):
         value = parameter.value_at(position)
         assert type(value) is float and value == pytest.approx(as_array[index], rel=1e-12)
         assert parameter.position_of_value(value) == pytest.approx(min(max(position, 0.0), 1.0), abs=1e-9)
+
+
+def test_learnt_bindings_are_written_into_the_midi_table_and_nothing_else_changes(tmp_path):
+    from bridge.control.mapping import default_mapping_path, write_cc_in
+    from bridge.control.midi_spec import MidiSpec
+
+    new = tmp_path / "new.toml"  # a missing file starts as the shipped mapping
+    write_cc_in(new, {21: "cutoff_hz"})
+    shipped = default_mapping_path().read_text(encoding="utf-8")
+    assert new.read_text(encoding="utf-8").replace('cc_in = { 21 = "cutoff_hz" }\n', "") == shipped
+    write_cc_in(new, {7: "pan", 21: "pitch"})  # replaced in place, not added twice
+    text = new.read_text(encoding="utf-8")
+    assert text.count("cc_in") == 1 and MidiSpec.from_mapping(load_mapping(new)).cc_in == {7: "pan", 21: "pitch"}
+
+    bare = tmp_path / "bare.toml"  # no [midi] table: one is added at the end
+    bare.write_text('# mine\n[parameters.pan]\nsource = "hue"\nrange = [-1.0, 1.0]\n', encoding="utf-8")
+    write_cc_in(bare, {10: "pan"})
+    assert bare.read_text(encoding="utf-8").startswith("# mine\n")
+    assert MidiSpec.from_mapping(load_mapping(bare)).cc_in == {10: "pan"}
+
+    table = tmp_path / "table.toml"
+    table.write_text(bare.read_text(encoding="utf-8").replace('cc_in = { 10 = "pan" }', '[midi.cc_in]\n10 = "pan"'))
+    with pytest.raises(ParameterError, match=r"\[midi.cc_in\] table"):
+        write_cc_in(table, {11: "pan"})
+    with pytest.raises(ParameterError, match="not a parameter"):
+        write_cc_in(bare, {11: "volume"})
+    assert MidiSpec.from_mapping(load_mapping(bare)).cc_in == {10: "pan"}  # a refused write changes nothing

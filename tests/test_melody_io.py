@@ -7,7 +7,8 @@ import pytest
 
 from bridge.control.phrases import PhraseScheduler
 from bridge.io.melody_midi import phrases_to_midi, read_melody_midi, write_melody_midi
-from bridge.cli.melody import BPM, scale_melody
+from bridge.cli.arguments import TEMPO_BPM as BPM
+from bridge.cli.melody import scale_melody
 from models.errors import ParameterError
 from models.melody_vae import notes_to_tokens, tokens_to_notes
 

@@ -14,7 +14,7 @@ from models.errors import ParameterError
 MAPPING = """
 [parameters.pitch]
 source = "z_aud[0]"
-range = [0.0, 1.0]
+range = [110.0, 880.0]
 [parameters.level]
 source = "brightness"
 range = [0.0, 1.0]
@@ -49,13 +49,14 @@ def test_quantised_notes_are_on_the_scale(scale, rng):
 
 @pytest.mark.parametrize("scale", ["dorian", "whole_tone"])
 def test_midi_file_notes_fall_on_the_scale_and_follow_the_audio(tmp_path, rng, scale):
-    spec = MidiSpec.from_mapping(Mapping.from_toml_text(MAPPING.format(scale=scale)))
+    # "tone", not "pitch": a parameter named pitch is a frequency and plays its own note (midi_spec docstring)
+    spec = MidiSpec.from_mapping(Mapping.from_toml_text(MAPPING.format(scale=scale).replace("pitch", "tone")))
     frame_rate, seconds_per_image, n_images = 62.5, 0.8, 5
     duration = n_images * seconds_per_image
     times = np.arange(round(duration * frame_rate)) / frame_rate
     image = np.minimum((times // seconds_per_image).astype(int), n_images - 1)
     per_image = rng.uniform(0, 1, n_images)
-    positions = {"pitch": per_image[image], "level": np.linspace(0, 1, len(times))}
+    positions = {"tone": per_image[image], "level": np.linspace(0, 1, len(times))}
     onsets = [i * seconds_per_image for i in range(n_images)]
     write_midi(tmp_path / "out.mid", controls_to_midi(spec=spec, times_s=times, positions=positions,
                                                       onsets_s=onsets, duration_s=duration))
@@ -101,6 +102,12 @@ def test_each_image_plays_the_note_it_holds_longest():
 def test_bad_midi_tables_are_named(midi_table, message):
     text = MAPPING.split("[midi]")[0] + "[midi]\n" + midi_table + "\n"
     with pytest.raises(ParameterError, match=message):
+        Mapping.from_toml_text(text)
+
+
+def test_a_pitch_parameter_outside_hz_is_named():
+    text = MAPPING.format(scale="major").replace("range = [110.0, 880.0]", "range = [0.0, 1.0]")
+    with pytest.raises(ParameterError, match="below 8.18 Hz"):
         Mapping.from_toml_text(text)
 
 

@@ -52,7 +52,9 @@ def _comparable(events):
 
 def test_live_sink_sends_what_the_offline_writer_writes(rng):
     mapping = load_mapping()
-    spec = MidiSpec.from_mapping(mapping)
+    # notes by position on a scale, which the offline writer reads from the spec as the live sink does
+    spec = MidiSpec(note="pitch", scale="minor_pentatonic", root=48, octaves=2, velocity="loudness",
+                    cc=MidiSpec.from_mapping(mapping).cc)
     frame_rate, frames_per_image, n_images = 62.5, 50, 8
     times = np.arange(frames_per_image * n_images) / frame_rate
     image = np.arange(len(times)) // frames_per_image
@@ -70,8 +72,8 @@ def test_live_sink_sends_what_the_offline_writer_writes(rng):
     sink = MidiOutSink(port, spec=spec)
     for index, time_s in enumerate(times):
         port.tick = round(time_s * TICKS_PER_S)
-        sink.send({name: float(values[index]) for name, values in positions.items()},
-                  onset=index % frames_per_image == 0)
+        now = {name: float(values[index]) for name, values in positions.items()}
+        sink.send(now, onset_positions=now if index % frames_per_image == 0 else None)
     port.tick = round(duration * TICKS_PER_S)
     sink.all_notes_off()
 
@@ -80,25 +82,44 @@ def test_live_sink_sends_what_the_offline_writer_writes(rng):
     assert sink.sent == len(port.sent) and sink.errors == 0
 
 
-def test_notes_change_only_when_the_quantised_note_does():
+def test_notes_come_only_with_images_and_ccs_follow_every_tick():
     spec = MidiSpec(note="pitch", scale="major", root=60, octaves=1, channel=3, cc={74: "pitch"})
     port = ListPort()
     sink = MidiOutSink(port, spec=spec)
-    for position in [0.0, 0.01, 0.5, 0.52, 0.5, 1.0, 2.0, float("nan")]:
-        sink.send({"pitch": position})
+    ticks = [(0.0, True), (0.01, False), (0.5, False), (0.52, False), (0.5, True), (0.5, True), (1.0, False),
+             (2.0, False), (float("nan"), True)]
+    for position, onset in ticks:  # a glide sweeping the pitch adds no notes: only a new image plays one
+        sink.send({"pitch": position}, onset_positions={"pitch": position} if onset else None)
     notes = [(m.type, m.note) for _, m in port.sent if m.type != "control_change"]
-    assert notes == [("note_on", 60), ("note_off", 60), ("note_on", 67), ("note_off", 67), ("note_on", 72)]
+    # the same note for a new image is played again; an image with no finite note position plays none
+    assert notes == [("note_on", 60), ("note_off", 60), ("note_on", 67), ("note_off", 67), ("note_on", 67)]
     ccs = [m.value for _, m in port.sent if m.type == "control_change"]
     assert ccs == [0, 1, 64, 66, 64, 127]  # NaN and the clamped 2.0 add nothing
-    assert all(m.channel == 3 for _, m in port.sent) and sink.note == 72
+    assert all(m.channel == 3 for _, m in port.sent) and sink.note == 67
     sink.send({})  # missing positions leave everything as it is
     assert len(port.sent) == 11
+
+
+def test_a_pitch_parameter_plays_its_frequency_not_a_scale_position():
+    """The default mapping's note is "pitch" in Hz (110…880, log): 880 Hz is A5 (81), 440 Hz A4 (69)."""
+    mapping = load_mapping()
+    spec = MidiSpec.from_mapping(mapping)
+    assert spec.pitch is not None and not spec.snap_pitch
+    port = ListPort()
+    sink = MidiOutSink(port, spec=spec)
+    for hz in (880.0, 440.0, 110.0, 261.63):
+        position = mapping["pitch"].position_of_value(hz)
+        sink.send({"pitch": position}, onset_positions={"pitch": position, "loudness": 0.5})
+    assert [m.note for _, m in port.sent if m.type == "note_on"] == [81, 69, 45, 60]
+    snapped = MidiSpec.from_mapping(Mapping.from_toml_text(
+        Path(mapping.source).read_text(encoding="utf-8").replace("[midi]", '[midi]\nscale = "minor_pentatonic"')))
+    assert snapped.snap_pitch and snapped.notes(mapping["pitch"].position_of_value(880.0)) == 82  # A5 → B♭5 in C
 
 
 def test_a_failing_port_never_raises(caplog):
     sink = MidiOutSink(BrokenPort(), spec=MidiSpec(note="pitch", cc={1: "pitch"}))
     for position in np.linspace(0, 1, 50):
-        sink.send({"pitch": position})
+        sink.send({"pitch": position}, onset_positions={"pitch": position})
     sink.all_notes_off()
     assert sink.errors > 50 and sink.sent == 0
     assert 1 <= caplog.text.count("device unplugged") <= 2  # logged at most once a second
@@ -107,7 +128,7 @@ def test_a_failing_port_never_raises(caplog):
 def test_echo_port_round_trip():
     port = mido.ports.EchoPort()
     sink = MidiOutSink(port, spec=MidiSpec(note="pitch", velocity="level", velocity_range=(10, 20)))
-    sink.send({"pitch": 0.0, "level": 1.0})
+    sink.send({"pitch": 0.0, "level": 1.0}, onset_positions={"pitch": 0.0, "level": 1.0})
     assert [(m.type, m.note, m.velocity) for m in port.iter_pending()] == [("note_on", 48, 20)]
 
 
@@ -225,3 +246,19 @@ def test_opening_a_missing_port_names_it_and_lists_the_others(monkeypatch):
     monkeypatch.setattr(mido, "get_output_names", lambda: [])
     with pytest.raises(ImgsonicError, match="no ports are available"):
         open_midi_output("Synth B")
+
+
+def test_midi_out_opens_the_named_port_or_creates_a_virtual_one(monkeypatch):
+    opened = []
+    monkeypatch.setattr(mido, "open_output", lambda name, virtual=False: opened.append((name, virtual)) or "port")
+    monkeypatch.setattr(mido, "get_output_names", lambda: ["DAW In"])
+    assert open_midi_output("DAW In") == "port" and open_midi_output("imgsonic") == "port"
+    assert open_midi_output("DAW In", virtual=True) == "port"
+    assert opened == [("DAW In", False), ("imgsonic", True), ("DAW In", True)]
+
+    def no_backend():
+        raise SystemError("cannot open /dev/snd/seq")
+
+    monkeypatch.setattr(mido, "get_output_names", no_backend)
+    open_midi_output("anything")
+    assert opened[-1] == ("anything", True)  # nothing to list: a virtual port is the only way

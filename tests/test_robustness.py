@@ -487,10 +487,6 @@ def test_bpm_puts_every_image_on_a_beat_with_one_note_each(tiny, pictures, tmp_p
     _one_line_error(capsys, contains="--beats-per-image needs --bpm")
     assert main(["render", str(pictures), "-o", str(out), "--time-signature", "3/5", *_model_flags(tiny)]) == 2
     _one_line_error(capsys, contains="time signature")
-    from bridge.cli import render as render_command
-    from bridge.control import tempo
-
-    assert render_command._DENOMINATORS == tempo._DENOMINATORS
 
 
 def test_the_json_log_matches_the_mapping_at_each_images_middle(tiny, pictures, tmp_path):

@@ -56,8 +56,17 @@ def test_one_step_per_model_writes_loadable_checkpoints(tmp_path):
 
 
 def test_beta_vae_without_discriminator_also_trains(tmp_path):
-    _, metrics = train_image_vae(tiny_spec(image_tc_gamma=0.0), out_dir=tmp_path, steps=1, progress=False, n_examples=16)
+    path, metrics = train_image_vae(tiny_spec(image_tc_gamma=0.0), out_dir=tmp_path, steps=1, progress=False,
+                                    n_examples=16)
     assert "train_tc" not in metrics
+    # the statistics of the training latents ride in the checkpoint: the live engine's latent range
+    from bridge.control.latent_range import LatentRange
+    from models.checkpoint import load_checkpoint
+
+    stats = load_checkpoint(path, kind="image_vae")["metadata"]["latent_stats"]
+    assert stats["n"] == 16 and len(stats["mean"]) == len(stats["std"]) == 2
+    assert all(low <= mean <= high for low, mean, high in zip(stats["min"], stats["mean"], stats["max"]))
+    assert LatentRange.from_metadata({"latent_stats": stats}, latent_dim=2, source="t") is not None
 
 
 def test_resume_continues_exactly(tmp_path):

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from bridge.control.levels import LoudnessSettings
-from bridge.control.limits import LATENT_LIMIT
 from bridge.sonify.bundle import load_bundle
 from bridge.sonify.render import RenderSettings, render_items
 from bridge.sonify.voice import VoiceRenderer
@@ -83,7 +82,7 @@ def test_bad_control_values_are_refused_or_clamped(loaded):
         voice.set_image(np.zeros((0, 4)))
     voice.set_latent(np.full(16, np.inf), fadetime_s=0.0)
     voice.render(4096)
-    assert np.abs(voice.step_controls(control_rate_hz=172.0).z_img).max() == LATENT_LIMIT
+    np.testing.assert_allclose(voice.step_controls(control_rate_hz=172.0).z_img, voice.latent_range.high, rtol=1e-12)
     assert np.isfinite(voice.render(4096)).all()
 
 
@@ -96,3 +95,48 @@ def test_spreading_the_work_over_buffers_gives_the_same_samples(loaded):
         voice.set_image(items[2].pixels, fadetime_s=0.0, at_s=0.8)
     plain, spread = ([voice.render(256) for _ in range(250)] for voice in voices)
     np.testing.assert_array_equal(np.concatenate(spread), np.concatenate(plain))
+
+
+def test_the_fade_in_is_the_offline_renders_fade(loaded):
+    """A voice that fades in starts at silence and equals the offline render (raw loudness) with the same fade_s."""
+    items = demo_images()[:2]
+    settings = RenderSettings(seconds_per_image=0.512, crossfade_s=0.0, vocoder="pghi", peak_db=None, fade_s=0.05,
+                              sample_rate=44100, loudness=LoudnessSettings(mode="raw"))
+    offline = render_items(items[:1], bundle=loaded, settings=settings).audio
+    voice = VoiceRenderer(models=loaded.models, sample_rate=44100, image=items[0], fade_in_s=0.05)
+    live = np.concatenate([voice.render(100) for _ in range(50)])
+    assert live[0] == 0.0 or abs(live[0]) < 1e-6 * np.abs(live).max()
+    np.testing.assert_allclose(live[:4000], offline[:4000], atol=TOLERANCE)
+    assert np.abs(live[:44]).max() < 0.01 * np.abs(live).max()  # the first millisecond is all but silent
+
+
+def test_each_image_is_one_onset_heard_at_the_middle_of_its_glide(loaded):
+    items = demo_images()
+    voice = VoiceRenderer(models=loaded.models, sample_rate=44100, image=items[0])
+    first = voice.step_controls(control_rate_hz=100.0)
+    assert first.onsets == 1 and set(first.onset_positions) == set(voice.mapping.names)
+    voice.set_image(items[1].pixels, fadetime_s=0.4, at_s=0.5)
+    voice.set_latent(np.zeros(16), fadetime_s=0.0, at_s=1.5)  # a latent is not an image: no onset
+    onsets = []
+    for _ in range(200):  # 2 s in 10 ms steps
+        voice.render(441)
+        onsets.append(voice.step_controls(control_rate_hz=100.0).onsets)
+    heard_at = (np.flatnonzero(np.diff(onsets))[0] + 1) * 0.01
+    assert onsets[-1] == 2
+    assert abs(heard_at - 0.7) < 0.02  # 0.5 s + half the 0.4 s glide
+    # the onset's positions are the new image's targets, not the glide's passing values
+    target = voice._target_positions(voice._values(*voice._encode(items[1].pixels)))
+    assert voice.step_controls(control_rate_hz=100.0).onset_positions == target
+
+
+def test_a_flood_of_latents_costs_one_glide_per_push(loaded, rng):
+    voice = VoiceRenderer(models=loaded.models, sample_rate=44100)
+    voice.render(4096)
+    events_before = voice.timeline.n_events
+    for _ in range(500):
+        voice.set_latent(rng.normal(0, 3, 16), fadetime_s=0.05)
+    last = rng.normal(0, 3, 16)
+    voice.set_latent(last, fadetime_s=0.0)
+    voice.render(8192)
+    assert voice.timeline.n_events - events_before <= 2  # everything queued before one push is one event
+    np.testing.assert_allclose(voice.step_controls(control_rate_hz=172.0).z_img, voice.latent_range.clamp(last)[0])

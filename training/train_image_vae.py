@@ -23,7 +23,7 @@ from training.losses import (TCDiscriminator, discriminator_loss, factor_loss, p
                              spread_loss, tc_estimate, vae_loss)
 from training.presets import PresetSpec, TrainSettings, preset_images
 
-__all__ = ["VAEObjective", "standardize", "train_image_vae", "evaluate_vae"]
+__all__ = ["VAEObjective", "standardize", "train_image_vae", "evaluate_vae", "latent_statistics"]
 
 
 def standardize(factors: Tensor) -> Tensor:
@@ -142,6 +142,23 @@ def evaluate_vae(model: nn.Module, data: Tensor, *, batch_size: int = 512) -> di
     return {key: value / len(data) for key, value in totals.items()}
 
 
+@torch.no_grad()
+def latent_statistics(model: nn.Module, data: Tensor, *, batch_size: int = 512) -> dict[str, list[float] | int]:
+    """Per-dimension ``mean``, ``std``, ``min`` and ``max`` of the encoder's means over ``data``, and ``n``.
+
+    Saved in the checkpoint's metadata as ``latent_stats``: the live engine's latent range follows them
+    (:mod:`bridge.control.latent_range`), since real latents spread far wider than the N(0, 1) prior.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    mu = torch.cat([model.encode(data[start : start + batch_size].to(device))[0].cpu()
+                    for start in range(0, len(data), batch_size)]).double()
+    model.train(was_training)
+    return {"mean": mu.mean(0).tolist(), "std": mu.std(0, correction=0).tolist(), "min": mu.min(0).values.tolist(),
+            "max": mu.max(0).values.tolist(), "n": len(mu)}
+
+
 def run_vae_training(
     model: nn.Module,
     *,
@@ -200,7 +217,7 @@ def run_vae_training(
     metrics.update({f"train_{key}": value for key, value in result.logs.items()})
     if is_main_process():
         model.save(checkpoint, metadata={**metadata, "steps": result.steps, "seconds": round(result.seconds, 1),
-                                         "metrics": metrics})
+                                         "metrics": metrics, "latent_stats": latent_statistics(model, train_data)})
         _print_summary(kind, checkpoint, result.steps, result.seconds, metrics)
     return checkpoint, metrics
 

@@ -6,7 +6,8 @@ one line that names the flag and the accepted range::
 
     imgsonic: error: argument --seconds-per-image: '0' is not a number of seconds in 0.02 … 3600
 
-This module imports only the standard library: ``imgsonic … --help`` must not wait for torch.
+This module imports nothing heavy (the standard library and the light ``bridge.control`` limits):
+``imgsonic … --help`` must not wait for torch or numpy.
 
 Example
 -------
@@ -24,7 +25,11 @@ import math
 from dataclasses import dataclass
 from typing import NoReturn
 
-__all__ = ["Number", "OneLineParser", "add_model_arguments", "THREADS", "SAMPLE_RATE_HZ"]
+from bridge.control.tempo import BPM, parse_time_signature
+from models.errors import ParameterError
+
+__all__ = ["Number", "OneLineParser", "add_model_arguments", "THREADS", "SAMPLE_RATE_HZ", "TEMPO_BPM",
+           "time_signature"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,15 @@ class Number:
 # Ranges used by several commands.
 THREADS = Number(int, 1, 256, unit="threads")
 SAMPLE_RATE_HZ = Number(int, 8000, 192000, unit="Hz")
+TEMPO_BPM = Number(float, BPM.low, BPM.high, unit="beats per minute")
+
+
+def time_signature(text: str) -> tuple[int, int]:
+    """argparse ``type=`` for ``N/D`` (:func:`bridge.control.tempo.parse_time_signature`): ``"6/8"`` → ``(6, 8)``."""
+    try:
+        return parse_time_signature(text)
+    except ParameterError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bridge.cli.arguments import Number
-from bridge.cli.melody import BPM
+from bridge.cli.arguments import TEMPO_BPM, Number
 
 __all__ = ["add_arguments", "run"]
 
@@ -22,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out images and sounds (default 400, at least 200; digits have at most 359)")
     parser.add_argument("--method", default="pghi+fgla", choices=METHOD_CHOICES,
                         help="phase reconstruction used to render (default pghi+fgla)")
-    parser.add_argument("--bpm", type=BPM, default=120.0,
+    parser.add_argument("--bpm", type=TEMPO_BPM, default=120.0,
                         help="melody presets: tempo of the MIDI and audio (default 120)")
     parser.add_argument("--no-wide", action="store_true", help="default preset: skip the wide sets (textures, "
                         "held-out photos, loudness; a few minutes of imgsonic render runs); their targets count as missed")

@@ -1,15 +1,23 @@
-"""``imgsonic live``: a pyo server, the neural voice, a patch reloaded on save, OSC and MIDI around them."""
+"""``imgsonic live``: a pyo server, the neural voice, a patch reloaded on save, OSC and MIDI around them.
+
+Ctrl-C (SIGINT) and SIGTERM stop a session at any moment — while models load, while playing, or in the
+middle of an offline render (whose unfinished file is removed) — with ``imgsonic: interrupted`` and exit code
+130 or 143; the session's temporary folders are removed first.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import math
+import signal
+import sys
 import time
 from pathlib import Path
 
-from bridge.cli.arguments import SAMPLE_RATE_HZ, Number
-from bridge.cli.melody import BPM
+from bridge.cli.arguments import SAMPLE_RATE_HZ, TEMPO_BPM, Number, time_signature
+from bridge.cli.signals import Interrupted
+from bridge.control.tempo import GRIDS
 from models.errors import ImgsonicError, ParameterError
 
 __all__ = ["add_arguments", "run"]
@@ -21,6 +29,12 @@ DURATION_S = Number(float, 0.0, 86400.0, unit="seconds", low_open=True)
 BUFFER_SIZE = Number(int, 16, 8192, unit="samples")
 OSC_PORT = Number(int, 0, 65535, unit="port")
 VISUALIZE_FPS = Number(float, 0.1, 200.0, unit="frames per second")
+IMAGE_MEGAPIXELS = Number(float, 0.0, 10000.0, unit="megapixels", low_open=True)
+PATCH_TIMEOUT_S = Number(float, 0.1, 600.0, unit="seconds")
+OSC_RATE = Number(float, 1.0, 1e6, unit="messages per second")
+LEARNT_MAPPING = "imgsonic-mapping.toml"  # where /imgsonic/learn saves bindings when no --mapping was given
+# Python hands the GIL to a waiting thread after this long; the default 5 ms is nearly a 5.8 ms audio buffer
+SWITCH_INTERVAL_S = 0.0005
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +56,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--osc-port", type=OSC_PORT, default=9000, metavar="N",
                         help="OSC control port (default: 9000; 0 = any)")
     parser.add_argument("--osc-out", metavar="HOST:PORT", help="send latents and parameters there")
-    parser.add_argument("--midi-out", metavar="NAME", help="MIDI output port for the mapping's notes and CCs")
-    parser.add_argument("--midi-in", metavar="NAME", help="MIDI input port whose CCs set parameters")
+    parser.add_argument("--midi-out", metavar="NAME",
+                        help="MIDI output port for the mapping's notes (one per image) and CCs; a virtual port of "
+                             "that name is created when none exists")
+    parser.add_argument("--midi-in", metavar="NAME", help="MIDI input port whose CCs set parameters (and "
+                        "/imgsonic/learn binds; learnt bindings are saved to --mapping, else ./" + LEARNT_MAPPING + ")")
     parser.add_argument("--melody", action="store_true", help="with --midi-out: play the preset's melody of the "
-                        "current image instead of the mapping's notes, two bars per phrase on a --bpm clock")
-    parser.add_argument("--bpm", type=BPM, default=120.0, help="with --melody: tempo, 20…400 (default 120)")
+                        "current image instead of the mapping's notes, two bars per phrase on the --bpm clock")
+    parser.add_argument("--bpm", type=TEMPO_BPM, metavar="BPM",
+                        help="land image changes on the beats of this tempo (default: at once); with --melody, the "
+                             "melody's tempo (default 120)")
+    parser.add_argument("--time-signature", type=time_signature, default=(4, 4), metavar="N/D",
+                        help="beats per bar / beat unit, with --bpm (default: 4/4)")
+    parser.add_argument("--change-on", choices=GRIDS, default="beat",
+                        help="with --bpm: image changes wait for the next beat or bar (default: beat)")
+    parser.add_argument("--max-image-megapixels", type=IMAGE_MEGAPIXELS, default=200.0, metavar="MP",
+                        help="larger image files are refused from their header (default: 200)")
+    parser.add_argument("--patch-timeout", type=PATCH_TIMEOUT_S, default=5.0, metavar="S",
+                        help="patch(session) is interrupted and reported after this long (default: 5)")
+    parser.add_argument("--osc-rate", type=OSC_RATE, default=1000.0, metavar="N",
+                        help="OSC messages handled per second at most; the excess is dropped and counted "
+                             "(default: 1000; pings have their own budget)")
     parser.add_argument("--visualize", choices=("output", "input"),
                         help="turn the output (or the input: needs a duplex device) into image frames, sent as "
                              "/imgsonic/out/visual/z_img with --osc-out and written with --frames")
@@ -78,7 +108,8 @@ def _start_io(session, args) -> list:
     from bridge.live.sinks import midi_sink, osc_sink
 
     stoppers = []
-    osc = OscControlServer(session, host=args.osc_host, port=args.osc_port, allowed_folders=session.image_folders)
+    osc = OscControlServer(session, host=args.osc_host, port=args.osc_port, allowed_folders=session.image_folders,
+                           rate_per_s=args.osc_rate)
     osc.start()  # it logs where it listens
     stoppers.append(osc.stop)
     sender = None
@@ -117,22 +148,72 @@ def _start_io(session, args) -> list:
             from bridge.live.melody_midi import MelodyMidiPlayer
             from models.melody_pipeline import MelodyModels
 
-            player = MelodyMidiPlayer(open_midi_output(args.midi_out), voice=session.voice, bpm=args.bpm,
+            player = MelodyMidiPlayer(open_midi_output(args.midi_out), voice=session.voice, bpm=args.bpm or 120.0,
                                       melody_models=MelodyModels.from_preset(session.preset))
             player.start()
             stoppers.append(player.stop)
         elif args.midi_out:
             sink = MidiOutSink(open_midi_output(args.midi_out), spec=spec)
-            session.sinks.append(midi_sink(sink, session.voice))
+            session.sinks.append(midi_sink(sink))
             stoppers.append(sink.all_notes_off)
         if args.midi_in:
-            control = MidiControlIn(session, mapping=session.mapping, cc_map=spec.cc_in)
+            saved_to = Path(args.mapping or LEARNT_MAPPING)
+
+            def save(bindings: dict[int, str]) -> None:
+                from bridge.control.mapping import write_cc_in
+
+                write_cc_in(saved_to, bindings)
+                log.info("MIDI learn: saved cc_in to %s%s", saved_to,
+                         "" if args.mapping else f" (start with --mapping {saved_to} to use it)")
+
+            control = MidiControlIn(session, mapping=session.mapping, cc_map=spec.cc_in, on_learn=save)
             port = open_midi_input(args.midi_in, callback=control.handle)
+            session.midi_in = control
             stoppers.append(port.close)
     return stoppers
 
 
+class _Stopper:
+    """The SIGINT and SIGTERM handler of a session: :func:`bridge.cli.signals.signals_as_interrupts`'s, except
+    while pyo renders offline.
+
+    Then the main thread is inside pyo's loop, which calls the engine's Python hooks: an exception raised there
+    would be printed by pyo and the render would go on, so the handler stops the server instead (pyo ends the
+    render at the next buffer) and the session raises :class:`~bridge.cli.signals.Interrupted` once pyo
+    returns. Anywhere else it raises it at once; ``imgsonic``'s ``main`` prints the line and the exit code.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.rendering = None  # the offline server while it renders
+        self._previous: dict = {}
+
+    def __call__(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            return  # already stopping: a second signal must not cut the clean-up short
+        self.signum = signum
+        if self.rendering is not None:
+            self.rendering.stop()
+            return
+        raise Interrupted(signum)
+
+    def __enter__(self) -> _Stopper:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+
 def run(args) -> int:
+    with _Stopper() as stopper:
+        return _run(args, stopper)
+
+
+def _run(args, stopper: _Stopper) -> int:
     import torch
 
     from bridge.control.mapping import load_mapping
@@ -141,6 +222,7 @@ def run(args) -> int:
     from synth.files import atomic_output
 
     torch.set_num_threads(1)  # ARCHITECTURE: two threads made a small decoder 6-20× slower with 120 ms spikes
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # the audio callback waits at most this long for the GIL
     # a performer sees what the session does (images, patch reloads, refused messages) as one line each
     logging.basicConfig(level=logging.INFO, format="imgsonic: %(message)s")
     out_path = _check_offline_args(args)
@@ -152,7 +234,10 @@ def run(args) -> int:
     try:
         session = LiveSession(server=server, image_folders=args.images, preset=args.preset, mapping=mapping,
                               fx=args.fx, ahead=0 if args.audio == "offline" else LIVE_AHEAD_BUFFERS,
-                              vocoder=args.vocoder)
+                              vocoder=args.vocoder, max_image_pixels=round(args.max_image_megapixels * 1e6),
+                              patch_timeout_s=args.patch_timeout)
+        if args.bpm is not None:
+            session.voice.setTempo(args.bpm, "{}/{}".format(*args.time_signature), grid=args.change_on)
         if args.patch and not session.load_patch(args.patch):
             raise ImgsonicError(f"patch {args.patch!r} failed to load: {session.last_patch_error}")
         settle_garbage_collector()  # the models are loaded: no collector pauses in the audio callback from them
@@ -160,15 +245,19 @@ def run(args) -> int:
         if out_path is not None:
             with atomic_output(out_path) as temporary:  # pyo writes the temporary file by name
                 server.recordOptions(dur=args.duration, filename=temporary.name, fileformat=0, sampletype=1)
-                server.start()  # the offline server renders the whole duration before returning
+                stopper.rendering = server
+                try:
+                    server.start()  # the offline server renders the whole duration before returning
+                finally:
+                    stopper.rendering = None
+                if stopper.signum is not None:
+                    raise Interrupted(stopper.signum)  # the file is unfinished: atomic_output removes it
             print(f"wrote {out_path}: {args.duration:g} s at {args.sr} Hz")
             return 0
         server.start()
         print("playing; edit the patch file to change it, Ctrl-C to stop")
         while True:
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        return 0
     finally:
         for stop in stoppers:
             try:

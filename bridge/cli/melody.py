@@ -25,11 +25,10 @@ from models.errors import ParameterError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MELODY_AUDIO", "BPM", "MelodyMix", "add_melody_arguments", "melody_seconds_per_image", "scale_melody",
+__all__ = ["MELODY_AUDIO", "MelodyMix", "add_melody_arguments", "melody_seconds_per_image", "scale_melody",
            "load_melody_models"]
 
 MELODY_AUDIO = ("mix", "replace", "off")
-BPM = Number(float, 20.0, 400.0, unit="beats per minute")  # bridge.control.tempo.BPM (a test keeps them equal)
 LEVEL_DB = Number(float, -60.0, 12.0, unit="dB")
 
 

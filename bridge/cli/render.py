@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bridge.cli.arguments import SAMPLE_RATE_HZ, THREADS, Number, add_model_arguments
+from bridge.cli.arguments import SAMPLE_RATE_HZ, TEMPO_BPM, THREADS, Number, add_model_arguments, time_signature
 from bridge.cli.melody import add_melody_arguments
 
 __all__ = ["add_arguments", "add_settings_arguments", "add_loudness_arguments", "run", "settings_from_args",
@@ -25,25 +25,13 @@ MAX_MEGAPIXELS = Number(float, 0.0, 10_000.0, unit="megapixels", low_open=True)
 MAX_FRAMES = Number(int, 1, 100_000_000, unit="frames")
 MAX_IMAGES = Number(int, 1, 100_000_000, unit="images")
 MAX_DURATION_S = Number(float, 1.0, 1_000_000.0, unit="seconds")
-BPM = Number(float, 20.0, 400.0, unit="beats per minute")
 BEATS_PER_IMAGE = Number(int, 1, 4096, unit="beats")
-_DENOMINATORS = (1, 2, 4, 8, 16, 32)  # bridge.control.tempo's, without importing numpy for --help (tested)
-# bridge.control.levels' modes and bridge.sources.descriptors.DESCRIPTORS, likewise (tested)
+# bridge.control.levels' modes and bridge.sources.descriptors.DESCRIPTORS, without importing numpy for --help (tested)
 LOUDNESS_CHOICES = ("even", "mapped", "raw")
 LOUDNESS_FEATURES = ("brightness", "contrast", "saturation", "hue", "edge_density", "entropy", "red", "green", "blue")
 LUFS = Number(float, -70.0, 0.0, unit="LUFS")
 LOUDNESS_RANGE_DB = Number(float, 0.0, 40.0, unit="dB")
 DEFAULT_LUFS = -18.0  # synth.loudness.TARGET_LUFS (tested)
-
-
-def time_signature(text: str) -> tuple[int, int]:
-    """argparse ``type=`` for ``N/D`` (N 1…32 beats a bar, D a power of two 1…32): ``"6/8"`` → ``(6, 8)``."""
-    numerator, slash, denominator = text.strip().partition("/")
-    if slash and numerator.isdigit() and denominator.isdigit() and 1 <= int(numerator) <= 32 \
-            and int(denominator) in _DENOMINATORS:
-        return int(numerator), int(denominator)
-    raise argparse.ArgumentTypeError(f"{text!r} is not a time signature N/D with N in 1 … 32 and D one of "
-                                     f"{', '.join(map(str, _DENOMINATORS))} (e.g. 4/4, 3/4, 6/8)")
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_settings_arguments(parser)
     add_loudness_arguments(parser)
     tempo = parser.add_argument_group("tempo (images on beats; the MIDI file carries the tempo and time signature)")
-    tempo.add_argument("--bpm", type=BPM, metavar="BPM",
+    tempo.add_argument("--bpm", type=TEMPO_BPM, metavar="BPM",
                        help="hold each image a whole number of beats at this tempo: --seconds-per-image rounded to "
                             "the nearest beat (at least one), or --beats-per-image; every image change lands on a "
                             "beat (default: no grid; the MIDI file says 120 bpm)")

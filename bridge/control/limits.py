@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from models.errors import ParameterError
 
-__all__ = ["Limit", "FADE_S", "GAIN_DB", "MORPH_T", "LATENT_LIMIT", "check_seconds"]
+__all__ = ["Limit", "FADE_S", "GAIN_DB", "MORPH_T", "check_seconds"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Limit:
 FADE_S = Limit("fade time", 0.0, 60.0, neutral=0.5, unit="s")
 GAIN_DB = Limit("gain", -80.0, 12.0, neutral=-80.0, unit="dB")  # NaN → silence: the safe side
 MORPH_T = Limit("morph position", 0.0, 1.0, neutral=0.0)
-LATENT_LIMIT = 4.0  # latents given by hand are clamped to ±this (N(0, 1) priors: ±4 covers all but 6e-5)
+# a hand-set image latent is clamped to the preset's own range: bridge.control.latent_range
 
 
 def check_seconds(name: str, value: float, *, positive: bool, maximum_s: float | None = None) -> float:

@@ -51,7 +51,7 @@ from bridge.control.smoothing import smooth_positions
 from bridge.sources.descriptors import DESCRIPTORS
 from models.errors import ParameterError
 
-__all__ = ["CURVES", "Parameter", "Mapping", "load_mapping", "default_mapping_path"]
+__all__ = ["CURVES", "Parameter", "Mapping", "load_mapping", "default_mapping_path", "cc_in_line", "write_cc_in"]
 
 CURVES = ("lin", "log", "exp")
 _EXP_BASE = 100.0
@@ -267,6 +267,58 @@ class Mapping:
     def values(self, positions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Positions → parameter values in their units."""
         return {parameter.name: parameter.value_at(positions[parameter.name]) for parameter in self.parameters}
+
+
+_MIDI_HEADER = re.compile(r"^\s*\[\s*midi\s*\]\s*(#.*)?$")
+_TABLE_HEADER = re.compile(r"^\s*\[")
+_CC_IN_LINE = re.compile(r"^\s*cc_in\s*=")
+
+
+def cc_in_line(bindings: dict[int, str]) -> str:
+    """``cc_in = { 21 = "cutoff_hz" }``: controller number → parameter, as the ``[midi]`` table reads it."""
+    pairs = ", ".join(f'{number} = "{name}"' for number, name in sorted(bindings.items()))
+    return f"cc_in = {{ {pairs} }}"
+
+
+def write_cc_in(path: str | os.PathLike, bindings: dict[int, str]) -> Path:
+    """Save MIDI-in bindings as the ``cc_in`` line of a mapping file's ``[midi]`` table; returns the path.
+
+    The rest of the file stays as it was, comments included: an existing ``cc_in = {...}`` line is replaced,
+    or one is added under ``[midi]`` (and a ``[midi]`` table at the end when there is none). A missing file
+    starts as a copy of the shipped mapping. The result is read back as a mapping before it replaces the
+    file (atomically); ParameterError when it would not be valid, or when ``cc_in`` is written as a
+    ``[midi.cc_in]`` table this function does not edit.
+    """
+    from synth.files import atomic_output
+
+    path = Path(path)
+    source = path if path.exists() else default_mapping_path()
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ParameterError(f"mapping file {str(source)!r} cannot be read ({error.strerror or error})") from error
+    if any(re.match(r"^\s*\[\s*midi\s*\.\s*cc_in\s*\]", line) for line in lines):
+        raise ParameterError(f"mapping {str(path)!r} writes cc_in as a [midi.cc_in] table; write it as one line, "
+                             f"{cc_in_line(bindings)}, under [midi] so that learnt bindings can be saved")
+    line = cc_in_line(bindings)
+    header = next((index for index, text in enumerate(lines) if _MIDI_HEADER.match(text)), None)
+    if header is None:
+        lines += ["", "[midi]", line]
+    else:
+        end = next((index for index in range(header + 1, len(lines)) if _TABLE_HEADER.match(lines[index])), len(lines))
+        existing = next((index for index in range(header + 1, end) if _CC_IN_LINE.match(lines[index])), None)
+        if existing is None:
+            lines.insert(header + 1, line)
+        else:
+            lines[existing] = line
+    text = "\n".join(lines) + "\n"
+    from bridge.control.midi_spec import MidiSpec
+
+    if MidiSpec.from_mapping(Mapping.from_toml_text(text, source=str(path))).cc_in != dict(bindings):
+        raise ParameterError(f"mapping {str(path)!r}: the saved cc_in would not read back as {line}")
+    with atomic_output(path, text=True) as stream:
+        stream.write(text)
+    return path
 
 
 def default_mapping_path() -> Path:

@@ -1,8 +1,9 @@
 """MIDI files from mapped parameters: notes, velocity and CCs as a standard MIDI file timed to the audio.
 
 The ``[midi]`` table of a mapping (:class:`bridge.control.midi_spec.MidiSpec`) says which parameter drives
-what. Each image plays one note, from its onset to the next image's (or the end of the audio): the scale
-note its parameter stays on longest, so a crossfade or a smoothing glide does not add passing notes; the
+what. Each image plays one note, from its onset to the next image's (or the end of the audio): the note
+(the mapped pitch, or a scale note: :meth:`~bridge.control.midi_spec.MidiSpec.notes`) its parameter stays on
+longest, so a crossfade or a smoothing glide does not add passing notes; the
 velocity is taken at the middle of the image. Times are converted to ticks at the render's tempo
 (:class:`bridge.control.tempo.Tempo`, default 120 bpm in 4/4, written as ``set_tempo`` and
 ``time_signature``), 480 ticks per beat (about 1 ms resolution at 120 bpm), from absolute times, so events
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bridge.control.midi_spec import MidiSpec, quantise_to_scale
+from bridge.control.midi_spec import MidiSpec
 from bridge.control.tempo import Tempo
 from bridge.control.timeline import image_of_frames
 from models.errors import ParameterError
@@ -59,15 +60,11 @@ class MidiBuilder:
     def _ticks(self, seconds: float) -> int:
         return self.tempo.seconds_to_ticks(seconds, ticks_per_beat=TICKS_PER_BEAT)
 
-    def _velocity(self, position: float) -> int:
-        low, high = self.spec.velocity_range
-        return int(np.rint(low + np.clip(position, 0, 1) * (high - low)))
-
     def _close(self, image: int) -> None:
         """The image has all its frames: fix its velocity at its middle frame."""
         positions = self._velocity_positions.pop(image, None)
         if positions:
-            self._velocities[image] = self._velocity(positions[len(positions) // 2]) if self.spec.velocity else 100
+            self._velocities[image] = int(self.spec.velocities(positions[len(positions) // 2]))
 
     def add(self, *, first_frame: int, times_s: np.ndarray, positions: dict[str, np.ndarray], images: np.ndarray) -> None:
         """The next block of frames: their times ``(n,)``, each parameter's positions ``(n,)`` in [0, 1] and the
@@ -81,7 +78,7 @@ class MidiBuilder:
         if len(times_s) == 0:
             return
         spec = self.spec
-        notes = quantise_to_scale(positions[spec.note], scale=spec.scale, root=spec.root, octaves=spec.octaves)
+        notes = spec.notes(positions[spec.note])  # the mapped pitch, or a scale position: what live MIDI plays too
         images = np.asarray(images)
         velocity = positions[spec.velocity] if spec.velocity else np.zeros(len(times_s))
         for image in np.unique(images).tolist():
@@ -128,7 +125,7 @@ class MidiBuilder:
         track = mido.MidiTrack()
         midi_file.tracks.append(track)
         track.append(mido.MetaMessage("track_name", name="imgsonic", time=0))
-        track.append(mido.MetaMessage("set_tempo", tempo=self.tempo.microseconds_per_beat, time=0))
+        track.append(mido.MetaMessage("set_tempo", tempo=self.tempo.microseconds_per_quarter, time=0))
         track.append(mido.MetaMessage("time_signature", numerator=self.tempo.numerator,
                                       denominator=self.tempo.denominator, time=0))
         previous_tick = 0

@@ -1,11 +1,13 @@
-"""Live MIDI: notes and CCs out per control tick, CCs in to parameters (with a learn mode), and opening ports.
+"""Live MIDI: one note per image and CCs out per control tick, CCs in to parameters (with a learn mode), ports.
 
-:class:`MidiOutSink` follows the ``[midi]`` table of a mapping (see :mod:`bridge.midi`) while the live engine
-runs: on each control tick it gets the parameter positions (name → 0…1, one frame of
-:meth:`bridge.mapping.Mapping.positions`) and sends a note-off/note-on pair when the quantised note
-changes or a new image starts (``onset=True``), and a CC whenever its 0–127 value changes. When the note
-position only changes at image onsets, it sends exactly the messages the offline writer
-(:func:`bridge.midi.controls_to_midi`) puts in the file, at the same ticks.
+:class:`MidiOutSink` follows the ``[midi]`` table of a mapping (:mod:`bridge.control.midi_spec`) while the
+live engine runs: on each control tick it gets the parameter positions (name → 0…1) and sends a CC whenever
+its 0–127 value changes; when a new image is heard it gets that image's positions too (``onset_positions``:
+where its parameters glide to) and plays exactly one note for it — a note-off for the previous note, then
+the new note chosen by :meth:`~bridge.control.midi_spec.MidiSpec.notes` (a pitch parameter's value in Hz
+as the nearest MIDI note), at a velocity from the same positions. A glide or a smoothing never adds notes.
+When the positions only change at image onsets, it sends the messages the offline writer
+(:func:`bridge.io.midi_file.controls_to_midi`) puts in the file, at the same ticks.
 
 :class:`MidiControlIn` turns incoming control changes into parameter overrides on the live engine:
 ``value / 127`` is a position, and the parameter's curve gives the value in its units. Its bindings come
@@ -22,7 +24,7 @@ Example
 >>> from bridge.control.midi_spec import MidiSpec
 >>> port = mido.ports.EchoPort()
 >>> sink = MidiOutSink(port, spec=MidiSpec(note="pitch", scale="major", root=60, octaves=1))
->>> sink.send({"pitch": 0.5})
+>>> sink.send({"pitch": 0.5}, onset_positions={"pitch": 0.5})
 >>> [(m.type, m.note) for m in port.iter_pending()]
 [('note_on', 67)]
 """
@@ -39,8 +41,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from bridge.control.mapping import Mapping
-from bridge.control.midi_spec import MidiSpec, quantise_to_scale
+from bridge.control.mapping import Mapping, cc_in_line
+from bridge.control.midi_spec import MidiSpec
 from models.errors import ImgsonicError, ParameterError
 from synth.native_output import captured_native_stderr
 
@@ -90,14 +92,16 @@ class MidiOutSink:
         """The note sounding now, if any."""
         return self._note
 
-    def send(self, positions: MappingABC[str, float], *, onset: bool = False) -> None:
+    def send(self, positions: MappingABC[str, float], *,
+             onset_positions: MappingABC[str, float] | None = None) -> None:
         """Send what changed since the last tick.
 
         Parameters
         ----------
-        positions : parameter name → position in [0, 1] (clamped). Missing or non-finite positions leave
-            their note or CC as it was.
-        onset : a new image starts now: its note is played even when it is the note already sounding.
+        positions : parameter name → position in [0, 1] (clamped), for the CCs. Missing or non-finite
+            positions leave their CC as it was.
+        onset_positions : given when a new image is heard: the positions its parameters glide to. Its note
+            is played (even when it is the note already sounding); without a finite note position, none.
 
         Messages of one tick go out as the offline writer orders them: note-off, CCs, note-on.
         """
@@ -105,10 +109,9 @@ class MidiOutSink:
 
         spec = self._spec
         note = None
-        if spec.note is not None and _is_position(positions.get(spec.note)):
-            quantised = quantise_to_scale(positions[spec.note], scale=spec.scale, root=spec.root, octaves=spec.octaves)
-            note = int(quantised)
-        play = note is not None and (note != self._note or onset)
+        if onset_positions is not None and spec.note is not None and _is_position(onset_positions.get(spec.note)):
+            note = int(spec.notes(float(onset_positions[spec.note])))
+        play = note is not None
         if play and self._note is not None:
             self._send(mido.Message("note_off", channel=spec.channel, note=self._note, velocity=0))
             self._note = None
@@ -121,15 +124,14 @@ class MidiOutSink:
                 self._cc_values[number] = value
                 self._send(mido.Message("control_change", channel=spec.channel, control=number, value=value))
         if play:
-            self._send(mido.Message("note_on", channel=spec.channel, note=note, velocity=self._velocity(positions)))
+            self._send(mido.Message("note_on", channel=spec.channel, note=note,
+                                    velocity=self._velocity(onset_positions)))
             self._note = note
 
     def _velocity(self, positions: MappingABC[str, float]) -> int:
-        low, high = self._spec.velocity_range
         position = positions.get(self._spec.velocity) if self._spec.velocity else None
-        if not _is_position(position):
-            return 100  # the offline writer's velocity when the mapping names none
-        return int(np.rint(low + np.clip(position, 0.0, 1.0) * (high - low)))
+        # without a velocity parameter, the offline writer's 100
+        return int(self._spec.velocities(float(position) if _is_position(position) else None))
 
     def all_notes_off(self) -> None:
         """End the sounding note (call when playback stops, so the DAW is not left with a hanging note)."""
@@ -177,6 +179,9 @@ class MidiControlIn:
     target : has ``set_param(name, value)`` (the live engine, :class:`bridge.osc.LiveTarget`).
     mapping : the parameters and their ranges.
     cc_map : controller number (0–119) → parameter name; usually ``MidiSpec.from_mapping(mapping).cc_in``.
+    on_learn : called with the new bindings (controller → name) after learn mode binds a controller, from
+        the MIDI thread (e.g. :func:`bridge.control.mapping.write_cc_in` to save them); what it raises is
+        logged.
 
     Raises
     ------
@@ -188,8 +193,10 @@ class MidiControlIn:
     """
 
     def __init__(self, target: ParameterTarget, *, mapping: Mapping,
-                 cc_map: MappingABC[int, str] | None = None) -> None:
+                 cc_map: MappingABC[int, str] | None = None,
+                 on_learn: Callable[[dict[int, str]], None] | None = None) -> None:
         self._target = target
+        self._on_learn = on_learn
         self._mapping = mapping
         self._bindings = _check_cc_map(cc_map or {}, mapping)
         self._learning: str | None = None
@@ -229,8 +236,7 @@ class MidiControlIn:
 
     def bindings_toml(self) -> str:
         """The bindings as a ``cc_in = { ... }`` line for the mapping's ``[midi]`` table."""
-        pairs = ", ".join(f'{number} = "{name}"' for number, name in sorted(self.bindings.items()))
-        return f"cc_in = {{ {pairs} }}\n"
+        return cc_in_line(self.bindings) + "\n"
 
     def handle(self, message: Any) -> None:
         """Act on one MIDI message; never raises."""
@@ -238,14 +244,21 @@ class MidiControlIn:
         if getattr(message, "type", None) != "control_change" or not (_is_data_byte(number) and _is_data_byte(value)):
             self.ignored += 1
             return
+        learnt = None
         with self._lock:
             if self._learning is not None and number <= _LAST_CONTROLLER:
                 name = self._learning
                 self._bindings = {n: p for n, p in self._bindings.items() if p != name}
                 self._bindings[number] = name
                 self._learning = None
+                learnt = dict(self._bindings)
                 logger.info("MIDI learn: CC %d → %r", number, name)
             name = self._bindings.get(number)
+        if learnt is not None and self._on_learn is not None:
+            try:
+                self._on_learn(learnt)
+            except Exception as error:  # saving must not reach the MIDI thread
+                logger.error("MIDI learn: the bindings could not be saved: %s", error)
         if name is None:
             self.ignored += 1
             return
@@ -268,20 +281,36 @@ def _available(list_names: Callable[[], list[str]]) -> str:
     return f"available: {', '.join(map(repr, names))}" if names else "no ports are available"
 
 
-def open_midi_output(name: str, *, virtual: bool = False) -> mido.ports.BaseOutput:
-    """Open the MIDI output port ``name`` (``virtual=True``: create a port others connect to).
+def _port_exists(name: str, list_names: Callable[[], list[str]]) -> bool:
+    try:
+        with captured_native_stderr():
+            return name in list_names()
+    except Exception:  # noqa: BLE001 — no backend to list ports: opening will say why
+        return False
 
-    Raises ImgsonicError naming the port and listing the available ones when it cannot be opened.
+
+def open_midi_output(name: str, *, virtual: bool | None = None) -> mido.ports.BaseOutput:
+    """Open the MIDI output port ``name``.
+
+    ``virtual``: True creates a port of that name that a DAW connects to; False opens an existing one;
+    None (the CLI's ``--midi-out NAME``) opens the existing port when there is one and creates a virtual
+    port otherwise. Raises ImgsonicError naming the port and listing the available ones when it cannot.
     """
     import mido
 
+    if virtual is None:
+        virtual = not _port_exists(name, mido.get_output_names)
     try:
         with captured_native_stderr():
-            return mido.open_output(name, virtual=virtual)
+            port = mido.open_output(name, virtual=virtual)
     except Exception as error:  # mido's backends raise OSError, rtmidi errors or ImportError
+        what = "cannot be created as a virtual port" if virtual else "cannot be opened"
         raise ImgsonicError(
-            f"MIDI output {name!r} cannot be opened ({error}); {_available(mido.get_output_names)}"
+            f"MIDI output {name!r} {what} ({error}); {_available(mido.get_output_names)}"
         ) from error
+    if virtual:
+        logger.info("MIDI out: created the virtual port %r; connect your DAW's MIDI input to it", name)
+    return port
 
 
 def open_midi_input(name: str, *, callback: Callable[[Any], None], virtual: bool = False) -> mido.ports.BaseInput:

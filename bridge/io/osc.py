@@ -10,24 +10,38 @@ address and arguments                          what it does
 =============================================  ========================================================
 ``/imgsonic/image <path> [fadetime_s]``        load an image and crossfade to it (fadetime 0…60 s,
                                                default 0.5)
-``/imgsonic/latent <f> × image_latent_dim``    set the image latent directly (each value clamped to ±4)
+``/imgsonic/latent <f> × image_latent_dim``    set the image latent directly (each value clamped to the
+                                               preset's latent range, see ``/imgsonic/info``)
 ``/imgsonic/param <name> <value>``             override a mapped parameter, in its units (clamped to
                                                the parameter's range)
 ``/imgsonic/gain <db>``                        master gain, −80…+12 dB
 ``/imgsonic/morph <path_a> <path_b> <t>``      blend two images, t 0…1 (0 = a)
+``/imgsonic/learn <name>``                     bind the next MIDI controller that moves to parameter
+                                               ``name`` (needs MIDI in)
 ``/imgsonic/ping [reply_port]``                answered, to the sender's host at ``reply_port`` or the
-                                               sender's port, with ``/imgsonic/pong`` and six ints:
-                                               received acted refused unknown errors malformed
+                                               sender's port, with ``/imgsonic/pong`` and seven ints:
+                                               received acted refused unknown errors malformed dropped
                                                (received already counts the ping)
+``/imgsonic/info [reply_port]``                answered the same way with one ``/imgsonic/info/<key>``
+                                               message per entry of the engine's ``describe()`` (the
+                                               latent range as ``latent_low`` and ``latent_high``, …),
+                                               then ``/imgsonic/info/end``
 =============================================  ========================================================
 
-NaN becomes the neutral value: latent 0, the parameter's default, fadetime 0.5 s, t 0, and −80 dB for the
-gain (silence is the safe side). Image paths are taken relative to the allowed folders (tried in order) or
-as absolute paths, and are accepted only when their real path — symlinks and ``..`` resolved — lies under
-one of the allowed folders and has an image extension. Images are cached by (real path, mtime, size), so
-sweeping a morph's ``t`` does not reload files. Addresses are matched exactly: OSC wildcard patterns are
-refused, because python-osc's pattern matcher backtracks for seconds on a 50-star address. Datagrams over
-8 kB and bundles nested deeper than 8 are dropped; bundle time tags are ignored (messages act on arrival).
+Numbers may be int, float or double wherever a number is expected (a reply port too, when it is whole:
+Pd sends floats). NaN becomes the neutral value: latent 0, the parameter's default, fadetime 0.5 s, t 0,
+and −80 dB for the gain (silence is the safe side). Image paths are taken relative to the allowed folders
+(tried in order) or as absolute paths, and are accepted only when their real path — symlinks and ``..``
+resolved — lies under one of the allowed folders and has an image extension; the engine loads them in its
+own thread (``image_file``, ``morph_files``), so no file, however large, holds up this server. Addresses are
+matched exactly: OSC wildcard patterns are refused, because python-osc's pattern matcher backtracks for
+seconds on a 50-star address. Datagrams over 8 kB and bundles nested deeper than 8 are dropped; bundle time
+tags are ignored (messages act on arrival).
+
+Rate limits: at most ``rate_per_s`` messages a second are handled (in bursts of a tenth of a second's
+worth); the excess is dropped unread and counted (``dropped`` in the pong), and pings have a budget of their
+own, so a flood of other messages never keeps a ping from being answered. Log lines are limited to 20 a
+second.
 
 All target calls come from the server's one thread, one at a time.
 
@@ -42,11 +56,11 @@ Example
 from __future__ import annotations
 
 import logging
+import math
 import os
+import select
 import socket
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
@@ -58,11 +72,12 @@ import numpy as np
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_server import BlockingOSCUDPServer
 
-from bridge.control.limits import FADE_S, GAIN_DB, LATENT_LIMIT, MORPH_T, Limit
+from bridge.control.latent_range import LatentRange
+from bridge.control.limits import FADE_S, GAIN_DB, MORPH_T, Limit
 from bridge.control.mapping import Mapping
-from bridge.sources.images import IMAGE_EXTENSIONS, read_image
+from bridge.control.rate import LimitedLog, TokenBucket
+from bridge.sources.images import IMAGE_EXTENSIONS
 from models.errors import ImgsonicError, InputError, ParameterError
 
 __all__ = [
@@ -73,6 +88,7 @@ __all__ = [
     "parse_host_port",
     "DEFAULT_IMAGE_FADETIME_S",
     "DEFAULT_LATENT_FADETIME_S",
+    "DEFAULT_RATE_PER_S",
 ]
 
 
@@ -84,15 +100,18 @@ DEFAULT_LATENT_FADETIME_S = 0.05
 _PREFIX = "/imgsonic/"
 _PATTERN_CHARACTERS = frozenset("*?[]{}")
 _MAX_PATH_CHARACTERS = 4096  # PATH_MAX on Linux; longer strings cannot name a file
-_CACHE_BYTES = 256 * 2**20
 _LOG_LINES_PER_S = 20
+DEFAULT_RATE_PER_S = 1000.0  # a TouchOSC page of ten faders at 60 Hz is 600 a second
+_PING_RATE_PER_S = 200.0
+_PING = b"/imgsonic/ping\x00"
 _MAX_BUNDLE_DEPTH = 8
+_BATCH = 256  # datagrams read per wake-up at most, so stop() is seen even in a flood
 # python-osc scans strings byte by byte (≈35 ns a byte, holding the GIL the audio callback needs); 8 kB is
 # what python-osc's server reads by default and holds any real message (a 4096-character path, 1000 floats).
 _MAX_DATAGRAM_BYTES = 8192
 _BUNDLE_PREFIX = b"#bundle\x00"
 _TYPE_TAGS = frozenset(b"ihfdsbrmtTFN[]")  # the ones python-osc parses; it logs others to the root logger
-_PONG_COUNTERS = ("received", "acted", "refused", "unknown", "errors", "malformed")
+_PONG_COUNTERS = ("received", "acted", "refused", "unknown", "errors", "malformed", "dropped")
 
 logger = logging.getLogger("imgsonic.osc")
 
@@ -100,14 +119,16 @@ logger = logging.getLogger("imgsonic.osc")
 class LiveTarget(Protocol):
     """The live engine's control surface, as the OSC server and MIDI input drive it.
 
-    Any method may raise; callers log the exception and go on. ``pixels`` arrays are what
-    :func:`bridge.images.read_image` returns and are read-only (they may be shared through a cache).
+    Any method may raise; callers log the exception and go on. ``image_file`` and ``morph_files`` get real
+    paths already confined to the allowed folders and must return at once (the engine reads the files in
+    its own time).
     """
 
     image_latent_dim: int
     mapping: Mapping
+    latent_range: LatentRange
 
-    def set_image(self, pixels: np.ndarray, *, fadetime: float, name: str) -> None: ...
+    def image_file(self, path: Path, *, fadetime: float) -> None: ...
 
     def set_latent(self, values: np.ndarray, *, fadetime: float) -> None: ...
 
@@ -115,19 +136,25 @@ class LiveTarget(Protocol):
 
     def set_gain(self, gain_db: float) -> None: ...
 
-    def morph(self, a: np.ndarray, b: np.ndarray, t: float) -> None: ...
+    def morph_files(self, a: Path, b: Path, t: float) -> None: ...
+
+    def learn(self, name: str) -> None: ...
+
+    def describe(self) -> MappingABC[str, Any]: ...
 
 
 @dataclass(frozen=True)
 class OscCounters:
     """What the server has seen since it started.
 
-    ``datagrams`` = ``malformed`` + datagrams that parsed; each parsed message is counted once in
-    ``received`` and once in exactly one of ``acted``, ``refused``, ``unknown`` and ``errors`` (the target
-    raised). ``clamped`` counts acted messages in which at least one value was clamped.
+    Each parsed message is counted once in ``received`` and once in exactly one of ``acted``, ``refused``,
+    ``unknown`` and ``errors`` (the target raised); ``malformed`` counts datagrams that are not OSC and
+    ``dropped`` what the rate limit turned away unread (whole datagrams, and a bundle's messages past the
+    budget). ``clamped`` counts acted messages in which at least one value was clamped.
     """
 
     datagrams: int = 0
+    dropped: int = 0
     malformed: int = 0
     received: int = 0
     acted: int = 0
@@ -135,31 +162,6 @@ class OscCounters:
     unknown: int = 0
     errors: int = 0
     clamped: int = 0
-
-
-class _LimitedLog:
-    """At most ``_LOG_LINES_PER_S`` lines a second; the rest are counted and reported in the next line.
-
-    A flood of bad packets would otherwise spend the server thread (and the GIL the audio callback
-    needs) on formatting log lines.
-    """
-
-    def __init__(self) -> None:
-        self._window_start = 0.0
-        self._lines = 0
-        self._suppressed = 0
-
-    def __call__(self, level: int, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._window_start >= 1.0:
-            if self._suppressed:
-                logger.warning("%d more OSC log lines were suppressed in the last second", self._suppressed)
-            self._window_start, self._lines, self._suppressed = now, 0, 0
-        if self._lines >= _LOG_LINES_PER_S:
-            self._suppressed += 1
-            return
-        self._lines += 1
-        logger.log(level, message, *args)
 
 
 def _show(value: Any) -> str:
@@ -243,55 +245,19 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-class _ImageCache:
-    """Decoded images by real path, valid while the file's mtime and size stay the same; LRU within a byte budget."""
-
-    def __init__(self, *, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
-        self._entries: OrderedDict[Path, tuple[tuple[int, int], np.ndarray]] = OrderedDict()
-        self.loads = 0
-
-    def get(self, path: Path) -> np.ndarray:
-        try:
-            stat = path.stat()
-        except OSError as error:
-            raise InputError(f"image {str(path)!r} cannot be read ({error.strerror or error})") from error
-        key = (stat.st_mtime_ns, stat.st_size)
-        entry = self._entries.get(path)
-        if entry is not None and entry[0] == key:
-            self._entries.move_to_end(path)
-            return entry[1]
-        pixels = read_image(path)
-        pixels.setflags(write=False)
-        self.loads += 1
-        self._entries[path] = (key, pixels)
-        self._entries.move_to_end(path)
-        total = sum(cached.nbytes for _, cached in self._entries.values())
-        while total > self._max_bytes and len(self._entries) > 1:
-            _, (_, evicted) = self._entries.popitem(last=False)
-            total -= evicted.nbytes
-        return pixels
-
-
-class _Server(BlockingOSCUDPServer):
-    """python-osc's blocking UDP server, handing every datagram (OSC or not) to one callback."""
-
-    # Read whole datagrams (UDP's maximum), so a long one is refused for its size, not parsed truncated.
-    max_packet_size = 65535
-
-    def __init__(self, address: tuple[str, int], dispatcher: Dispatcher,
-                 on_datagram: Callable[[bytes, tuple], None]) -> None:
-        super().__init__(address, dispatcher)
-        self._on_datagram = on_datagram
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        return True  # non-OSC datagrams are counted and dropped by on_datagram
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        self._on_datagram(request[0], client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.exception("OSC datagram from %s could not be handled", client_address)
+def _bind(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``host:port`` (IPv4 or IPv6), with room for a burst of datagrams."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    bound = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        # the kernel caps this at net.core.rmem_max: a flood that overflowed the buffer would take pings with it
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 2**20)
+        bound.bind(address)
+    except OSError:
+        bound.close()
+        raise
+    bound.setblocking(False)
+    return bound
 
 
 class OscControlServer:
@@ -303,6 +269,7 @@ class OscControlServer:
         What the messages act on.
     host, port : where to listen; port 0 picks a free port (read it back from :attr:`port`).
     allowed_folders : folders image paths must lie under; with none, every image message is refused.
+    rate_per_s : messages handled a second at most (pings apart); ``math.inf`` for no limit.
 
     Raises
     ------
@@ -319,6 +286,7 @@ class OscControlServer:
         host: str = "127.0.0.1",
         port: int = 0,
         allowed_folders: Sequence[str | os.PathLike] = (),
+        rate_per_s: float = DEFAULT_RATE_PER_S,
     ) -> None:
         self._target = target
         folders = []
@@ -328,8 +296,9 @@ class OscControlServer:
                 raise ParameterError(f"allowed image folder {str(folder)!r} is not a folder")
             folders.append(real)
         self._folders = tuple(folders)
-        self._cache = _ImageCache(max_bytes=_CACHE_BYTES)
-        self._log = _LimitedLog()
+        self._messages = TokenBucket(rate_per_s=rate_per_s, burst=max(1.0, min(rate_per_s, 1e9) / 10))
+        self._pings = TokenBucket(rate_per_s=_PING_RATE_PER_S, burst=_PING_RATE_PER_S / 10)
+        self._log = LimitedLog(logger, lines_per_s=_LOG_LINES_PER_S)
         self._counts = dict.fromkeys(OscCounters.__dataclass_fields__, 0)
         self._client: tuple = ("", 0)
 
@@ -340,27 +309,31 @@ class OscControlServer:
             "param": self._parse_param,
             "gain": self._parse_gain,
             "morph": self._parse_morph,
+            "learn": self._parse_learn,
             "ping": self._parse_ping,
+            "info": self._parse_info,
         }
         for name, parse in parsers.items():
             self._dispatcher.map(_PREFIX + name, partial(self._handle, parse))
         self._known = ", ".join(_PREFIX + name for name in parsers)
         try:
-            self._server = _Server((host, port), self._dispatcher, self._on_datagram)
-        except OSError as error:
+            self._socket = _bind(host, port)
+            self._address = self._socket.getsockname()
+        except (OSError, UnicodeError) as error:
             raise ImgsonicError(
                 f"cannot listen for OSC on {host}:{port} ({error.strerror or error}); choose another port"
             ) from error
         self._thread: threading.Thread | None = None
+        self._serving = False
 
     @property
     def host(self) -> str:
-        return self._server.server_address[0]
+        return self._address[0]
 
     @property
     def port(self) -> int:
         """The bound UDP port (the free one the system chose when ``port=0``)."""
-        return self._server.server_address[1]
+        return self._address[1]
 
     @property
     def allowed_folders(self) -> tuple[Path, ...]:
@@ -370,18 +343,11 @@ class OscControlServer:
     def counters(self) -> OscCounters:
         return OscCounters(**self._counts)
 
-    @property
-    def image_loads(self) -> int:
-        """How many times an image file was decoded (the rest came from the cache)."""
-        return self._cache.loads
-
     def start(self) -> None:
         if self._thread is not None:
             return
-        # stop() waits up to one poll interval; 20 idle wake-ups a second cost nothing measurable
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="imgsonic-osc", daemon=True
-        )
+        self._serving = True
+        self._thread = threading.Thread(target=self._serve, name="imgsonic-osc", daemon=True)
         self._thread.start()
         logger.info(
             "OSC control on %s:%d; image folders: %s", self.host, self.port,
@@ -390,11 +356,33 @@ class OscControlServer:
 
     def stop(self) -> None:
         """Stop serving and close the socket; waits for the message being handled, if any."""
+        self._serving = False
         if self._thread is not None:
-            self._server.shutdown()
             self._thread.join()
             self._thread = None
-        self._server.server_close()
+        self._socket.close()
+
+    def _serve(self) -> None:
+        """Wait for datagrams, then read every one that is there before waiting again.
+
+        One wait per burst instead of one per datagram: in a flood the thread spends its time on the
+        datagrams, and the 50 ms wait bounds how long :meth:`stop` takes.
+        """
+        while self._serving:
+            if not select.select([self._socket], [], [], 0.05)[0]:
+                continue
+            for _ in range(_BATCH):
+                try:
+                    data, client_address = self._socket.recvfrom(65535)  # whole: a long one is refused, not cut
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as error:  # e.g. ICMP port unreachable reported on a later read
+                    self._log(logging.DEBUG, "OSC socket: %s", error)
+                    break
+                try:
+                    self._on_datagram(data, client_address)
+                except Exception:  # noqa: BLE001 — a bug must not stop the server
+                    logger.exception("OSC datagram from %s could not be handled", client_address)
 
     def __enter__(self) -> OscControlServer:
         self.start()
@@ -407,6 +395,9 @@ class OscControlServer:
 
     def _on_datagram(self, data: bytes, client_address: tuple) -> None:
         try:
+            if not (self._pings if data.startswith(_PING) else self._messages).take():
+                self._counts["dropped"] += 1  # over the rate: not even parsed
+                return
             self._dispatch(data, client_address)
         finally:
             # counted last, so whoever sees the count also sees everything the datagram did
@@ -421,7 +412,10 @@ class OscControlServer:
                       len(data), client_address, str(error)[:80])
             return
         self._client = client_address
-        for message in messages:
+        for index, message in enumerate(messages):
+            if index and not self._messages.take():  # a bundle's later messages count against the rate too
+                self._counts["dropped"] += len(messages) - index
+                break
             address = message.address
             if _PATTERN_CHARACTERS.intersection(address):
                 self._counts["received"] += 1
@@ -488,25 +482,20 @@ class OscControlServer:
             raise InputError(f"{text!r} is not an image file; expected one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
         return files[0]
 
-    def _load_image(self, value: Any) -> tuple[Path, np.ndarray]:
-        path = self._resolve_image(_text("path", value))
-        return path, self._cache.get(path)
-
     def _parse_image(self, args: tuple) -> tuple[Callable[[], None], bool]:
         _check_arity(args, (1, 2), "<path> [fadetime_s]")
         fadetime, clamped = DEFAULT_IMAGE_FADETIME_S, False
         if len(args) == 2:
             fadetime, clamped = _IMAGE_FADE_S.clamp(_number("fadetime_s", args[1]))
-        path, pixels = self._load_image(args[0])
-        return partial(self._target.set_image, pixels, fadetime=fadetime, name=str(path)), clamped
+        path = self._resolve_image(_text("path", args[0]))
+        return partial(self._target.image_file, path, fadetime=fadetime), clamped
 
     def _parse_latent(self, args: tuple) -> tuple[Callable[[], None], bool]:
         dim = self._target.image_latent_dim
         _check_arity(args, (dim,), f"{dim} numbers (the image latent)")
         raw = np.array([_number(f"value {index}", arg) for index, arg in enumerate(args)])
-        values = np.clip(np.nan_to_num(raw, nan=0.0), -LATENT_LIMIT, LATENT_LIMIT)
-        clamped = not np.array_equal(values, raw)
-        return partial(self._target.set_latent, values.astype(np.float32), fadetime=DEFAULT_LATENT_FADETIME_S), clamped
+        values, clamped = self._target.latent_range.clamp(raw)
+        return partial(self._target.set_latent, values, fadetime=DEFAULT_LATENT_FADETIME_S), clamped
 
     def _parse_param(self, args: tuple) -> tuple[Callable[[], None], bool]:
         _check_arity(args, (2,), "<name> <value>")
@@ -528,24 +517,53 @@ class OscControlServer:
     def _parse_morph(self, args: tuple) -> tuple[Callable[[], None], bool]:
         _check_arity(args, (3,), "<path_a> <path_b> <t>")
         t, clamped = MORPH_T.clamp(_number("t", args[2]))
-        _, a = self._load_image(args[0])
-        _, b = self._load_image(args[1])
-        return partial(self._target.morph, a, b, t), clamped
+        a = self._resolve_image(_text("path_a", args[0]))
+        b = self._resolve_image(_text("path_b", args[1]))
+        return partial(self._target.morph_files, a, b, t), clamped
 
-    def _parse_ping(self, args: tuple) -> tuple[Callable[[], None], bool]:
+    def _parse_learn(self, args: tuple) -> tuple[Callable[[], None], bool]:
+        _check_arity(args, (1,), "<parameter name>")
+        name = _text("name", args[0])
+        mapping = self._target.mapping
+        if name not in mapping.names:
+            raise ParameterError(f"no parameter {_show(name)}; the mapping has {', '.join(mapping.names)}")
+        return partial(self._target.learn, name), False
+
+    def _reply_address(self, args: tuple) -> tuple[str, int]:
         _check_arity(args, (0, 1), "[reply_port]")
         host, port = self._client[0], self._client[1]
         if args:
-            port = args[0]
-            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-                raise ParameterError(f"reply_port = {_show(port)}; expected an integer in 1…65535")
+            number = _number("reply_port", args[0])  # Pd sends 9103 as a float
+            if not (math.isfinite(number) and number == int(number) and 1 <= number <= 65535):
+                raise ParameterError(f"reply_port = {_show(args[0])}; expected a whole number in 1…65535")
+            port = int(number)
+        return host, port
+
+    def _parse_ping(self, args: tuple) -> tuple[Callable[[], None], bool]:
+        host, port = self._reply_address(args)
         return partial(self._pong, host, port), False
 
+    def _parse_info(self, args: tuple) -> tuple[Callable[[], None], bool]:
+        host, port = self._reply_address(args)
+        return partial(self._info, host, port), False
+
+    def _reply(self, host: str, port: int, address: str, values: Iterable[Any]) -> None:
+        builder = OscMessageBuilder(address=address)
+        for value in values:
+            builder.add_arg(value, OscMessageBuilder.ARG_TYPE_INT if isinstance(value, int)
+                            else OscMessageBuilder.ARG_TYPE_FLOAT if isinstance(value, float)
+                            else OscMessageBuilder.ARG_TYPE_STRING)
+        self._socket.sendto(builder.build().dgram, (host, port))
+
     def _pong(self, host: str, port: int) -> None:
-        builder = OscMessageBuilder(address=_PREFIX + "pong")
-        for key in _PONG_COUNTERS:
-            builder.add_arg(self._counts[key], OscMessageBuilder.ARG_TYPE_INT)
-        self._server.socket.sendto(builder.build().dgram, (host, port))
+        self._reply(host, port, _PREFIX + "pong", (self._counts[key] for key in _PONG_COUNTERS))
+
+    def _info(self, host: str, port: int) -> None:
+        for key, value in self._target.describe().items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            self._reply(host, port, f"{_PREFIX}info/{key}", (v if isinstance(v, (int, float)) else str(v)
+                                                             for v in values))
+        self._reply(host, port, _PREFIX + "info/end", ())
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -593,7 +611,7 @@ class OscSender:
         family, _, _, _, self._address = info
         self._socket = socket.socket(family, socket.SOCK_DGRAM)
         self._socket.setblocking(False)
-        self._log = _LimitedLog()
+        self._log = LimitedLog(logger, lines_per_s=_LOG_LINES_PER_S)
         self.sent = 0
         self.dropped = 0
 

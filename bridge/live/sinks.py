@@ -20,16 +20,17 @@ def osc_sink(sender):
     return send
 
 
-def midi_sink(midi_out, voice):
-    """A sink playing the mapping's notes and CCs on a :class:`bridge.midi_live.MidiOutSink`.
+def midi_sink(midi_out):
+    """A sink playing the mapping's notes and CCs on a :class:`bridge.io.midi_live.MidiOutSink`.
 
-    Each new image restarts the note (as ``imgsonic render --midi`` does), even on the same pitch.
+    One note per image heard (``Controls.onsets`` counts them; several heard between two ticks play the
+    latest), even on the same pitch, as ``imgsonic render --midi`` writes; CCs whenever they change.
     """
-    seen = [voice.renderer.image_changes]
+    seen = [0]
 
     def send(controls) -> None:
-        changes = voice.renderer.image_changes
-        midi_out.send(controls.positions, onset=changes != seen[0])
-        seen[0] = changes
+        onset = controls.onsets != seen[0]
+        seen[0] = controls.onsets
+        midi_out.send(controls.positions, onset_positions=controls.onset_positions if onset else None)
 
     return send

@@ -22,8 +22,10 @@ follow a voice's mapped parameters.
 
 Which image plays: ``setImage(path or pixels)``, ``setLatent(values)``, ``morph(a, b, t)``, or a sequence —
 ``images=`` a folder or a list of paths, stepped by ``next()``, every ``rate`` seconds (``setRate``), or on a
-pyo trigger (``setTrigger``). Images given by path are read in the caller's thread; an unreadable one raises
-:class:`models.errors.InputError` and the voice keeps playing what it played.
+pyo trigger (``setTrigger``). Images given by path are read in the caller's thread (``reader``, default
+:func:`bridge.sources.images.read_image`); an unreadable one raises :class:`models.errors.InputError` and the
+voice keeps playing what it played. With ``setTempo(bpm)`` every image change lands on the next beat (or
+bar): the middle of its glide, where the image is heard, falls on the beat.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 
 from bridge.control.limits import FADE_S
 from bridge.control.mapping import Mapping, load_mapping
+from bridge.control.tempo import GRIDS, Tempo, parse_time_signature
 from bridge.sonify.voice import VoiceRenderer
 from bridge.sources.images import expand_inputs, read_image
 from models.errors import InputError, ParameterError
@@ -49,11 +52,11 @@ __all__ = ["NeuralVoice", "ParametricVoice"]
 log = logging.getLogger("imgsonic.voices")
 
 
-def _pixels(image) -> np.ndarray:
+def _pixels(image, reader) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return image
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
+        return reader(image)
     raise InputError(f"image {image!r}: expected a file path or a pixel array (H, W[, C])")
 
 
@@ -98,6 +101,12 @@ class NeuralVoice(pyo.PyoObject):
     vocoder : str
         ``"pghi"`` (streaming phase reconstruction of the mel's pseudo-inverse), ``"neural"`` (the bundle's
         neural vocoder) or the path of a vocoder checkpoint for the models' spectral config.
+    reader : callable, optional
+        ``reader(path) -> pixels`` for images given by path (default :func:`bridge.sources.images.read_image`;
+        a live session passes its bounded :meth:`bridge.live.image_loader.ImageLoader.read`).
+    fade_in_s : float
+        The voice rises from silence over this long when it starts (a live session: 50 ms), so that nothing
+        it feeds — a delay line, a reverb — gets a click.
 
     The voice does not touch process state: a program that builds voices in a real-time process should call
     :func:`synth.engine.settle_garbage_collector` once its models are loaded (``imgsonic live`` does).
@@ -116,6 +125,8 @@ class NeuralVoice(pyo.PyoObject):
         fx: str = "",
         ahead: int = 0,
         vocoder: str | os.PathLike = "pghi",
+        reader=read_image,
+        fade_in_s: float = 0.0,
         mul=1,
         add=0,
     ) -> None:
@@ -132,17 +143,22 @@ class NeuralVoice(pyo.PyoObject):
         if not isinstance(mapping, Mapping):
             mapping = load_mapping(mapping)
         self._fadetime = float(fadetime)
+        self._reader = reader
         self._sequence = _Sequence(images) if images is not None else None
         first = None
         if self._sequence is not None:
             from bridge.sources.images import ImageItem
 
             path = self._sequence.advance()
-            first = ImageItem(name=path.name, pixels=read_image(path))
+            first = ImageItem(name=path.name, pixels=reader(path))
         probe = pyo.Sig(0)
         # decoding in the callback: spread each push over four buffers so no buffer carries a whole one
         self.renderer = VoiceRenderer(models=bundle.models, sample_rate=int(probe.getSamplingRate()), image=first,
-                                      mapping=mapping, fx=fx, spread_work=ahead == 0, vocoder=bundle.vocoder(vocoder))
+                                      mapping=mapping, fx=fx, spread_work=ahead == 0, vocoder=bundle.vocoder(vocoder),
+                                      latent_range=bundle.latent_range(), fade_in_s=fade_in_s)
+        self._tempo: Tempo | None = None
+        self._grid = "beat"
+        self._stepping = threading.Lock()  # one sequence step at a time, however fast the trigger
         self._lock = threading.Lock()  # one control change at a time (Python, OSC, MIDI threads)
         self._feed = BlockFeed(self._render, ahead_blocks=ahead)
         self._base_objs = pyo.Sig(self._feed, mul=mul, add=add).getBaseObjects()
@@ -191,20 +207,45 @@ class NeuralVoice(pyo.PyoObject):
     # ---- what plays --------------------------------------------------------------------------------
 
     def setImage(self, image, fadetime: float | None = None) -> None:
-        """Glide to ``image`` (a file path or pixels ``(H, W[, C])``) over ``fadetime`` seconds."""
-        pixels = _pixels(image)
+        """Glide to ``image`` (a file path or pixels ``(H, W[, C])``) over ``fadetime`` seconds (on the next
+        beat or bar with :meth:`setTempo`)."""
+        pixels = _pixels(image, self._reader)
+        fadetime = FADE_S.check(self._fadetime if fadetime is None else fadetime)
         with self._lock:
-            self.renderer.set_image(pixels, fadetime_s=self._fadetime if fadetime is None else fadetime)
+            self.renderer.set_image(pixels, fadetime_s=fadetime, at_s=self._on_grid(fadetime))
+
+    def _on_grid(self, fadetime: float) -> float | None:
+        """With a tempo: when to start a glide of ``fadetime`` so that its middle falls on the next beat (bar)
+        the decoder has not passed yet; None without one (at once)."""
+        if self._tempo is None:
+            return None
+        margin_s = 2 * self.renderer.frames_per_push / self.renderer.frame_rate_hz  # the push being decoded
+        beat = self._tempo.next_time(self.renderer.decoded_s + margin_s + fadetime / 2, grid=self._grid)
+        return beat - fadetime / 2
+
+    def setTempo(self, bpm: float | None, time_signature: str = "4/4", grid: str = "beat") -> None:
+        """Land image changes on the beats (``grid="bar"``: bars) of ``bpm`` from the voice's start; None: at once."""
+        if bpm is None:
+            self._tempo = None
+            return
+        if grid not in GRIDS:
+            raise ParameterError(f"grid {grid!r}; expected one of {', '.join(GRIDS)}")
+        numerator, denominator = parse_time_signature(time_signature)
+        self._tempo, self._grid = Tempo(bpm=bpm, numerator=numerator, denominator=denominator), grid
+
+    @property
+    def tempo(self) -> Tempo | None:
+        return self._tempo
 
     def setLatent(self, values: Sequence[float], fadetime: float | None = None) -> None:
-        """Glide to an image latent (one value per dim, clamped to ±4)."""
+        """Glide to an image latent (one value per dim, clamped to the preset's latent range)."""
         with self._lock:
             self.renderer.set_latent(np.asarray(values, dtype=np.float64),
                                    fadetime_s=self._fadetime if fadetime is None else fadetime)
 
     def morph(self, a, b, t: float, fadetime: float = 0.05) -> None:
         """Play the latent ``(1 − t)·z(a) + t·z(b)`` between two images (paths or pixels), ``t`` in [0, 1]."""
-        pixels_a, pixels_b = _pixels(a), _pixels(b)
+        pixels_a, pixels_b = _pixels(a, self._reader), _pixels(b, self._reader)
         with self._lock:
             self.renderer.morph(pixels_a, pixels_b, t, fadetime_s=fadetime)
 
@@ -223,14 +264,18 @@ class NeuralVoice(pyo.PyoObject):
         self.setImage(self._sequence.advance())
 
     def _next_from_trigger(self) -> None:
-        # called from the audio thread by TrigFunc: read and encode in a thread of its own
-        threading.Thread(target=self._safe_next, daemon=True).start()
+        # called from the audio thread by TrigFunc: read and encode in a thread of its own, one at a time (a
+        # trigger faster than a file loads skips steps instead of piling up threads)
+        if self._stepping.acquire(blocking=False):
+            threading.Thread(target=self._safe_next, daemon=True).start()
 
     def _safe_next(self) -> None:
         try:
             self.next()
         except Exception as error:  # noqa: BLE001 — a bad file in the folder must not stop the sequence
             log.error("image sequence: %s", error)
+        finally:
+            self._stepping.release()
 
     def setRate(self, seconds: float | None) -> None:
         """Step through ``images`` every ``seconds`` (None stops stepping)."""

@@ -30,12 +30,18 @@ __all__ = ["ModelBundle", "load_bundle"]
 
 @dataclass
 class ModelBundle:
-    """The models, the neural vocoder checkpoint for ``neural`` vocoders (or None) and a label for messages."""
+    """The models, the neural vocoder checkpoint for ``neural`` vocoders (or None) and a label for messages.
+
+    ``image_vae_path`` (the image VAE's checkpoint, when known) is where :meth:`latent_range` reads the
+    training statistics of the image latents.
+    """
 
     models: SonificationModels
     vocoder_path: Path | None
     label: str
     _vocoders: dict[str, Any] = field(default_factory=dict, repr=False)
+    image_vae_path: Path | None = None
+    _latent_range: Any = field(default=None, repr=False)
 
     @property
     def spectral(self) -> SpectralConfig:
@@ -51,6 +57,14 @@ class ModelBundle:
             self._vocoders[name] = load_vocoder(name, config=self.spectral, checkpoint=self.vocoder_path,
                                                 owner=f"the models of {self.label!r}")
         return self._vocoders[name]
+
+    def latent_range(self):
+        """The :class:`bridge.control.latent_range.LatentRange` of the image latents, measured once."""
+        if self._latent_range is None:
+            from bridge.sonify.latent_stats import image_latent_range
+
+            self._latent_range = image_latent_range(self.models, image_vae_path=self.image_vae_path)
+        return self._latent_range
 
 
 def load_bundle(
@@ -71,10 +85,12 @@ def load_bundle(
         if any(path is None for path in explicit):
             raise ParameterError("explicit checkpoints need all three of --image-vae, --audio-vae and --mapper")
         models = SonificationModels.from_paths(image_vae=image_vae, audio_vae=audio_vae, mapper=mapper)
-        return ModelBundle(models, Path(vocoder) if vocoder else None, label=str(Path(mapper).parent))
+        return ModelBundle(models, Path(vocoder) if vocoder else None, label=str(Path(mapper).parent),
+                           image_vae_path=Path(image_vae))
     from models.registry import load_preset
 
     name = preset or "default"
     entry = load_preset(name)
     models = SonificationModels.from_paths(image_vae=entry.image_vae, audio_vae=entry.audio_vae, mapper=entry.mapper)
-    return ModelBundle(models, Path(vocoder) if vocoder else entry.vocoder, label=str(name))
+    return ModelBundle(models, Path(vocoder) if vocoder else entry.vocoder, label=str(name),
+                       image_vae_path=entry.image_vae)

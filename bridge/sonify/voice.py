@@ -16,7 +16,13 @@ may be called from any thread (Python, OSC, MIDI); they encode in the caller's t
 :meth:`render` (the audio side) applies queued events at the next frame it decodes and never blocks on them.
 
 Time: the voice's clock counts output samples handed out by :meth:`render` (``played_s``); the decoder runs
-ahead of it by the vocoder's look-ahead (one frame for PGHI) plus what is left of the last decoded push.
+ahead of it by the vocoder's look-ahead (one frame for PGHI) plus what is left of the last decoded push
+(``decoded_s``: an event queued now is applied there, an event scheduled earlier than that is late).
+
+Image onsets: each image (``set_image``, ``morph`` is not one) is heard at the middle of its crossfade, where
+the offline render puts the boundary between two images. :meth:`step_controls` reports how many onsets have
+been heard (``Controls.onsets``) and the positions the latest image's parameters glide to
+(``Controls.onset_positions``, before smoothing): what a MIDI note for that image plays, once.
 
 Example
 -------
@@ -36,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bridge.control.limits import FADE_S, LATENT_LIMIT
+from bridge.control.latent_range import LatentRange
+from bridge.control.limits import FADE_S
 from bridge.control.mapping import Mapping, load_mapping
 from bridge.control.smoothing import PositionSmoother
 from bridge.control.timeline import LatentTimeline
@@ -55,15 +62,19 @@ __all__ = ["VoiceRenderer", "Controls"]
 @dataclass(frozen=True)
 class Controls:
     """The control values at one moment: image latent ``(Di,)``, audio latent ``(Da,)``, parameters by name
-    (values in their units, and positions 0–1 as MIDI velocity and CC use them)."""
+    (values in their units, and positions 0–1 as MIDI velocity and CC use them); ``onsets`` images heard so
+    far (the first image counts), and ``onset_positions`` the unsmoothed positions the latest one glides to."""
 
     z_img: np.ndarray
     z_aud: np.ndarray
     params: dict[str, float]
     positions: dict[str, float]
+    onsets: int = 0
+    onset_positions: dict[str, float] | None = None
 
 
 _N_STAGES = 4  # of a push (see VoiceRenderer._advance)
+_MAX_EVENTS = 1024  # queued control changes; the oldest go first when a stalled decoder lets them pile up
 
 
 class VoiceRenderer:
@@ -90,6 +101,12 @@ class VoiceRenderer:
     vocoder : a vocoder that streams (:mod:`synth.vocoder`: ``ModelBundle.vocoder("pghi" or "neural")``), optional
         Turns the mel frames into audio (its spectral config must be the models'); default: streaming PGHI on
         the mel's pseudo-inverse magnitudes.
+    latent_range : LatentRange, optional
+        What :meth:`set_latent` clamps to (``ModelBundle.latent_range()``); default: measured from the models
+        on first use (:func:`bridge.sonify.latent_stats.image_latent_range`).
+    fade_in_s : float
+        The output starts from silence and rises over this long (0…60 s; the raised-cosine of the offline
+        render's ``fade_s``, so the two stay equal), instead of starting mid-waveform with a click.
     """
 
     def __init__(
@@ -103,6 +120,8 @@ class VoiceRenderer:
         fx: str = "",
         spread_work: bool = False,
         vocoder: Any | None = None,
+        latent_range: LatentRange | None = None,
+        fade_in_s: float = 0.0,
     ) -> None:
         from synth.effects import EffectChain
         from synth.resample import Resampler
@@ -134,7 +153,14 @@ class VoiceRenderer:
         self._pending: np.ndarray | None = None
         self._frames = np.zeros(0, dtype=np.int64)  # the push in progress's mel frames
         self._undecoded: np.ndarray | None = None  # its audio latents still to decode (stage 1)
-        self._events: collections.deque = collections.deque()  # (frame or None, values, fade_s), from any thread
+        # (frame or None, z_img, descriptors, fade_s, onset?), from any thread; mapped when applied
+        self._events: collections.deque = collections.deque(maxlen=_MAX_EVENTS)
+        self._onsets: collections.deque = collections.deque()  # (time heard, positions), applied, not yet heard
+        self._heard_onsets = 0
+        self._onset_positions: dict[str, float] | None = None
+        if latent_range is not None and latent_range.dim != models.image_latent_dim:
+            raise ParameterError(f"latent range of {latent_range.dim} dims for models with {models.image_latent_dim}")
+        self._latent_range = latent_range
         self._overrides: dict[str, float] = {}
         self._encode_lock = threading.Lock()
         self._timeline_lock = threading.Lock()  # the decoder (audio or worker thread) and step_controls() share it
@@ -146,18 +172,22 @@ class VoiceRenderer:
             from bridge.sources.demo import demo_images
 
             image = demo_images()[0]
-        z_img, descriptors = self._encode(image.pixels)
-        self.timeline.add(0.0, self._values(z_img, descriptors))
-        self._descriptors = descriptors
-        self._smoother: PositionSmoother | None = None
         # per parameter: (parameter, source name, column), resolved once
         self._sources = [(p, *(p.latent or ("descriptors", DESCRIPTORS.index(p.source)))) for p in self.mapping.parameters]
+        z_img, descriptors = self._encode(image.pixels)
+        values = self._values(z_img, descriptors)
+        self.timeline.add(0.0, values)
+        self._onsets.append((0.0, self._target_positions(values)))
+        self._descriptors = descriptors
+        self._smoother: PositionSmoother | None = None
         self._next_frame = 0  # next mel frame to decode
         self._to_skip = self.vocoder_latency_samples  # model-rate samples before the signal's start
         self._fifo: collections.deque[np.ndarray] = collections.deque()
         self._fifo_samples = 0
         self.played_samples = 0
-        self.image_changes = 0  # set_image calls so far (MIDI out starts a note on each)
+        n_fade = round(FADE_S.check(fade_in_s) * self.sample_rate)
+        # the offline render's fade-in (bridge.sonify.render._fade), sample for sample
+        self._fade_in = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n_fade) + 0.5) / max(n_fade, 1))).astype(np.float32)
 
     # ---- control side (any thread) -----------------------------------------------------------------
 
@@ -186,13 +216,30 @@ class VoiceRenderer:
             z_aud = self.models.image_to_audio_latent(torch.from_numpy(z_img[None].astype(np.float32)))[0]
         return {"z_img": z_img, "z_aud": z_aud.numpy().astype(np.float64), "descriptors": descriptors}
 
-    def _queue(self, z_img: np.ndarray, descriptors: np.ndarray, fadetime_s: float, at_s: float | None) -> None:
+    def _target_positions(self, values: dict[str, np.ndarray]) -> dict[str, float]:
+        """The positions (0–1, unsmoothed) of every parameter for one event's latents and descriptors."""
+        return {parameter.name: parameter.position_of(float(values[kind][index]))
+                for parameter, kind, index in self._sources}
+
+    def _queue(self, z_img: np.ndarray, descriptors: np.ndarray, fadetime_s: float, at_s: float | None,
+               *, onset: bool = False) -> None:
+        """Queue a change; the mapper runs when it is applied, once per push however many arrive (the caller's
+        thread — OSC's, in a flood — only validates and appends)."""
         frame = None
         if at_s is not None:
             if isinstance(at_s, bool) or not isinstance(at_s, (int, float)) or not math.isfinite(at_s) or at_s < 0:
                 raise ParameterError(f"at_s={at_s!r}; expected a time ≥ 0 seconds on the voice's clock")
             frame = round(at_s * self.frame_rate_hz)
-        self._events.append((frame, self._values(z_img, descriptors), fadetime_s))
+        self._events.append((frame, z_img, descriptors, fadetime_s, onset))
+
+    @property
+    def latent_range(self) -> LatentRange:
+        """What :meth:`set_latent` clamps to (measured on first use when none was given)."""
+        if self._latent_range is None:
+            from bridge.sonify.latent_stats import image_latent_range
+
+            self._latent_range = image_latent_range(self.models)
+        return self._latent_range
 
     def set_image(self, pixels: np.ndarray, *, fadetime_s: float = 0.1, at_s: float | None = None) -> None:
         """Glide to an image's sound over ``fadetime_s``; pixels as :func:`bridge.images.read_image` returns them.
@@ -204,18 +251,17 @@ class VoiceRenderer:
         fadetime_s = FADE_S.check(fadetime_s)
         z_img, descriptors = self._encode(pixels)
         self._descriptors = descriptors
-        self._queue(z_img, descriptors, fadetime_s, at_s)
-        self.image_changes += 1
+        self._queue(z_img, descriptors, fadetime_s, at_s, onset=True)
 
     def set_latent(self, z_img: np.ndarray, *, fadetime_s: float = 0.1, at_s: float | None = None) -> None:
-        """Glide to an image latent ``(Di,)`` (clamped to ±LATENT_LIMIT; NaN is refused)."""
+        """Glide to an image latent ``(Di,)``, clamped to :attr:`latent_range` (NaN is refused)."""
         fadetime_s = FADE_S.check(fadetime_s)
         z_img = np.asarray(z_img, dtype=np.float64).reshape(-1)
         if z_img.size != self.models.image_latent_dim:
             raise ParameterError(f"latent has {z_img.size} values; expected {self.models.image_latent_dim}")
         if np.isnan(z_img).any():
             raise ParameterError("latent contains NaN")
-        self._queue(np.clip(z_img, -LATENT_LIMIT, LATENT_LIMIT), self._descriptors, fadetime_s, at_s)
+        self._queue(self.latent_range.clamp(z_img)[0], self._descriptors, fadetime_s, at_s)
 
     def morph(self, a: np.ndarray, b: np.ndarray, t: float, *, fadetime_s: float = 0.05) -> None:
         """Sound of the image latent ``(1 − t)·z(a) + t·z(b)`` of two images' pixels; ``t`` in [0, 1] (clamped)."""
@@ -244,13 +290,28 @@ class VoiceRenderer:
     def played_s(self) -> float:
         return self.played_samples / self.sample_rate
 
-    def _apply_events(self) -> None:
+    @property
+    def decoded_s(self) -> float:
+        """Where the decoder is: a change queued now is applied at this time of the voice's clock (or later)."""
+        return self._next_frame / self.frame_rate_hz
+
+    def _due_event(self) -> tuple[dict[str, np.ndarray], float, dict[str, float] | None] | None:
+        """The events due at the next frame, mapped: (values, fade_s, onset positions or None), or None.
+
+        Of several due at once only the last is heard, so only it is mapped and goes on the timeline (a
+        flood of latents costs one mapper call and one glide per push, not one per message).
+        """
+        due = None
         while self._events:
-            frame, values, fade_s = self._events[0]
+            frame = self._events[0][0]
             if frame is not None and frame > self._next_frame:
-                return  # scheduled later (events are applied in the order they were queued)
-            self._events.popleft()
-            self.timeline.add(self._next_frame / self.frame_rate_hz, values, crossfade_s=fade_s)
+                break  # scheduled later (events are applied in the order they were queued)
+            due = self._events.popleft()
+        if due is None:
+            return None
+        _, z_img, descriptors, fade_s, onset = due
+        values = self._values(z_img, descriptors)
+        return values, fade_s, self._target_positions(values) if onset else None
 
     def _window_frames(self, z_aud: np.ndarray) -> np.ndarray:
         """What the vocoder takes (STFT magnitudes or mels, ``(·, window_frames)``) for one audio latent's
@@ -276,8 +337,14 @@ class VoiceRenderer:
         buffer carries a whole push's decoding.
         """
         frames = np.arange(self._next_frame, self._next_frame + self.frames_per_push)
+        due = self._due_event()  # mapped outside the lock: step_controls (the audio callback) waits for it
         with self._timeline_lock:
-            self._apply_events()
+            if due is not None:
+                values, fade_s, onset_positions = due
+                time_s = self._next_frame / self.frame_rate_hz
+                self.timeline.add(time_s, values, crossfade_s=fade_s)
+                if onset_positions is not None:
+                    self._onsets.append((time_s + fade_s / 2, onset_positions))
             self.timeline.forget_before(self.played_s)
             z_aud = self.timeline.sample(frames / self.frame_rate_hz)["z_aud"]
         self._next_frame += self.frames_per_push
@@ -348,6 +415,9 @@ class VoiceRenderer:
                 self._fifo[0] = head[take:]
             filled += take
         self._fifo_samples -= n_samples
+        if self.played_samples < self._fade_in.size:
+            ramp = self._fade_in[self.played_samples : self.played_samples + n_samples]
+            out[: ramp.size] *= ramp
         self.played_samples += n_samples
         if self.spread_work and (self._stage or self._fifo_samples < _N_STAGES * n_samples):
             self._advance()
@@ -361,7 +431,11 @@ class VoiceRenderer:
         period, e.g. per audio buffer, always with the same rate); held parameters (:meth:`set_param`) win.
         """
         with self._timeline_lock:
-            sources = self.timeline.value_at(self.played_s)
+            played_s = self.played_s
+            sources = self.timeline.value_at(played_s)
+            while self._onsets and self._onsets[0][0] <= played_s:
+                self._onset_positions = self._onsets.popleft()[1]
+                self._heard_onsets += 1
         if self._smoother is None:
             self._smoother = PositionSmoother({p.name: p.smoothing_s for p in self.mapping.parameters},
                                               control_rate_hz=control_rate_hz)
@@ -372,4 +446,5 @@ class VoiceRenderer:
         for name, value in self._overrides.items():
             params[name] = value
             positions[name] = self.mapping[name].position_of_value(value)
-        return Controls(z_img=sources["z_img"], z_aud=sources["z_aud"], params=params, positions=positions)
+        return Controls(z_img=sources["z_img"], z_aud=sources["z_aud"], params=params, positions=positions,
+                        onsets=self._heard_onsets, onset_positions=self._onset_positions)

@@ -89,11 +89,13 @@ class ImageLimits:
     max_frames : frames one animation or video may have (all are decoded in turn, as GIF and video frames
         build on each other).
     max_images : images one render may take (stills, plus the frames sampled from animations and videos).
+    pixels_flag : the flag the ``max_pixels`` error tells the user to pass (``imgsonic live`` has its own).
     """
 
     max_pixels: int = 120_000_000
     max_frames: int = 100_000
     max_images: int = 1_000_000
+    pixels_flag: str = "--max-megapixels"
 
     def __post_init__(self) -> None:
         for name in ("max_pixels", "max_frames", "max_images"):
@@ -105,7 +107,7 @@ class ImageLimits:
         if width * height > self.max_pixels:
             raise InputError(
                 f"image {name!r} is {width}×{height} = {width * height / 1e6:.1f} megapixels, over the cap of "
-                f"{self.max_pixels / 1e6:g}; pass --max-megapixels {math.ceil(width * height / 1e6)} to read it"
+                f"{self.max_pixels / 1e6:g}; pass {self.pixels_flag} {math.ceil(width * height / 1e6)} to read it"
             )
 
     def check_frames(self, name: str, n_frames: int) -> None:
