@@ -27,8 +27,10 @@ import numpy as np
 MODES = (("even", []), ("mapped", ["--loudness-feature", "brightness", "--loudness-range", "12"]), ("raw", []))
 
 
-def measure(wav: Path, log: Path) -> dict[str, float]:
-    """pyloudnorm per image (solo spans from the JSON log), integrated, and the 4× oversampled true peak."""
+def measure(wav: Path, log: Path) -> tuple[np.ndarray, float, float, dict]:
+    """pyloudnorm on a rendered WAV (independent of the render's own meter): each image's solo span (its slot less
+    half the crossfade at inner boundaries, from the ``--json`` log) ``(n,)`` LUFS, the file's integrated loudness
+    (LUFS), its true peak (dBTP, 4× oversampled with scipy), and the log."""
     import pyloudnorm
     from scipy.signal import resample_poly
 
@@ -43,13 +45,8 @@ def measure(wav: Path, log: Path) -> dict[str, float]:
         end = entry["end_s"] - (crossfade / 2 if index < len(images) - 1 else 0.0)
         clip = audio[round(start * rate) : round(end * rate)]
         per_image.append(pyloudnorm.Meter(rate, block_size=min(0.4, len(clip) / rate)).integrated_loudness(clip))
-    per_image = np.array(per_image)
-    return {
-        "spread_db": float(np.percentile(per_image, 90) - np.percentile(per_image, 10)),
-        "quietest_below_loudest_db": float(per_image.max() - per_image.min()),
-        "integrated_lufs": float(pyloudnorm.Meter(rate).integrated_loudness(audio)),
-        "true_peak_dbtp": 20 * math.log10(np.abs(resample_poly(audio, 4, 1)).max()),
-    }
+    true_peak_db = 20 * math.log10(np.abs(resample_poly(audio, 4, 1)).max())
+    return np.array(per_image), float(pyloudnorm.Meter(rate).integrated_loudness(audio)), true_peak_db, entries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                        "--seconds-per-image", args.seconds_per_image, "--sr", args.sr, "--preset", args.preset,
                        "--loudness", mode, *extra, *(["--fx", args.fx] if args.fx else [])]
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-            row = measure(wav, log)
-            print(f"{mode:<10} {row['spread_db']:>12.2f} dB {row['quietest_below_loudest_db']:>12.2f} dB "
-                  f"{row['integrated_lufs']:>6.1f} LUFS {row['true_peak_dbtp']:>5.1f} dBTP")
+            per_image, integrated, true_peak_db, _ = measure(wav, log)
+            spread = np.percentile(per_image, 90) - np.percentile(per_image, 10)
+            print(f"{mode:<10} {spread:>12.2f} dB {np.ptp(per_image):>12.2f} dB "
+                  f"{integrated:>6.1f} LUFS {true_peak_db:>5.1f} dBTP")
     return 0
 
 

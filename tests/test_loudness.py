@@ -1,13 +1,12 @@
 """synth.loudness (meter, span loudness, programme level, gain envelope) and bridge.control.levels (per-image gains)."""
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.loudness import measure as _per_image_lufs  # pyloudnorm on the WAV, as the benchmark measures
 from bridge.cli import main
 from bridge.control.levels import LoudnessSettings, image_offsets_db, level_images, solo_spans_s
 from bridge.sources.demo import demo_images
@@ -152,26 +151,6 @@ def test_cli_validates_loudness_flags_at_parse_time(capsys):
     assert "invalid choice" in capsys.readouterr().err
     # the CLI's copies (kept free of numpy for --help) equal the real ones
     assert LOUDNESS_CHOICES == LOUDNESS_MODES and LOUDNESS_FEATURES == DESCRIPTORS and DEFAULT_LUFS == TARGET_LUFS
-
-
-def _per_image_lufs(wav: Path, log: Path) -> tuple[np.ndarray, float, float, dict]:
-    """pyloudnorm on the written WAV (independent of the render's own meter): each image's solo span (its slot less
-    half the crossfade at inner boundaries, from the JSON log), the file's integrated loudness, its true peak
-    (4× oversampled with scipy)."""
-    import pyloudnorm
-    from scipy.signal import resample_poly
-
-    audio = read_audio(wav, sample_rate=None)[0].astype(np.float64)
-    entries = json.loads(log.read_text())
-    rate, crossfade, images = entries["sample_rate"], entries["settings"]["crossfade_s"], entries["images"]
-    values = []
-    for index, entry in enumerate(images):
-        start = entry["start_s"] + (crossfade / 2 if index > 0 else 0.0)
-        end = entry["end_s"] - (crossfade / 2 if index < len(images) - 1 else 0.0)
-        clip = audio[round(start * rate) : round(end * rate)]
-        values.append(pyloudnorm.Meter(rate, block_size=min(0.4, len(clip) / rate)).integrated_loudness(clip))
-    true_peak_db = 20 * math.log10(np.abs(resample_poly(audio, 4, 1)).max())
-    return np.array(values), pyloudnorm.Meter(rate).integrated_loudness(audio), true_peak_db, entries
 
 
 _REVERB = "reverb:room_size=0.6,wet_level=0.25,dry_level=0.8"  # the demo's, which adds 3.5 LU
