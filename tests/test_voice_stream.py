@@ -70,17 +70,18 @@ def test_controls_follow_the_images_and_held_parameters_win(loaded):
 
 def test_bad_control_values_are_refused_or_clamped(loaded):
     voice = VoiceRenderer(models=loaded.models, sample_rate=44100)
-    with pytest.raises(ParameterError, match="expected 16"):
+    size = loaded.models.image_latent_dim
+    with pytest.raises(ParameterError, match=f"expected {size}"):
         voice.set_latent(np.zeros(3))
     with pytest.raises(ParameterError, match="NaN"):
-        voice.set_latent(np.full(16, np.nan))
+        voice.set_latent(np.full(size, np.nan))
     with pytest.raises(ParameterError, match="fade time"):
         voice.set_image(demo_images()[0].pixels, fadetime_s=-1.0)
     with pytest.raises(ParameterError):
         voice.set_param("no_such_parameter", 1.0)
     with pytest.raises(InputError):
         voice.set_image(np.zeros((0, 4)))
-    voice.set_latent(np.full(16, np.inf), fadetime_s=0.0)
+    voice.set_latent(np.full(size, np.inf), fadetime_s=0.0)
     voice.render(4096)
     np.testing.assert_allclose(voice.step_controls(control_rate_hz=172.0).z_img, voice.latent_range.high, rtol=1e-12)
     assert np.isfinite(voice.render(4096)).all()
@@ -116,7 +117,7 @@ def test_each_image_is_one_onset_heard_at_the_middle_of_its_glide(loaded):
     first = voice.step_controls(control_rate_hz=100.0)
     assert first.onsets == 1 and set(first.onset_positions) == set(voice.mapping.names)
     voice.set_image(items[1].pixels, fadetime_s=0.4, at_s=0.5)
-    voice.set_latent(np.zeros(16), fadetime_s=0.0, at_s=1.5)  # a latent is not an image: no onset
+    voice.set_latent(np.zeros(loaded.models.image_latent_dim), fadetime_s=0.0, at_s=1.5)  # a latent is not an image: no onset
     onsets = []
     for _ in range(200):  # 2 s in 10 ms steps
         voice.render(441)
@@ -134,8 +135,8 @@ def test_a_flood_of_latents_costs_one_glide_per_push(loaded, rng):
     voice.render(4096)
     events_before = voice.timeline.n_events
     for _ in range(500):
-        voice.set_latent(rng.normal(0, 3, 16), fadetime_s=0.05)
-    last = rng.normal(0, 3, 16)
+        voice.set_latent(rng.normal(0, 3, loaded.models.image_latent_dim), fadetime_s=0.05)
+    last = rng.normal(0, 3, loaded.models.image_latent_dim)
     voice.set_latent(last, fadetime_s=0.0)
     voice.render(8192)
     assert voice.timeline.n_events - events_before <= 2  # everything queued before one push is one event
