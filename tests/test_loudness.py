@@ -162,7 +162,7 @@ def test_loudness_even_mapped_and_raw_on_files(tmp_path):
     others and the file within 0.5 LU of −18 LUFS (or ``--lufs``, or after a reverb), true peak ≤ −1 dBTP; ``mapped`` spaces them
     by their brightness over ``--loudness-range`` 12 dB, within 0.5 dB (with 20 dB the loudest image, raised
     41 dB from −55 LUFS, is held 0.9 dB lower by the true-peak limiter); ``raw`` keeps the model's spread (over
-    30 dB here), its peak scaled to −1 dBFS (then faded in and out)."""
+    15 dB here), its peak scaled to −1 dBFS (then faded in and out)."""
     folder = tmp_path / "pictures"
     folder.mkdir()
     for index, item in enumerate(demo_images()):
@@ -189,4 +189,5 @@ def test_loudness_even_mapped_and_raw_on_files(tmp_path):
             brightness = np.array([entry["descriptors"]["brightness"] for entry in entries["images"]])
             expected = -12.0 * (1.0 - brightness)
             assert per_image - per_image.max() == pytest.approx(expected - expected.max(), abs=0.5)
-    assert np.ptp(found["raw", ()][0]) > 30.0  # what there was to even out
+    # what there was to even out: the model's own levels lie 21 dB apart (45 dB with the previous default checkpoints)
+    assert np.ptp(found["raw", ()][0]) > 15.0

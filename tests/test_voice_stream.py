@@ -37,7 +37,9 @@ def test_the_stream_equals_the_offline_render_of_the_same_sequence(loaded, vocod
     live = np.concatenate([voice.render(256) for _ in range(offline.size // 256)])
     compared = live.size - 3000  # the offline render's last frame has no look-ahead; the stream goes on
     assert np.abs(offline).max() > 0.1
-    np.testing.assert_allclose(live[:compared], offline[:compared], atol=TOLERANCE)
+    # neural: the vocoder network sees other chunk boundaries streaming than offline; with the retrained default
+    # (issue 22) 71 of 87 112 samples differ by up to 4.5e-4 (−63 dB below the 0.61 peak), so 5e-4 there
+    np.testing.assert_allclose(live[:compared], offline[:compared], atol=TOLERANCE if vocoder == "pghi" else 5e-4)
 
 
 def test_block_sizes_do_not_change_the_output(loaded, rng):
