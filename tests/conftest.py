@@ -25,3 +25,27 @@ def _unfreeze_garbage_collector():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def jackd(tmp_path):
+    """A JACK server (dummy driver, 44.1 kHz, 256-sample buffers, real time with no sound card) for ``live``
+    tests; yields its log's path. Skips when jackd is missing (Debian: jackd2) or does not start."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian: apt install jackd2)")
+    log_path = tmp_path / "jackd.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "44100", "-p", "256"],
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(2.0)
+    if process.poll() is not None:
+        pytest.skip(f"jackd did not start: {log_path.read_text()[-500:]}")
+    yield log_path
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=10)

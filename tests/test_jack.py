@@ -5,10 +5,6 @@ skipped without it. JACK's dummy driver runs in real time with no sound card, so
 project's machines come to a performance.
 """
 
-import os
-import shutil
-import signal
-import subprocess
 import time
 
 import numpy as np
@@ -16,22 +12,6 @@ import pytest
 
 pytestmark = pytest.mark.live
 pyo = pytest.importorskip("pyo")
-
-
-@pytest.fixture
-def jackd(tmp_path):
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (Debian: apt install jackd2)")
-    log_path = tmp_path / "jackd.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "44100", "-p", "256"],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    time.sleep(2.0)
-    if process.poll() is not None:
-        pytest.skip(f"jackd did not start: {log_path.read_text()[-500:]}")
-    yield log_path
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=10)
 
 
 def test_a_voice_plays_through_jack_without_xruns(jackd):

@@ -46,21 +46,12 @@ def _wait(predicate, timeout_s=60.0, what="a condition"):
         time.sleep(0.05)
 
 
-@pytest.fixture
-def jackd(tmp_path):
+@pytest.fixture(autouse=True)
+def _tools():
+    """Skip before jackd starts (conftest's ``jackd`` fixture) when a tool these tests drive is missing."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (Debian: apt install jackd2 liblo-tools)")
-    log_path = tmp_path / "jackd.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "44100", "-p", "256"],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    time.sleep(2.0)
-    if process.poll() is not None:
-        pytest.skip(f"jackd did not start: {log_path.read_text()[-500:]}")
-    yield log_path
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=10)
 
 
 class Dump:
