@@ -14,8 +14,11 @@ from torch import Tensor, nn
 
 from models.checkpoint import CheckpointMixin, check_positive_ints
 from models.errors import ParameterError
+from models.image_descriptors import DESCRIPTOR_NAMES, image_descriptors
 
-__all__ = ["ImageVAEConfig", "ImageVAE", "reparameterize"]
+__all__ = ["ImageVAEConfig", "ImageVAE", "reparameterize", "DESCRIPTOR_LOGVAR"]
+
+DESCRIPTOR_LOGVAR = 2 * -3.0  # the descriptor dims' posterior: exact values, with a little noise (σ ≈ 0.05) in training
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -36,6 +39,9 @@ class ImageVAEConfig:
     base_width : channels of the first conv layer; each further layer doubles it.
     n_layers : stride-2 conv layers in the encoder (and transposed convs in the decoder).
     hidden_width : width of the fully connected layer between the conv stack and the latent.
+    n_descriptors : 0, or ``len(DESCRIPTOR_NAMES)``: the last ``n_descriptors`` latent dims are the image's texture
+        and colour descriptors (:mod:`models.image_descriptors`), standardised by the training data's mean and
+        spread, instead of learned dims; ``latent_dim`` counts them.
     """
 
     image_size: int = 32
@@ -44,15 +50,21 @@ class ImageVAEConfig:
     base_width: int = 32
     n_layers: int = 3
     hidden_width: int = 256
+    n_descriptors: int = 0
 
     # sizes a checkpoint's config may state (checked before building: models.checkpoint.check_config_bounds)
     BOUNDS: ClassVar[dict[str, tuple[int, int]]] = {
         "image_size": (1, 1024), "channels": (1, 3), "latent_dim": (1, 4096), "base_width": (1, 4096),
-        "n_layers": (1, 10), "hidden_width": (1, 65536),
+        "n_layers": (1, 10), "hidden_width": (1, 65536), "n_descriptors": (0, 64),
     }
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "image_size", "channels", "latent_dim", "base_width", "n_layers", "hidden_width")
+        if self.n_descriptors not in (0, len(DESCRIPTOR_NAMES)) or self.n_descriptors >= self.latent_dim:
+            raise ParameterError(
+                f"ImageVAEConfig.n_descriptors={self.n_descriptors!r}; expected 0 or {len(DESCRIPTOR_NAMES)}, "
+                f"fewer than latent_dim={self.latent_dim}"
+            )
         if self.channels not in (1, 3):
             raise ParameterError(f"ImageVAEConfig.channels={self.channels}; expected 1 (grey) or 3 (RGB)")
         if self.image_size % 2**self.n_layers:
@@ -68,7 +80,9 @@ class ImageVAE(CheckpointMixin, nn.Module):
     The encoder halves the resolution ``n_layers`` times (4×4 convs, stride 2, SiLU), then a fully
     connected layer gives ``mu`` and ``logvar``. The decoder mirrors it and ends in a sigmoid. There is
     no batch normalisation, so train and eval mode compute the same function and batch items never
-    influence each other.
+    influence each other. With ``n_descriptors`` > 0 the encoder learns ``latent_dim − n_descriptors`` dims and
+    the rest are the image's standardised descriptors (buffers ``descriptor_mean`` / ``descriptor_std``, set
+    from the training images by :meth:`set_descriptor_stats`); the decoder reads all dims.
 
     Examples
     --------
@@ -94,8 +108,11 @@ class ImageVAE(CheckpointMixin, nn.Module):
             encoder += [nn.Conv2d(in_channels, width, kernel_size=4, stride=2, padding=1), nn.SiLU()]
             in_channels = width
         encoder += [nn.Flatten(), nn.Linear(n_features, config.hidden_width), nn.SiLU()]
-        encoder.append(nn.Linear(config.hidden_width, 2 * config.latent_dim))
+        encoder.append(nn.Linear(config.hidden_width, 2 * (config.latent_dim - config.n_descriptors)))
         self.encoder = nn.Sequential(*encoder)
+        if config.n_descriptors:
+            self.register_buffer("descriptor_mean", torch.zeros(config.n_descriptors))
+            self.register_buffer("descriptor_std", torch.ones(config.n_descriptors))
 
         decoder: list[nn.Module] = [
             nn.Linear(config.latent_dim, config.hidden_width),
@@ -127,10 +144,28 @@ class ImageVAE(CheckpointMixin, nn.Module):
             shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
             raise ParameterError(f"latent batch has shape {shape}; expected (B, {self.config.latent_dim})")
 
+    @torch.no_grad()
+    def set_descriptor_stats(self, images: Tensor, *, batch_size: int = 1024) -> None:
+        """Standardise the descriptor dims by the mean and spread of ``images`` ``(N, C, H, W)`` (training data)."""
+        self._check_images(images)
+        if not self.config.n_descriptors:
+            raise ParameterError("set_descriptor_stats: this model has no descriptor dims (n_descriptors=0)")
+        values = torch.cat([image_descriptors(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+        self.descriptor_mean.copy_(values.mean(dim=0))
+        self.descriptor_std.copy_(values.std(dim=0).clamp_min(1e-3))
+
+    def descriptors(self, x: Tensor) -> Tensor:
+        """The standardised descriptor dims of images ``(B, C, H, W)``: ``(B, n_descriptors)``."""
+        return (image_descriptors(x) - self.descriptor_mean) / self.descriptor_std
+
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``(B, C, H, W)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``."""
         self._check_images(x)
         mu, logvar = self.encoder(x).chunk(2, dim=1)
+        if self.config.n_descriptors:
+            mu = torch.cat([mu, self.descriptors(x)], dim=1)
+            logvar = torch.cat([logvar, torch.full_like(mu[:, mu.shape[1] - self.config.n_descriptors :],
+                                                        DESCRIPTOR_LOGVAR)], dim=1)
         return mu, logvar
 
     def decode_logits(self, z: Tensor) -> Tensor:

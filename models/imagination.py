@@ -45,7 +45,8 @@ from models.image_classifier import ImageClassifier
 from models.image_generator import ImageGenerator
 from models.multimodal import MultimodalFeatures
 
-__all__ = ["ImaginationPreset", "Imagination", "IMAGINE_PRESETS_DIR", "available_imagine_presets", "load_imagine_preset"]
+__all__ = ["ImaginationPreset", "Imagination", "IMAGINE_PRESETS_DIR", "available_imagine_presets", "load_imagine_preset",
+           "is_imagine_preset"]
 
 IMAGINE_PRESETS_DIR = Path(__file__).parent / "presets" / "imagine"
 _REQUIRED = ("audio_encoder", "generator")
@@ -73,14 +74,36 @@ def available_imagine_presets() -> list[str]:
     return sorted(path.stem for path in IMAGINE_PRESETS_DIR.glob("*.toml")) if IMAGINE_PRESETS_DIR.is_dir() else []
 
 
+def is_imagine_preset(name: str) -> bool:
+    """True when ``name`` is a sound → image preset: a shipped name, or a path (a TOML, or the folder holding one)
+    to a preset file with this format's required keys (an image ↔ sound preset's file has other keys)."""
+    from models.registry import find_preset_file, is_preset_path
+
+    if name in available_imagine_presets():
+        return True
+    if not is_preset_path(name):
+        return False
+    try:
+        toml_path = find_preset_file(name)
+        table = tomllib.loads(toml_path.read_text(encoding="utf-8")) if toml_path is not None else {}
+    except (ParameterError, OSError, tomllib.TOMLDecodeError):
+        return False
+    return all(key in table for key in _REQUIRED)
+
+
 def load_imagine_preset(name: str, *, folder: str | os.PathLike | None = None) -> ImaginationPreset:
     """Read ``<folder>/<name>.toml`` (default :data:`IMAGINE_PRESETS_DIR`) and check its files exist.
 
-    ``name`` may also be the path of a preset TOML (``runs/imagine/imagine/clips.toml``, as ``imgsonic train s2i``
-    writes it).
+    ``name`` may also be a path (resolved by :func:`models.registry.find_preset_file`): the preset TOML
+    (``runs/imagine/imagine/clips.toml``, as ``imgsonic train s2i`` writes it) or the folder that holds it.
     """
-    if str(name).endswith(".toml"):
-        folder, name = Path(name).parent, Path(name).stem
+    from models.registry import find_preset_file, is_preset_path
+
+    if folder is None and is_preset_path(str(name)) and str(name) not in available_imagine_presets():
+        toml_path = find_preset_file(name)
+        if toml_path is None:
+            raise ParameterError(f"preset folder {str(name)!r} holds no sound → image preset file (.toml)")
+        folder, name = toml_path.parent, toml_path.stem
     folder = Path(folder) if folder is not None else IMAGINE_PRESETS_DIR
     toml_path = folder / f"{name}.toml"
     if not toml_path.is_file():

@@ -4,6 +4,13 @@ Each preset is one TOML file ``models/presets/<name>.toml`` whose checkpoint pat
 to that folder (see ``models/presets/README.md`` for the format). This module reads only the
 TOML and checks the files exist; loading the checkpoints is the models' job.
 
+A preset can also be given by path, wherever a name is accepted (``--preset runs/mine``): this module is the
+one place that resolves it (:func:`find_preset_file`, also for the sound → image presets of
+:mod:`models.imagination`). A path is anything that contains a path separator, ends in ``.toml``, starts with
+``.`` or ``~``, or is not a shipped name but exists. It may be a preset TOML file, a folder holding exactly
+one (what ``imgsonic train all --out DIR`` writes), or a folder holding ``image_vae.pt``, ``audio_vae.pt``
+and ``mapper.pt`` (the preset is then named after the folder).
+
 Example
 -------
 >>> from models.registry import available_presets, load_preset
@@ -12,13 +19,14 @@ Example
 ...     print(preset.name, preset.mapper)
 """
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import CheckpointError, ParameterError
 
-__all__ = ["Preset", "PRESETS_DIR", "available_presets", "load_preset"]
+__all__ = ["Preset", "PRESETS_DIR", "available_presets", "load_preset", "is_preset_path", "find_preset_file"]
 
 # A module attribute, not a constant baked into the functions, so tests can point it elsewhere.
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -47,6 +55,7 @@ class Preset:
     train_command: str | None = None
     melody_vae: Path | None = None
     melody_mapper: Path | None = None
+    location: Path | None = None
 
 
 def available_presets() -> list[str]:
@@ -56,23 +65,71 @@ def available_presets() -> list[str]:
     return sorted(path.stem for path in PRESETS_DIR.glob("*.toml"))
 
 
-def load_preset(name: str) -> Preset:
-    """Read ``<PRESETS_DIR>/<name>.toml`` and check that its checkpoint files exist.
+def is_preset_path(name: str) -> bool:
+    """True when ``name`` is to be read as a path rather than a shipped preset's name (see the module doc)."""
+    name = str(name)
+    if any(separator in name for separator in ("/", os.sep)) or name.endswith(".toml") or name[:1] in (".", "~"):
+        return True
+    return name not in available_presets() and Path(name).exists()
+
+
+def find_preset_file(path: str | os.PathLike) -> Path | None:
+    """The preset TOML that a preset path names: the file itself, or the one ``.toml`` in a folder; None for a
+    folder without one (a folder of checkpoints). ParameterError when the path does not exist, is another kind
+    of file, or is a folder with several preset files."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        if path.suffix != ".toml":
+            raise ParameterError(f"preset path {str(path)!r} is a file but not a .toml preset file")
+        return path
+    if not path.is_dir():
+        raise ParameterError(f"preset path {str(path)!r} does not exist; give a preset name "
+                             f"({', '.join(available_presets()) or 'none shipped'}), a preset folder or a .toml file")
+    tomls = sorted(path.glob("*.toml"))
+    if len(tomls) > 1:
+        raise ParameterError(f"preset folder {str(path)!r} holds {len(tomls)} preset files "
+                             f"({', '.join(t.name for t in tomls)}); give one of them")
+    return tomls[0] if tomls else None
+
+
+def load_preset(name: str | os.PathLike) -> Preset:
+    """Read the preset ``name`` (a shipped name or a path, see the module doc) and check its checkpoints exist.
 
     Raises
     ------
     ParameterError
-        ``name`` is not one of :func:`available_presets`.
+        ``name`` is neither one of :func:`available_presets` nor a path to a preset.
     CheckpointError
         The TOML is malformed, has an unknown or missing key, or names a checkpoint file that
         does not exist (the message says how to reproduce it when the preset tells).
     """
+    name = str(name)
+    if is_preset_path(name):
+        return _load_path(Path(name).expanduser())
     available = available_presets()
     if name not in available:
         choices = ", ".join(available) if available else f"none (no .toml files in {PRESETS_DIR})"
-        raise ParameterError(f"unknown preset {name!r}; available presets: {choices}")
+        raise ParameterError(f"unknown preset {name!r}; available presets: {choices}, or a path to a preset "
+                             "folder or .toml file")
+    return _read_toml(PRESETS_DIR / f"{name}.toml")
 
-    toml_path = PRESETS_DIR / f"{name}.toml"
+
+def _load_path(path: Path) -> Preset:
+    """A preset TOML file, a folder with exactly one, or a folder with the three checkpoints."""
+    toml_path = find_preset_file(path)
+    if toml_path is not None:
+        return _read_toml(toml_path)
+    checkpoints = {key: path / f"{key}.pt" for key in _CHECKPOINT_KEYS}
+    missing = [str(p) for p in checkpoints.values() if not p.is_file()]
+    if missing:
+        raise ParameterError(f"preset folder {str(path)!r} has no .toml preset file and lacks {', '.join(missing)}")
+    return Preset(name=path.resolve().name, description=f"checkpoints in {path}", vocoder=None, location=path,
+                  **checkpoints)
+
+
+def _read_toml(toml_path: Path) -> Preset:
+    """Parse and check one preset file; checkpoint paths are relative to its folder."""
+    name = toml_path.stem
     try:
         table = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
@@ -96,7 +153,7 @@ def load_preset(name: str) -> Preset:
             )
 
     paths = {
-        key: PRESETS_DIR / table[key]
+        key: toml_path.parent / table[key]
         for key in _CHECKPOINT_KEYS + _OPTIONAL_CHECKPOINT_KEYS
         if key in table
     }
@@ -122,4 +179,5 @@ def load_preset(name: str) -> Preset:
         train_command=train_command,
         melody_vae=paths.get("melody_vae"),
         melody_mapper=paths.get("melody_mapper"),
+        location=toml_path,
     )

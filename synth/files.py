@@ -99,8 +99,8 @@ class SampleSpill:
     >>> import numpy as np
     >>> with SampleSpill() as spill:
     ...     spill.append(np.ones(3, np.float32)); spill.append(np.zeros(2, np.float32))
-    ...     [block.tolist() for block in spill.blocks(4)]
-    [[1.0, 1.0, 1.0, 0.0], [0.0]]
+    ...     [block.tolist() for block in spill.blocks(4)], spill.read(2, 2).tolist()
+    ([[1.0, 1.0, 1.0, 0.0], [0.0]], [1.0, 0.0])
     """
 
     def __init__(self, beside: str | os.PathLike | None = None) -> None:
@@ -126,26 +126,38 @@ class SampleSpill:
             self._blocks.append(block.copy())
         else:
             try:
+                self._file.seek(0, os.SEEK_END)  # a read may have moved the position
                 self._file.write(block.tobytes())
             except OSError as error:
                 raise output_error(self._target, error) from error
         self.n_samples += len(block)
 
+    def _whole(self):
+        """The in-memory samples as one array (joined once, until the next append)."""
+        np = self._np
+        if len(self._blocks) != 1:
+            self._blocks = [np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)]
+        return self._blocks[0]
+
     def blocks(self, block_size: int):
         """The samples in order, ``block_size`` at a time (the last block may be shorter)."""
+        for start in range(0, self.n_samples, block_size):
+            yield self.read(start, block_size)
+
+    def read(self, start: int, n: int):
+        """Samples ``start … start + n − 1`` (fewer past the end), float32, a new array."""
         np = self._np
+        if start < 0 or n < 0:
+            raise ParameterError(f"read({start}, {n}); expected a start and a count ≥ 0")
         if self._file is None:
-            whole = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
-            for start in range(0, len(whole), block_size):
-                yield whole[start : start + block_size]
-            return
-        self._file.flush()
-        self._file.seek(0)
-        while True:
-            data = self._file.read(4 * block_size)
-            if not data:
-                return
-            yield np.frombuffer(data, dtype=np.float32)
+            return self._whole()[start : start + n].copy()
+        try:
+            self._file.flush()
+            self._file.seek(4 * start)
+            data = self._file.read(4 * min(n, max(0, self.n_samples - start)))
+        except OSError as error:
+            raise output_error(self._target, error) from error
+        return np.frombuffer(data, dtype=np.float32).copy()
 
     def close(self) -> None:
         """Forget the samples and remove the file."""

@@ -52,11 +52,16 @@ def test_info_reports_torch_device_and_presets(capsys):
 def test_info_lists_presets_by_name(presets_dir, capsys):
     _write_preset(presets_dir, "beta", _COMPLETE_PRESET)
     _write_preset(presets_dir, "alpha", _COMPLETE_PRESET)
+    (presets_dir / "p").mkdir(exist_ok=True)
+    for kind in ("image_vae", "audio_vae", "mapper"):
+        (presets_dir / "p" / f"{kind}.pt").write_bytes(b"")
     assert cli.main(["info"]) == 0
-    presets_line = next(
-        line for line in capsys.readouterr().out.splitlines() if line.startswith("presets:")
-    )
-    assert presets_line.split(":", 1)[1].strip() == "alpha, beta"
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("presets:"))
+    assert lines[start].split(":", 1)[1].strip().startswith("2 in ")
+    # one line per preset, in order: its name, description and where it lives
+    assert [line.split(":")[0].strip() for line in lines[start + 1 : start + 3]] == ["alpha", "beta"]
+    assert "test preset" in lines[start + 1] and str(presets_dir / "alpha.toml") in lines[start + 1]
 
 
 def test_unknown_preset_lists_the_available_ones(presets_dir):

@@ -55,7 +55,7 @@ def test_squares_are_where_and_as_large_as_drawn():
 
 def test_a_failing_command_is_reported_with_its_message():
     with pytest.raises(InputError, match="visualize failed with code 2: .*does not exist"):
-        eval_files._run(main, ["visualize", "/nonexistent/x.wav", "-o", "/nonexistent/out.png"])
+        eval_files.run_command(main, ["visualize", "/nonexistent/x.wav", "-o", "/nonexistent/out.png"])
 
 
 @pytest.mark.slow

@@ -59,8 +59,14 @@ def test_eval_end_to_end_writes_metrics_and_plots(presets_dir, tmp_path, name):
     out = tmp_path / "out"
     result = evaluate_preset(name, n=200, out_dir=out, method="pghi", render_seconds=0.1)
     assert COMMON_METRICS | REVERSE_METRICS[name] <= set(result["metrics"])
-    # the files_* rows need the command line (imgsonic eval hands it in): without it they and their targets are left out
-    assert set(result["targets"]) == {target.metric for target in TARGETS[name] if not target.metric.startswith("files_")}
+    # the rows through files (files_*, default's wide rows) need the command line (imgsonic eval hands it in):
+    # without it they are not measured, and their targets count as missed
+    assert set(result["targets"]) == {target.metric for target in TARGETS[name] if not target.through_files}
+    assert set(result["not_measured"]) == {target.metric for target in TARGETS[name] if target.through_files}
+    if result["not_measured"]:
+        assert not result["all_targets_met"]
+        table = format_table(result)
+        assert all(f"{metric}  " in table for metric in result["not_measured"]) and "not measured" in table
     for target in result["targets"].values():
         assert set(target) == {"op", "value", "measured", "passed"}
     assert {p.name for p in out.iterdir()} == PLOTS  # no temporary files left behind
@@ -79,6 +85,7 @@ def test_cli_json_and_table(presets_dir, tmp_path, capsys, monkeypatch):
     assert code == (0 if printed["all_targets_met"] else 1)  # random models may miss the targets
     assert {"factor_abs_rho", "cross_leakage", "factor_pairing"} <= set(printed["metrics"])
     assert set(printed["targets"]) == {target.metric for target in TARGETS["squares-sines"]}
+    assert printed["not_measured"] == {}
     assert printed["metrics"]["files_visualize_n_tones"] == 4 and printed["metrics"]["files_render_n_squares"] == 4
     assert printed["targets"]["factor_abs_rho_min"]["op"] == ">="
     table = format_table(printed)
@@ -89,8 +96,11 @@ def test_cli_rejects_bad_arguments(presets_dir, capsys):
     assert main(["eval", "--preset", "squares-sines", "--n", "10"]) == 2
     assert "argument --n: '10' is not a whole number of items in 200" in capsys.readouterr().err
     assert main(["eval", "--preset", "nonexistent"]) == 2
-    with pytest.raises(ParameterError, match="evaluable presets"):
+    with pytest.raises(ParameterError, match="unknown preset 'nonexistent'; available presets"):
         evaluate_preset("nonexistent")
+    with pytest.raises(ParameterError, match="no evaluation defined for preset 'other'"):
+        (presets_dir / "other.toml").write_text((presets_dir / "default.toml").read_text())
+        evaluate_preset(str(presets_dir / "other.toml"))
 
 
 def test_count_distinct_links_chains():
@@ -120,3 +130,20 @@ def test_sine_grid_ranges_are_the_data_sets():
     defaults = inspect.signature(sample_sine_params).parameters
     assert SINE_PITCH_MIDI == defaults["pitch_midi_range"].default
     assert SINE_PEAK_DB == defaults["peak_db_range"].default
+
+
+@pytest.mark.slow
+def test_wide_rows_render_files_through_the_cli(presets_dir, tmp_path):
+    """The wide sets on small sizes: files written in several modes, rendered by ``imgsonic render`` on their
+    folder (in this process: the temporary registry's ``default``), every row in range; levelled, the tiny
+    model's images land within 1 dB of one another and the file within 1 LU of −18 LUFS (pyloudnorm on the WAV)."""
+    from training.wide_eval import _held_out_photo_paths, evaluate_wide
+
+    rows = evaluate_wide(main, preset="default", method="pghi", keep_dir=tmp_path / "wide", n_per_family=3,
+                         n_photos=1, n_scenes=3, n_varied=10)
+    n_photos = len(_held_out_photo_paths()[:1])  # 0 where scikit-image and matplotlib are not installed
+    assert rows["n_texture_images"] == 12 and rows["n_photo_images"] == 6 * n_photos + 3
+    assert 0.0 <= rows["texture_family_1nn"] <= 1.0
+    assert -1.0 <= rows["texture_descriptor_spearman"] <= 1.0 and -1.0 <= rows["photo_descriptor_spearman"] <= 1.0
+    assert abs(rows["programme_lufs"] + 18.0) < 1.0 and rows["loudness_spread_db"] < 1.0
+    assert len(list((tmp_path / "wide" / "texture").glob("0*"))) == 12  # the files, kept to look at

@@ -282,12 +282,14 @@ def test_render_melody_writes_a_piece_one_phrase_per_image(digit_files, tmp_path
     with torch.inference_mode():
         expected = melody.images_to_tokens(images).numpy()
     assert np.array_equal(read_melody_midi(mid, n_steps=32, pitch_low=PITCH_LOW, n_pitches=37), expected)
-    # --melody-audio replace: the WAV is the melody of those phrases (levelled, ends faded), streamed as rendered
+    # --melody-audio replace: the WAV is the melody of those phrases (peak-levelled with --loudness raw, ends
+    # faded), streamed as rendered
     from bridge.live.melody_voice import render_melody
     from synth.audio_io import read_audio
 
     assert main(["render", str(digit_files), "-o", str(wav), "--preset", "digits-melody", "--melody", str(mid),
-                 "--bpm", "240", "--vocoder", "pghi", "--sr", "22050", "--melody-audio", "replace"]) == 0
+                 "--bpm", "240", "--vocoder", "pghi", "--sr", "22050", "--melody-audio", "replace",
+                 "--loudness", "raw"]) == 0
     played = read_audio(wav, sample_rate=None)[0]
     alone = render_melody(expected, pitch_low=PITCH_LOW, bpm=240, sample_rate=22050)[: len(played)]
     middle = slice(2000, len(played) - 4000)  # away from the fades

@@ -18,6 +18,7 @@ import bridge.io.outputs as outputs_module
 import bridge.sonify.render as render_module
 from bridge.cli import main
 from bridge.cli.render import render_files
+from bridge.control.levels import LoudnessSettings
 from bridge.sonify.bundle import load_bundle
 from bridge.sonify.render import RenderSettings, boundary_jump_ratio, render_items
 from bridge.sources.images import ImageItem
@@ -93,7 +94,8 @@ def test_shipped_preset_renders_with_both_neural_vocoders(images, tmp_path, caps
 
 def test_level_fades_and_duration(preset, rng):
     items = [ImageItem(name=str(i), pixels=rng.random((8, 8, 3))) for i in range(4)]
-    settings = RenderSettings(seconds_per_image=0.3, crossfade_s=0.1, vocoder="pghi", sample_rate=16000)
+    settings = RenderSettings(seconds_per_image=0.3, crossfade_s=0.1, vocoder="pghi", sample_rate=16000,
+                              loudness=LoudnessSettings(mode="raw"))
     result = render_items(items, bundle=load_bundle(), settings=settings)
     audio = result.audio
     assert audio.dtype == np.float32 and len(audio) == round(1.2 * 16000)
@@ -223,3 +225,4 @@ def test_reuse_freed_memory_stops_page_faults_when_arrays_are_allocated_again():
     # part of it comes back as fresh pages (a fault per 4 kB); reused, it stays mapped
     assert sum(default) > 500
     assert max(reused) < 50
+

@@ -367,27 +367,33 @@ def test_large_images_are_decoded_small_with_nearly_the_same_model_input(tmp_pat
 
 # ---- the streamed render ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fx", "tolerance"), [("", 0.0), ("delay:delay_seconds=0.05,feedback=0.5", 1e-5)])
-def test_the_streamed_render_equals_the_whole_signal_render(pictures, tmp_path, fx, tolerance):
+@pytest.mark.parametrize(("fx", "loudness", "tolerance"), [
+    ("", "raw", 0.0), ("delay:delay_seconds=0.05,feedback=0.5", "raw", 1e-5), ("", "even", 0.0),
+    ("delay:delay_seconds=0.05,feedback=0.5", "mapped", 1e-5)])
+def test_the_streamed_render_equals_the_whole_signal_render(pictures, tmp_path, fx, loudness, tolerance):
     """``imgsonic render`` with the shipped squares-sines preset (pieces of 1.2 s, spilled, levelled and
     written in blocks) equals the whole timeline decoded at once, vocoded in the same pieces, resampled
-    whole, levelled to −1 dBFS, through the effects at once and faded: sample for sample without effects
-    (max difference 0); within 1e-5 of full scale with a feedback delay (pedalboard's own rounding differs by
-    block size). Exactness rests on BLAS giving each row the same result whatever the batch (measured for
-    the shipped presets' decoders from 4 rows up; tiny test models differ by 6e-8 in the mel)."""
+    whole, levelled (raw: the peak to −1 dBFS; even and mapped: each image's solo span measured in the whole
+    signal, the effects' loudness offset tried on it, the gain envelope applied at once), through the effects at once (levelled: always ending in the
+    limiter) and faded: sample for sample without effects (max difference 0); within 1e-5 of full scale with a
+    feedback delay (pedalboard's own rounding differs by block size). Exactness rests on BLAS giving each row
+    the same result whatever the batch (measured for the shipped presets' decoders from 4 rows up; tiny test
+    models differ by 6e-8 in the mel)."""
     from bridge.cli.render import render_files
+    from bridge.control.levels import LoudnessSettings, level_images
     from bridge.control.timeline import LatentTimeline
     from bridge.sonify.bundle import load_bundle
     from bridge.sonify.decode import decode_frames
     from bridge.sonify.encode import prepare_inputs
-    from bridge.sonify.render import RenderSettings, vocode_in_pieces
+    from bridge.sonify.render import RenderSettings, effects_offset_db, vocode_in_pieces
     from bridge.sources.images import expand_inputs, load_images
     from synth.effects import EffectChain
     from synth.resample import resample
 
     bundle = load_bundle(preset="squares-sines")
     settings = RenderSettings(seconds_per_image=0.7, crossfade_s=0.2, vocoder="pghi", sample_rate=22050,
-                              chunk_s=1.2, overlap_s=0.3, workers=2, fx=fx)
+                              chunk_s=1.2, overlap_s=0.3, workers=2, fx=fx,
+                              loudness=LoudnessSettings(mode=loudness, feature="red", range_db=20.0))
     render_files([pictures], out_path=tmp_path / "x.wav", bundle=bundle, settings=settings)
     streamed = read_audio(tmp_path / "x.wav", sample_rate=None)[0]
 
@@ -406,9 +412,20 @@ def test_the_streamed_render_equals_the_whole_signal_render(pictures, tmp_path, 
     audio = resample(audio, orig_hz=config.sample_rate, new_hz=22050)
     n_samples = round(timeline.duration_s * 22050)
     audio = np.pad(audio, (0, max(0, n_samples - len(audio))))[:n_samples].astype(np.float32)
-    audio *= np.float32(10 ** (-1 / 20) / np.abs(audio).max())
-    if fx:  # the render ends a chain with a limiter and removes its look-ahead
-        chain = EffectChain(f"{fx}; limiter")
+    if loudness == "raw":
+        audio *= np.float32(10 ** (-1 / 20) / np.abs(audio).max())
+    else:
+        def read(first, n):
+            return audio[first : first + n]
+
+        levels = level_images(settings.loudness, read=read, sample_rate=22050, seconds_per_image=0.7,
+                              crossfade_s=0.2, duration_s=timeline.duration_s, descriptors=descriptors)
+        assert np.ptp(levels.gains_db) > 0.3  # images levelled apart
+        levels = levels.shifted(effects_offset_db(read, envelope=levels.envelope, settings=settings,
+                                                  n_samples=n_samples))
+        audio = audio * levels.envelope.block(0, n_samples)
+    if fx or loudness != "raw":  # the render ends a chain with a limiter and removes its look-ahead
+        chain = EffectChain(f"{fx}; limiter" if fx else "limiter")
         delay = chain.latency_samples(22050)
         audio = np.concatenate([chain.process(audio, sample_rate=22050), chain.flush()[0]])[delay : delay + n_samples]
     n_fade = round(0.02 * 22050)

@@ -11,6 +11,7 @@ import bridge.io.frames as frames_module
 import bridge.sonify.reverse as reverse_module
 from bridge.cli import main
 from bridge.cli.visualize import visualize_file
+from bridge.control.levels import LoudnessSettings
 from bridge.sonify.bundle import ModelBundle
 from bridge.sonify.render import RenderSettings, render_items
 from bridge.sonify.reverse import StreamingVisualizer, image_to_pixels, visualize_audio
@@ -291,13 +292,15 @@ def test_round_trip_image_sound_image_lands_within_two_and_a_half_pixels(models)
 
     Stated error, on 64 px images: the visualised square's centroid lies within 2.5 px of the source square's on
     average, within 1 px along x (pitch), and the squares keep their order along y (loudness, Spearman ≥ 0.95).
-    The render keeps the vocoder's level here (``peak_db=None``): ``imgsonic render`` normalises a file's peak to
-    −1 dBFS, which makes every tone of this sequence (peak −3.5 dBFS) 2.5 dB louder and moves every square
-    3.2 px down (4.1 px from the source on average then).
+    The render keeps the vocoder's level here (``--loudness raw``, ``peak_db=None``): squares-sines maps y to
+    loudness, which ``imgsonic render``'s default ``--loudness even`` levels away; with raw levels it normalises
+    a file's peak to −1 dBFS, which makes every tone of this sequence (peak −3.5 dBFS) 2.5 dB louder and moves
+    every square 3.2 px down (4.1 px from the source on average then).
     """
     images, _ = make_squares(24, size=models.image_size, seed=3)
     items = [ImageItem(name=f"square{i}", pixels=image.permute(1, 2, 0).numpy()) for i, image in enumerate(images)]
-    settings = RenderSettings(seconds_per_image=1.0, crossfade_s=0.1, peak_db=None)
+    settings = RenderSettings(seconds_per_image=1.0, crossfade_s=0.1, peak_db=None,
+                              loudness=LoudnessSettings(mode="raw"))
     result = render_items(items, bundle=ModelBundle(models, None, label=PRESET), settings=settings)
     frames = visualize_audio(result.audio, sample_rate=result.sample_rate, models=models, fps=2, window_s=0.6)
     seen = torch.from_numpy(np.stack([frames[2 * i + 1].image for i in range(len(images))]))

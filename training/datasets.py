@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -278,22 +279,32 @@ def make_synth_palette(n: int, *, config: SpectralConfig, n_frames: int, seed: i
     return _audio_to_windows(audio, config=config, n_frames=n_frames)
 
 
+# Photos kept out of training so that the evaluation has photos the models never saw (training.wide_eval).
+HELD_OUT_PHOTOS = {
+    "skimage": ("coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_right.png", "hubble_deep_field.jpg",
+                "retina.jpg"),
+    "matplotlib": ("grace_hopper.jpg",),
+}
+_NOT_PHOTOS = ("chessboard_GRAY.png", "chessboard_RGB.png")  # test patterns (and textures the evaluation uses)
+
+
 def _sample_photo_paths() -> list[Path]:
-    """Photos shipped inside installed packages (no downloads): scikit-image's data folder, matplotlib's
-    sample data. scikit-learn's two photos are loaded separately (it is a dependency)."""
-    wanted = {
-        "skimage": ("data", ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
-                             "hubble_deep_field.jpg", "retina.jpg", "brick.png", "grass.png", "gravel.png",
-                             "coins.png", "moon.png", "camera.png", "color.png", "ihc.png"]),
-        "matplotlib": ("mpl-data/sample_data", ["grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"]),
-    }
+    """Photos shipped inside installed packages (no downloads): every image in scikit-image's data folder and
+    matplotlib's sample data, less :data:`HELD_OUT_PHOTOS` and test patterns. scikit-learn's two photos are
+    loaded separately (it is a dependency)."""
+    folders = {"skimage": "data", "matplotlib": "mpl-data/sample_data"}
+    suffixes = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
     paths = []
-    for package, (folder, names) in wanted.items():
+    for package, folder in folders.items():
         spec = importlib.util.find_spec(package)  # locates the package without importing it
         if spec is None or not spec.submodule_search_locations:
             continue
         base = Path(list(spec.submodule_search_locations)[0]) / folder
-        paths += [base / name for name in names if (base / name).is_file()]
+        if not base.is_dir():
+            continue
+        skip = set(HELD_OUT_PHOTOS.get(package, ())) | set(_NOT_PHOTOS)
+        paths += sorted(path for path in base.iterdir()
+                        if path.suffix.lower() in suffixes and path.name not in skip and "multipage" not in path.name)
     return paths
 
 
@@ -305,7 +316,11 @@ def _sample_photos() -> list[Tensor]:
     photos = [torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0 for image in load_sample_images().images]
     for path in _sample_photo_paths():
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
+            if image.mode in ("I;16", "I;16B", "I"):
+                pixels = np.asarray(image, dtype=np.float64)
+                pixels = np.repeat((pixels / max(1.0, pixels.max()) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+            else:
+                pixels = np.asarray(image.convert("RGB"))
         photos.append(torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0)
     return photos
 
@@ -329,7 +344,8 @@ def _random_crops(photos: list[Tensor], n: int, *, size: int, generator: torch.G
 
 
 def _procedural_images(n: int, *, size: int, generator: torch.Generator) -> Tensor:
-    """Solid colours, linear gradients, gratings, value noise, and discs/rectangles on coloured grounds."""
+    """Flat and simple images: solid colours, linear gradients, smooth gratings, discs/rectangles, landscape sketches
+    (sky gradient, horizon, ground, sometimes a sun), each in random colours."""
     def rand(*shape: int) -> Tensor:
         return torch.rand(*shape, generator=generator)
 
@@ -342,8 +358,6 @@ def _procedural_images(n: int, *, size: int, generator: torch.Generator) -> Tens
 
     gradient = (along + 0.71) / 1.42
     grating = 0.5 + 0.5 * torch.sin(2 * torch.pi * (1 + 11 * rand(n, 1, 1)) * along + 2 * torch.pi * rand(n, 1, 1))
-    coarse = rand(n, 1, 4, 4) if size >= 4 else rand(n, 1, 1, 1)
-    noise = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)[:, 0].clamp(0, 1)
     centre = rand(n, 2, 1, 1) * 0.8 + 0.1
     radius = rand(n, 1, 1) * 0.35 + 0.08
     disc = (((xx - centre[:, 0]) ** 2 + (yy - centre[:, 1]) ** 2).sqrt() < radius).float()
@@ -351,18 +365,82 @@ def _procedural_images(n: int, *, size: int, generator: torch.Generator) -> Tens
     shape = torch.where(rand(n, 1, 1) < 0.5, disc, box)
 
     mix = torch.zeros(n, size, size)
-    for index, pattern in enumerate([mix, gradient, grating, noise, shape]):
+    for index, pattern in enumerate([mix, gradient, grating, shape]):
         mix = torch.where((kind == index)[:, None, None], pattern, mix)
     images = colour_a + (colour_b - colour_a) * mix[:, None]
+
+    # landscape sketches: a sky gradient above a wavy horizon, textured ground, sometimes a sun
+    horizon = 0.25 + 0.55 * rand(n, 1, 1) + 0.06 * torch.sin(2 * torch.pi * (0.5 + 2.5 * rand(n, 1, 1)) * xx[None]
+                                                             + 6 * rand(n, 1, 1))
+    sky = colour_a + (colour_b - colour_a) * (yy[None] / horizon).clamp(0, 1)[:, None]
+    ground_colour = rand(n, 3, 1, 1)
+    ground = ground_colour + 0.15 * rand(n, 1, 1, 1) * torch.randn(n, 1, size, size, generator=generator)
+    scene = torch.where((yy[None] < horizon)[:, None], sky, ground)
+    sun_at = rand(n, 2, 1, 1) * torch.tensor([0.8, 0.3]).view(1, 2, 1, 1) + torch.tensor([0.1, 0.05]).view(1, 2, 1, 1)
+    sun = (((xx - sun_at[:, 0]) ** 2 + (yy - sun_at[:, 1]) ** 2) < (0.04 + 0.08 * rand(n, 1, 1)) ** 2) & (rand(n, 1, 1) < 0.6)
+    scene = torch.where(sun[:, None], torch.tensor([1.0, 0.85, 0.4]).view(1, 3, 1, 1), scene)
+    images = torch.where((kind == 4)[:, None, None, None], scene, images)
     return images.clamp(0.0, 1.0)
 
 
+TEXTURE_KINDS = ("stripes", "checkers", "dots", "noise", "grid")
+
+
+def _textures(n: int, *, size: int, generator: torch.Generator) -> Tensor:
+    """Periodic and random textures over many scales: square and sine stripes at any angle, checkerboards (axis
+    aligned or rotated), dot lattices, value noise of grains from 2 to ``size`` cells (smooth or blocky), line
+    grids; each in two random colours (sometimes grey, sometimes low contrast); ``(n, 3, size, size)``."""
+    def rand(*shape: int) -> Tensor:
+        return torch.rand(*shape, generator=generator)
+
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+    kind = torch.randint(len(TEXTURE_KINDS), (n,), generator=generator)
+    cycles = torch.exp(math.log(1.5) + rand(n, 1, 1) * (math.log(size / 2.5) - math.log(1.5)))  # cycles per image
+    angle = rand(n, 1, 1) * torch.pi
+    # checkers, dots and grids: axis aligned half the time, else rotated
+    lattice_angle = torch.where(rand(n, 1, 1) < 0.5, torch.zeros(n, 1, 1), angle)
+    u = (xx[None] - 0.5) * torch.cos(lattice_angle) + (yy[None] - 0.5) * torch.sin(lattice_angle)
+    v = -(xx[None] - 0.5) * torch.sin(lattice_angle) + (yy[None] - 0.5) * torch.cos(lattice_angle)
+    phase = rand(n, 1, 1) * 2 * torch.pi
+
+    along = (xx[None] - 0.5) * torch.cos(angle) + (yy[None] - 0.5) * torch.sin(angle)
+    wave = torch.sin(2 * torch.pi * cycles * along + phase)
+    stripes = torch.where(rand(n, 1, 1) < 0.5, (wave > 0).float(), 0.5 + 0.5 * wave)
+    checkers = ((torch.floor(u * cycles + phase) + torch.floor(v * cycles)) % 2).float()
+    fu, fv = (u * cycles + phase) % 1 - 0.5, (v * cycles) % 1 - 0.5
+    dots = ((fu**2 + fv**2) < (0.15 + 0.25 * rand(n, 1, 1)) ** 2).float()
+    width = 0.05 + 0.2 * rand(n, 1, 1)
+    grid = ((fu.abs() < width) | (fv.abs() < width)).float()
+
+    noise = torch.empty(n, size, size)
+    cells = torch.exp(math.log(2) + rand(n) * (math.log(size) - math.log(2))).round().long()
+    smooth = rand(n) < 0.7
+    for i in range(n):  # value noise: one random grid per image, enlarged smoothly or in blocks
+        coarse = rand(1, 1, int(cells[i]), int(cells[i]))
+        mode = dict(mode="bicubic", align_corners=False) if smooth[i] and cells[i] < size else dict(mode="nearest")
+        noise[i] = F.interpolate(coarse, size=(size, size), **mode)[0, 0].clamp(0, 1)
+
+    mix = stripes
+    for index, pattern in enumerate([stripes, checkers, dots, noise, grid]):
+        mix = torch.where((kind == index)[:, None, None], pattern, mix)
+    colour_a, colour_b = rand(n, 3, 1, 1), rand(n, 3, 1, 1)
+    grey = rand(n, 1, 1, 1) < 0.2
+    colour_a = torch.where(grey, colour_a.mean(1, keepdim=True).expand(-1, 3, -1, -1), colour_a)
+    colour_b = torch.where(grey, colour_b.mean(1, keepdim=True).expand(-1, 3, -1, -1), colour_b)
+    low_contrast = rand(n, 1, 1, 1) < 0.2
+    colour_b = torch.where(low_contrast, (colour_a + 0.25 * (colour_b - colour_a)), colour_b)
+    return (colour_a + (colour_b - colour_a) * mix[:, None]).clamp(0.0, 1.0)
+
+
 def make_broad_images(n: int, *, size: int, seed: int) -> Tensor:
-    """A broad RGB image set: half crops of sample photos, half procedural images; ``(n, 3, size, size)``.
+    """A broad RGB image set: 40 % crops of sample photos, 35 % textures, 25 % simple images; ``(n, 3, size, size)``.
 
     Photos: scikit-learn's ``load_sample_images`` (china, flower) plus the photos scikit-image and matplotlib
-    ship, when those packages are installed. Procedural: solid colours, gradients, gratings, smooth noise,
-    discs and rectangles, each in two random colours. Order is shuffled by ``seed``.
+    ship, when those packages are installed, less :data:`HELD_OUT_PHOTOS`; crops from a sixth of the short side
+    to all of it. Textures: :func:`_textures` (stripes, checkers, dots, noise of many grains, grids) at 1.5 to
+    size / 2.5 cycles per image. Simple: solid colours, gradients, gratings, discs and rectangles, landscape
+    sketches. Order is shuffled by ``seed``.
 
     Example
     -------
@@ -372,8 +450,11 @@ def make_broad_images(n: int, *, size: int, seed: int) -> Tensor:
     _check_count("n", n)
     _check_count("size", size)
     generator = torch.Generator().manual_seed(seed)
-    n_photos = n // 2
-    parts = [_procedural_images(n - n_photos, size=size, generator=generator)]
+    n_photos = n * 2 // 5
+    n_textures = n * 7 // 20
+    parts = [_procedural_images(n - n_photos - n_textures, size=size, generator=generator)]
+    if n_textures:
+        parts.append(_textures(n_textures, size=size, generator=generator))
     if n_photos:
         parts.append(_random_crops(_sample_photos(), n_photos, size=size, generator=generator))
     images = torch.cat(parts)
@@ -434,11 +515,13 @@ def images_from_folder(path: str | os.PathLike, *, size: int, channels: int) -> 
     return torch.stack(images)
 
 
-def sounds_from_folder(path: str | os.PathLike, *, config: SpectralConfig, n_frames: int) -> Tensor:
+def sounds_from_folder(path: str | os.PathLike, *, config: SpectralConfig, n_frames: int,
+                       with_count: bool = False) -> Tensor | tuple[int, Tensor]:
     """Mel windows ``(n, n_mels, n_frames)`` cut (without overlap) from every readable sound under ``path``.
 
     Audio is mixed to mono and resampled to ``config.sample_rate``; silent windows are dropped; unreadable
-    files are skipped with a logged reason. InputError when no window is left.
+    files are skipped with a logged reason. InputError when no window is left. With ``with_count`` the
+    result is ``(number of files read, windows)``.
     """
     _check_count("n_frames", n_frames)
     windows = []
@@ -460,4 +543,5 @@ def sounds_from_folder(path: str | os.PathLike, *, config: SpectralConfig, n_fra
             f"no usable sound in {str(path)!r}: need readable audio files (wav, flac, ogg, mp3) with at least "
             f"{n_frames} non-silent frames"
         )
-    return mels.float().contiguous()
+    mels = mels.float().contiguous()
+    return (len(windows), mels) if with_count else mels

@@ -7,8 +7,8 @@ These checks do what a user does instead, and measure the outputs with tools the
         ─► imgsonic visualize ─► PNG frames ─► centroid of the square  vs  the tone's pitch and RMS level
 
     squares of side 4–32 px at random sub-pixel positions and edge softness ─► 64 px PNG files
-        ─► imgsonic render (one sequence, one second per image) ─► WAV ─► YIN pitch and RMS level per image
-                                                                         vs  the square's centre x and y
+        ─► imgsonic render --loudness raw (one sequence, one second per image, the model's own levels)
+        ─► WAV ─► YIN pitch and RMS level per image  vs  the square's centre x and y
 
 The command runs in this process through ``cli_main`` (``bridge.cli.main``, handed in by the ``eval`` command:
 ``training`` never imports ``bridge``), with the evaluated models' arguments (``--preset NAME``); its files go to
@@ -63,6 +63,7 @@ __all__ = [
     "write_tone_file",
     "square_images",
     "squares_sines_file_checks",
+    "run_command",
 ]
 
 CliMain = Callable[[Sequence[str]], int]
@@ -179,7 +180,7 @@ def square_images(n: int, *, seed: int, size: int = SQUARE_IMAGE_PX) -> tuple[np
     return np.round(images * 255).astype(np.uint8), np.c_[centre, side, edge]
 
 
-def _run(cli_main: CliMain, argv: list[str]) -> None:
+def run_command(cli_main: CliMain, argv: list[str]) -> None:
     """Run one ``imgsonic`` command quietly; InputError with its own message when it fails."""
     errors = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
@@ -193,8 +194,8 @@ def _visualized_centroids(cli_main: CliMain, audio: Path, model_args: list[str],
     from PIL import Image
 
     frames = audio.with_name(audio.name.replace(".", "_") + "_frames")
-    _run(cli_main, ["visualize", str(audio), "-o", str(frames), "--fps", "1", "--window-s", "0.5",
-                    "--size", str(FRAME_PX), *model_args])
+    run_command(cli_main, ["visualize", str(audio), "-o", str(frames), "--fps", "1", "--window-s", "0.5",
+                           "--size", str(FRAME_PX), *model_args])
     pixels = []
     for k in range(n_tones):  # frame k + 1 is the middle of tone k
         with Image.open(frames / f"frame_{k + 1:05d}.png") as image:
@@ -253,8 +254,9 @@ def _render_rows(cli_main: CliMain, folder: Path, model_args: list[str], *, n: i
     for index, pixels in enumerate(images):
         Image.fromarray(pixels).save(pictures / f"square_{index:04d}.png")
     out, log = folder / "squares.wav", folder / "squares.json"
-    _run(cli_main, ["render", str(pictures), "-o", str(out), "--json", str(log), "--seconds-per-image", str(_IMAGE_S),
-                    "--crossfade", "0", *model_args])
+    # y drives loudness: the model's own levels, not levelled by --loudness even
+    run_command(cli_main, ["render", str(pictures), "-o", str(out), "--json", str(log), "--seconds-per-image",
+                           str(_IMAGE_S), "--crossfade", "0", "--loudness", "raw", *model_args])
     audio = read_audio(out, sample_rate=None)[0]
     spans = json.loads(log.read_text())
     rate = spans["sample_rate"]

@@ -34,6 +34,7 @@ __all__ = [
     "distance_loss",
     "log_distance_loss",
     "spread_loss",
+    "sound_features",
     "sliced_wasserstein",
     "ramp",
 ]
@@ -174,6 +175,22 @@ def distance_loss(source: Tensor, mapped: Tensor) -> Tensor:
     d_source = d_source / d_source.mean().clamp_min(1e-8)
     d_mapped = d_mapped / d_mapped.mean().clamp_min(1e-8)
     return (d_mapped - d_source).pow(2).mean()
+
+
+def sound_features(mel: Tensor, *, n_coefficients: int = 20) -> Tensor:
+    """What a listener (and the evaluation's MFCC statistics) compares between decoded sounds: mel windows
+    ``(B, n_mels, W)`` (normalised log-mel) → ``(B, 2 · n_coefficients)``: the mean over time and the standard
+    deviation over time of each cepstral coefficient (orthonormal DCT-II over the bands, as MFCCs are), each
+    standardised over the batch as the evaluation standardises over its set."""
+    n_mels = mel.shape[-2]
+    bands = torch.arange(n_mels, dtype=mel.dtype, device=mel.device)
+    k = torch.arange(n_coefficients, dtype=mel.dtype, device=mel.device)[:, None]
+    dct = torch.cos(torch.pi / n_mels * (bands[None, :] + 0.5) * k) * math.sqrt(2.0 / n_mels)
+    dct[0] /= math.sqrt(2.0)
+    cepstra = torch.einsum("kn,bnw->bkw", dct, mel)
+    spread = cepstra.std(dim=-1, correction=0) if mel.shape[-1] > 1 else torch.zeros_like(cepstra[..., 0])
+    features = torch.cat([cepstra.mean(dim=-1), spread], dim=-1)
+    return (features - features.mean(dim=0)) / features.std(dim=0).clamp_min(1e-3)
 
 
 def log_distance_loss(source: Tensor, mapped: Tensor, *, eps: float = 1e-4) -> Tensor:

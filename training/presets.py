@@ -53,11 +53,15 @@ class MapperWeights:
     else distance). ``near`` > 0 adds a local term: each training image and a near copy of it
     (``training.datasets.near_copies``) must not decode to mels closer together, relative to their latent
     distance, than the batch's pairs do on average; random batches hardly ever hold such close pairs, so the
-    batch locality does not see them.
+    batch locality does not see them. ``sound_locality`` > 0 adds pairwise-distance preservation between the image
+    descriptor dims (each descriptor group weighted equally; the whole normalised image latent when the image VAE
+    has none) and what a listener compares: MFCC-like statistics of the decoded mel windows, standardised over
+    the batch (``training.losses.sound_features``).
     """
 
     locality_kind: str = "auto"
     locality: float = 1.0
+    sound_locality: float = 0.0
     cycle: float = 1.0
     direct_cycle: float = 1.0
     prior: float = 0.5
@@ -207,23 +211,28 @@ PRESET_SPECS: dict[str, PresetSpec] = {
         ),
         PresetSpec(
             name="default",
-            description="any image ↔ a broad palette of synth timbres (FM with envelopes and vibrato, sines, noise)",
+            description=("any image ↔ a broad palette of synth timbres (FM with envelopes and vibrato, sines, noise); "
+                         "colour, spatial frequency, orientation and periodicity reach the sound"),
             spectral=_SYNTH_SPECTRAL,
-            image_vae=ImageVAEConfig(image_size=64, channels=3, latent_dim=16, base_width=8, n_layers=4, hidden_width=128),
+            # 8 learned dims + the 12 texture/colour descriptors (models.image_descriptors): a pixel VAE alone put
+            # gratings, checkers and noise of the same colours side by side, and their sounds too
+            image_vae=ImageVAEConfig(image_size=64, channels=3, latent_dim=20, base_width=8, n_layers=4, hidden_width=128,
+                                     n_descriptors=12),
             audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=256, n_hidden_layers=2),
-            mapper=LatentMapperConfig(image_latent_dim=16, audio_latent_dim=8, hidden_width=128, depth=2),
+            mapper=LatentMapperConfig(image_latent_dim=20, audio_latent_dim=8, hidden_width=128, depth=2),
             image_data="broad",
             sound_data="palette",
             image_training=TrainSettings(steps=4000, batch_size=32, lr=1e-3, n_examples=12000),
             audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
-            mapper_training=TrainSettings(steps=1000, batch_size=64, lr=1e-3, n_examples=4000),
+            mapper_training=TrainSettings(steps=2000, batch_size=64, lr=1e-3, n_examples=4000),
             # Near-duplicate images (neighbouring crops of the flat moon photo, of one texture) were squeezed
             # 4-7x closer in the image latent than their pixel distance warrants, and 5 of 200 held-out images
             # shared a sound with a neighbour. The spread term keeps such pairs apart in the image latent, the
             # mapper's near term keeps them apart through the mapper: 200 of 200 distinct, closest pair
             # 2.4 dB (1 dB counts as the same); weight 30 left 1.4 dB, 100 for 2500 steps cost image detail.
             image_spread_weight=100.0,
-            mapper_weights=MapperWeights(near=5.0),
+            # sound_locality: image-descriptor distances ≈ decoded-sound distances, what the wide eval measures
+            mapper_weights=MapperWeights(locality=0.3, near=5.0, sound_locality=10.0),
             # small widths keep the preset ≈3 MB (float32; 1.6 MB as stored now); a low image β spreads similar images apart
             image_beta=0.05,
             audio_beta=0.1,

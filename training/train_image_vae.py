@@ -262,6 +262,8 @@ def train_image_vae(
         train_data, test_data = images[n_test:] if len(images) > 1 else images, images[:n_test]
         description = f"{len(images)} user images"
     model = ImageVAE(spec.image_vae).to(torch_device)
+    if spec.image_vae.n_descriptors:  # the descriptor dims are standardised by the training images
+        model.set_descriptor_stats(train_data.to(torch_device))
     started = time.perf_counter()
     result = run_vae_training(model, kind="image_vae", train_data=train_data, test_data=test_data,
                               settings=spec.image_training, beta=spec.image_beta, tc_gamma=spec.image_tc_gamma,

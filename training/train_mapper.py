@@ -33,7 +33,8 @@ from models.image_vae import ImageVAE
 from models.mapper import LatentMapper
 from training.datasets import near_copies
 from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
-from training.losses import LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein
+from training.losses import (LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein,
+                             sound_features)
 from training.presets import MapperWeights, PresetSpec, preset_images, preset_sounds
 
 __all__ = ["MapperObjective", "encode_all", "train_mapper", "evaluate_mapper"]
@@ -67,6 +68,15 @@ class MapperObjective:
             )
         self.locality = losses[kind]
         self.locality_kind = kind
+        # distance ratios: the structure within a group of similar images (photos) counts as much as the gaps
+        # between groups (photos vs textures), which plain distances let dominate
+        self.sound_loss = log_distance_loss
+        n_descriptors = image_vae.config.n_descriptors
+        self.descriptor_weights = None
+        if n_descriptors:
+            from models.image_descriptors import group_weights
+
+            self.descriptor_weights = group_weights().to(next(mapper.parameters()).device)
         self.modules: dict[str, nn.Module] = {"mapper": mapper}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"mapper": torch.optim.Adam(mapper.parameters(), lr=lr)}
 
@@ -86,7 +96,8 @@ class MapperObjective:
         direct = ((norm_i(self.mapper.inverse(mapped)) - norm_i(z_img)).pow(2).sum(1).mean()
                   + (norm_a(self.mapper(inverted)) - norm_a(z_aud)).pow(2).sum(1).mean())
 
-        re_encoded_audio = self.audio_vae.encode(self.audio_vae.decode(mapped))[0]
+        decoded = self.audio_vae.decode(mapped)
+        re_encoded_audio = self.audio_vae.encode(decoded)[0]
         re_encoded_image = self.image_vae.encode(self.image_vae.decode(inverted))[0]
         cycle = ((norm_i(self.mapper.inverse(re_encoded_audio)) - norm_i(z_img)).pow(2).sum(1).mean()
                  + (norm_a(self.mapper(re_encoded_image)) - norm_a(z_aud)).pow(2).sum(1).mean()
@@ -96,6 +107,14 @@ class MapperObjective:
         loss = w.locality * locality + w.prior * prior + w.direct_cycle * direct + cycle_weight * cycle
         logs = {"loss": loss.item(), "locality": locality.item(), "prior": prior.item(), "direct": direct.item(),
                 "cycle": cycle.item()}
+        if w.sound_locality > 0:
+            if self.descriptor_weights is None:
+                source = norm_i(z_img)
+            else:  # the descriptor dims, standardised by the image VAE, each group weighing the same
+                source = z_img[:, -len(self.descriptor_weights) :] * self.descriptor_weights
+            sound = self.sound_loss(source, sound_features(decoded))
+            loss = loss + w.sound_locality * sound
+            logs["sound"] = sound.item()
         if z_near is not None:
             near = self._near_loss(z_img, z_near, mapped)
             loss = loss + w.near * near
@@ -194,11 +213,14 @@ def train_mapper(
     image_stats = LatentStats(z_img[n_test:]).to(torch_device)
     audio_stats = LatentStats(z_aud[n_test:]).to(torch_device)
 
+    # own folders can hold fewer latents than a batch: both sides of a batch must hold as many points (the
+    # sliced Wasserstein term compares sorted projections), so the batch shrinks to the smaller training set
+    batch_size = min(settings.batch_size, len(z_img) - n_test, len(z_aud) - n_test)
     mapper = LatentMapper(spec.mapper).to(torch_device)
     total_steps = steps or settings.steps
     checkpoint = out_dir / "mapper.pt"
     metadata = {"data": f"latents of {len(z_img)} images and {len(z_aud)} sounds (preset {spec.name})",
-                "batch_size": settings.batch_size, "lr": settings.lr, "seed": spec.seed + 2,
+                "batch_size": batch_size, "lr": settings.lr, "seed": spec.seed + 2,
                 "weights": {key: value for key, value in vars(spec.mapper_weights).items()},
                 "image_latent_mean": image_stats.mean.tolist(), "image_latent_std": image_stats.std.tolist(),
                 "audio_latent_mean": audio_stats.mean.tolist(), "audio_latent_std": audio_stats.std.tolist(),
@@ -206,7 +228,7 @@ def train_mapper(
     objective = MapperObjective(mapper, image_vae, audio_vae, image_stats=image_stats, audio_stats=audio_stats,
                                 weights=spec.mapper_weights, steps=total_steps, lr=settings.lr, checkpoint=checkpoint,
                                 metadata=metadata)
-    loop_settings = LoopSettings(name="mapper", steps=total_steps, batch_size=settings.batch_size, out_dir=out_dir,
+    loop_settings = LoopSettings(name="mapper", steps=total_steps, batch_size=batch_size, out_dir=out_dir,
                                  seed=spec.seed + 2, device=str(torch_device), checkpoint_every=checkpoint_every,
                                  resume=resume, progress=progress)
     started = time.perf_counter()

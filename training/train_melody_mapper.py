@@ -103,17 +103,20 @@ def train_melody_mapper(spec: PresetSpec, *, out_dir: str | os.PathLike, image_v
                                              audio_latent_dim=melody.config.latent_dim,
                                              hidden_width=settings.hidden_width, depth=settings.depth)).to(torch_device)
     total_steps = steps or settings.steps
+    # own folders can hold fewer images than a batch: both sides of a batch must hold as many points (the sliced
+    # Wasserstein term compares sorted projections), so the batch shrinks to the smaller training set
+    batch_size = min(settings.batch_size, len(z_img) - n_test, len(z_mel) - n_test)
     checkpoint = out_dir / "melody_mapper.pt"
     metadata = {"data": f"latents of {len(z_img)} images (preset {spec.name}) and {len(z_mel)} Essen phrases",
                 "image_vae": str(image_vae), "image_vae_sha256": load_checkpoint(image_vae, kind="image_vae")["sha256"],
                 "melody_vae": str(melody_vae), "melody_vae_sha256": load_checkpoint(melody_vae, kind="melody_vae")["sha256"],
-                "batch_size": settings.batch_size, "lr": settings.lr, "weights": vars(settings.weights),
+                "batch_size": batch_size, "lr": settings.lr, "weights": vars(settings.weights),
                 "command": " ".join(sys.argv)}
     adapter = MelodyAsAudio(melody)
     objective = MapperObjective(mapper, image_model, adapter, image_stats=image_stats, audio_stats=melody_stats,
                                 weights=settings.weights, steps=total_steps, lr=settings.lr, checkpoint=checkpoint,
                                 metadata=metadata)
-    loop_settings = LoopSettings(name="melody_mapper", steps=total_steps, batch_size=settings.batch_size,
+    loop_settings = LoopSettings(name="melody_mapper", steps=total_steps, batch_size=batch_size,
                                  out_dir=out_dir, seed=spec.seed + 3, device=str(torch_device),
                                  checkpoint_every=checkpoint_every, resume=resume, progress=progress)
     started = time.perf_counter()

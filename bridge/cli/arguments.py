@@ -103,7 +103,8 @@ class OneLineParser(argparse.ArgumentParser):
 def add_model_arguments(parser: argparse.ArgumentParser, *, vocoder: bool = True) -> None:
     """``--preset`` or explicit checkpoints (``render``, ``demo``, ``visualize``)."""
     group = parser.add_argument_group("models (a preset, or all three checkpoints)")
-    group.add_argument("--preset", help="preset name (default: default); see imgsonic info")
+    group.add_argument("--preset", help="preset name (default: default; see imgsonic info), or the path of a preset "
+                       "folder or .toml file (what imgsonic train all --out DIR writes)")
     group.add_argument("--image-vae", metavar="PT", help="image VAE checkpoint")
     group.add_argument("--audio-vae", metavar="PT", help="audio VAE checkpoint")
     group.add_argument("--mapper", metavar="PT", help="latent mapper checkpoint")

@@ -13,7 +13,7 @@ METHOD_CHOICES = ("pghi+fgla", "pghi", "griffinlim")  # synth.phase.METHODS (a t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", required=True, help="preset to evaluate (default, digits-fm, squares-sines, "
-                        "digits-melody)")
+                        "digits-melody, spoken-digits), or the path of one trained with imgsonic train --out")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("-o", "--out", metavar="DIR",
                         help="folder for metrics.json and the PNG plots (default imgsonic-eval/PRESET)")
@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="phase reconstruction used to render (default pghi+fgla)")
     parser.add_argument("--bpm", type=TEMPO_BPM, default=120.0,
                         help="melody presets: tempo of the MIDI and audio (default 120)")
+    parser.add_argument("--no-wide", action="store_true", help="default preset: skip the wide sets (textures, "
+                        "held-out photos, loudness; a few minutes of imgsonic render runs); their targets count as missed")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""``imgsonic info``: versions, the torch device, audio devices and the presets."""
+"""``imgsonic info``: versions, the torch device, audio devices and the presets (each with its description and
+where it lives)."""
 
 from __future__ import annotations
 
@@ -38,17 +39,39 @@ def _audio_device() -> str:
     return f"{n_devices} portaudio device(s)"
 
 
-def _presets() -> str:
-    from models.registry import PRESETS_DIR, available_presets
+def _presets() -> list[tuple[str, str]]:
+    """A row for the shipped presets, then one per preset: its one-line description and where it lives."""
+    from models.errors import ImgsonicError
+    from models.registry import PRESETS_DIR, available_presets, load_preset
 
     names = available_presets()
-    return ", ".join(names) if names else f"none (no .toml files in {PRESETS_DIR})"
+    if not names:
+        return [("presets", f"none (no .toml files in {PRESETS_DIR})")]
+    rows = [("presets", f"{len(names)} in {PRESETS_DIR} (or --preset PATH: a folder from imgsonic train all --out)")]
+    for name in names:
+        try:
+            preset = load_preset(name)
+            rows.append((f"  {name}", f"{preset.description or '(no description)'} [{preset.location}]"))
+        except ImgsonicError as error:  # a broken preset is reported, not fatal for info
+            rows.append((f"  {name}", f"unusable: {' '.join(str(error).split())}"))
+    return rows
 
 
-def _imagine_presets() -> str:
-    from models.imagination import available_imagine_presets
+def _imagine_presets() -> list[tuple[str, str]]:
+    """The same for the sound → image presets (imgsonic imagine)."""
+    from models.errors import ImgsonicError
+    from models.imagination import IMAGINE_PRESETS_DIR, available_imagine_presets, load_imagine_preset
 
-    return ", ".join(available_imagine_presets()) or "none"
+    names = available_imagine_presets()
+    rows = [("imagine presets", f"{len(names)} in {IMAGINE_PRESETS_DIR}" if names else "none")]
+    for name in names:
+        try:
+            preset = load_imagine_preset(name)
+            rows.append((f"  {name}", f"{preset.description or '(no description)'} "
+                                      f"[{IMAGINE_PRESETS_DIR / (name + '.toml')}]"))
+        except ImgsonicError as error:
+            rows.append((f"  {name}", f"unusable: {' '.join(str(error).split())}"))
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,9 +82,8 @@ def run(args: argparse.Namespace) -> int:
         ("torch device", _torch_device()),
         ("audio device", _audio_device()),
         ("jackd", shutil.which("jackd") or "not on PATH (Debian: apt install jackd2)"),
-        ("presets", _presets()),
-        ("imagine presets", _imagine_presets()),
     ]
+    rows += _presets() + _imagine_presets()
     width = max(len(key) for key, _ in rows) + 1
     for key, value in rows:
         print(f"{key + ':':<{width}} {value}")

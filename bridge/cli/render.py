@@ -11,8 +11,8 @@ from pathlib import Path
 from bridge.cli.arguments import SAMPLE_RATE_HZ, TEMPO_BPM, THREADS, Number, add_model_arguments, time_signature
 from bridge.cli.melody import add_melody_arguments
 
-__all__ = ["add_arguments", "add_settings_arguments", "run", "settings_from_args", "bundle_from_args",
-           "limits_from_args", "tempo_from_args", "render_files"]
+__all__ = ["add_arguments", "add_settings_arguments", "add_loudness_arguments", "run", "settings_from_args",
+           "loudness_from_args", "bundle_from_args", "limits_from_args", "tempo_from_args", "render_files"]
 
 # The render's vocoder names (bridge.sonify.render.VOCODERS; a test keeps them equal without importing torch here).
 VOCODER_CHOICES = ("pghi+fgla", "pghi", "griffinlim", "neural", "neural+fgla")
@@ -26,6 +26,14 @@ MAX_FRAMES = Number(int, 1, 100_000_000, unit="frames")
 MAX_IMAGES = Number(int, 1, 100_000_000, unit="images")
 MAX_DURATION_S = Number(float, 1.0, 1_000_000.0, unit="seconds")
 BEATS_PER_IMAGE = Number(int, 1, 4096, unit="beats")
+# bridge.control.levels' modes and bridge.sources.descriptors.DESCRIPTORS, without importing numpy for --help (tested)
+LOUDNESS_CHOICES = ("even", "mapped", "raw")
+LOUDNESS_FEATURES = ("brightness", "contrast", "saturation", "hue", "edge_density", "entropy", "red", "green", "blue")
+LUFS = Number(float, -70.0, 0.0, unit="LUFS")
+LOUDNESS_RANGE_DB = Number(float, 0.0, 40.0, unit="dB")
+DEFAULT_LUFS = -18.0  # synth.loudness.TARGET_LUFS (tested)
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """Sound options shared by ``render`` and ``demo``."""
     parser.add_argument("--seconds-per-image", type=SECONDS_PER_IMAGE, metavar="S",
@@ -50,6 +58,31 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
                              "output does not depend on it (default: 2, or 1 on a 1-core machine)")
 
 
+def add_loudness_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--loudness`` and its options, shared by ``render`` and ``demo``."""
+    group = parser.add_argument_group("loudness (BS.1770, measured with pyloudnorm; the file's true peak stays ≤ −1 dBTP)")
+    group.add_argument("--loudness", choices=LOUDNESS_CHOICES, default="even",
+                       help="even (default): every image equally loud, the file at --lufs; mapped: "
+                            "--loudness-feature sets each image's level within --loudness-range dB of the loudest, "
+                            "the file at --lufs; raw: the model's own levels, the peak at −1 dBFS")
+    group.add_argument("--lufs", type=LUFS, default=DEFAULT_LUFS, metavar="LUFS",
+                       help=f"integrated loudness of the file with even and mapped (default: {DEFAULT_LUFS:g})")
+    group.add_argument("--loudness-feature", choices=LOUDNESS_FEATURES, default="brightness",
+                       help="the image descriptor that drives each image's level with --loudness mapped "
+                            "(default: brightness)")
+    group.add_argument("--loudness-range", type=LOUDNESS_RANGE_DB, default=12.0, metavar="DB",
+                       help="with mapped: an image whose descriptor is 0 sounds this many dB below one whose "
+                            "descriptor is 1 (default: 12)")
+
+
+def loudness_from_args(args: argparse.Namespace):
+    """The :class:`bridge.control.levels.LoudnessSettings` of the ``--loudness`` flags."""
+    from bridge.control.levels import LoudnessSettings
+
+    return LoudnessSettings(mode=args.loudness, target_lufs=args.lufs, feature=args.loudness_feature,
+                            range_db=args.loudness_range)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders (sorted naturally), glob patterns, animated GIF/PNG/WebP, or videos "
@@ -58,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--midi", metavar="OUT.mid", help="also write the mapping as MIDI notes and CCs")
     parser.add_argument("--json", metavar="OUT.json", help="per image: time span, latents, mapped parameters")
     add_settings_arguments(parser)
+    add_loudness_arguments(parser)
     tempo = parser.add_argument_group("tempo (images on beats; the MIDI file carries the tempo and time signature)")
     tempo.add_argument("--bpm", type=TEMPO_BPM, metavar="BPM",
                        help="hold each image a whole number of beats at this tempo: --seconds-per-image rounded to "
@@ -105,7 +139,7 @@ def settings_from_args(args: argparse.Namespace):
     crossfade_s = min(DEFAULT_CROSSFADE_S, seconds_per_image) if args.crossfade is None else args.crossfade
     return RenderSettings(seconds_per_image=seconds_per_image, crossfade_s=crossfade_s,
                           vocoder=args.vocoder, fx=args.fx, sample_rate=args.sr, workers=args.workers,
-                          max_duration_s=getattr(args, "max_duration", RenderSettings.max_duration_s))
+                          loudness=loudness_from_args(args), max_duration_s=getattr(args, "max_duration", RenderSettings.max_duration_s))
 
 
 def limits_from_args(args: argparse.Namespace):

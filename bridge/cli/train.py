@@ -36,16 +36,18 @@ def _semitones(text: str) -> tuple[float, ...]:
 
 
 def _add_preset_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", required=True, help="preset whose data and configs to use (default, digits-fm, "
-                        "squares-sines)")
+    parser.add_argument("--preset", default="default", help="preset whose configs (and, without --images/--sounds, "
+                        "data) to use: default (the default), digits-fm, digits-melody, squares-sines")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT}); checkpoints go to "
                         "OUT/PRESET/")
     parser.add_argument("--steps", type=STEPS, help="optimiser steps per model (default: the preset's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--n-examples", type=COUNT, metavar="N",
                         help="generated training examples per data set (default: the preset's)")
-    parser.add_argument("--images", metavar="DIR", help="train on the images in DIR instead of the preset's")
-    parser.add_argument("--sounds", metavar="DIR", help="train on the sounds in DIR instead of the preset's")
+    parser.add_argument("--images", metavar="DIR", help="train on the images in DIR instead of the preset's (at "
+                        "least 16; OUT then works as --preset OUT)")
+    parser.add_argument("--sounds", metavar="DIR", help="train on the sounds in DIR instead of the preset's (at "
+                        "least 16 files)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/PRESET/<model>.resume")
     parser.add_argument("--checkpoint-every", type=STEPS, default=500, metavar="N",
                         help="steps between checkpoints (default 500)")

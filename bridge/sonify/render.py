@@ -16,16 +16,24 @@ How a sequence becomes a continuous sound
    ``imgsonic render``) while its peak is measured.
 5. With a mix-in (a melody, :class:`MixIn`), the parked audio and the mix-in are added (or the mix-in replaces
    the audio) and the sum's peak is measured in one more read of the parked audio.
-6. Second pass over the parked audio: scale the peak to ``peak_db`` dBFS, then the effects (``fx``: after
-   the level, so a ``limiter`` works on a known level; a chain that does not end in a ``limiter`` gets one,
-   with its defaults, since reverb and gain raise the level past full scale; its look-ahead delay is
+6. The level (``loudness``, :class:`bridge.control.levels.LoudnessSettings`). ``even`` (the default) and
+   ``mapped``: each image's solo span is read back from the parked audio (with the mix-in) and measured
+   (BS.1770, at most its middle 30 s), which gives each image a gain and the file a gain that puts it at
+   ``target_lufs`` (:func:`bridge.control.levels.level_images`). ``raw``: one gain that scales the peak to
+   ``peak_db`` dBFS.
+7. Second pass over the parked audio: the gain (levelled: the per-image envelope, block by block), then the
+   effects (``fx``: after the level, so a ``limiter`` works on a known level; a chain that does not end in a
+   ``limiter`` gets one, with its defaults, since reverb and gain raise the level past full scale — and a
+   levelled render always ends in one, which keeps its true peak ≤ −1.5 dBTP; its look-ahead delay is
    removed), raised-cosine fades at both ends, and out to the caller's ``write``.
 
 Memory does not grow with the number of images or the length of the sound: what is held is the images'
-latents (a few hundred bytes each), ``workers + 1`` pieces and one block of output. The sound is the same
+latents (a few hundred bytes each; levelled, also each image's span and gain), ``workers + 1`` pieces, one
+block of output and, while levels are measured, one image's span (at most 30 s). The sound is the same
 sample for sample as rendering the whole timeline in one go (tested): pieces are vocoded as before, every
-batch of latents is decoded as any other (:data:`bridge.sonify.decode.MIN_BATCH`), and the resampler and
-the effects give the same samples streamed as whole.
+batch of latents is decoded as any other (:data:`bridge.sonify.decode.MIN_BATCH`), the spans are measured
+from the same samples, and the resampler, the gain envelope and the effects give the same samples streamed
+as whole.
 
 Writing the files is :mod:`bridge.io.outputs`' job; ``imgsonic render`` (:mod:`bridge.cli.render`) does both.
 
@@ -49,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from bridge.control.levels import LoudnessSettings
 from bridge.control.mapping import Mapping, load_mapping
 from bridge.control.timeline import LatentTimeline, image_of_frames
 from bridge.sonify.bundle import ModelBundle
@@ -62,10 +71,18 @@ if TYPE_CHECKING:  # torch is imported where it is used, so `imgsonic --help` st
     import torch
 
 __all__ = ["VOCODERS", "RenderSettings", "RenderResult", "render_stream", "render_items", "vocode_in_pieces",
-           "boundary_jump_ratio", "ENCODE_BATCH"]
+           "boundary_jump_ratio", "effects_offset_db", "ENCODE_BATCH"]
 
 ENCODE_BATCH = 32  # images encoded at once (as model inputs: 48 kB each at 64 px)
 _LEVEL_BLOCK = 1 << 16  # samples per block of the second pass (level, effects, fades, writing)
+# a levelled render tries its effects on this much of its sound first (all of it when shorter; else windows spread
+# over it, each after a pre-roll that fills reverb tails and delay lines), so the file lands at its loudness after them
+_FX_PROBE_S = 30.0
+_FX_PROBE_WINDOW_S = 5.0
+_FX_PROBE_PREROLL_S = 2.0
+_FX_PROBE_TRIES = 3
+_FX_PROBE_TOLERANCE_LU = 0.1
+_FX_PROBE_LIMIT_DB = 24.0
 
 VOCODERS = ("pghi+fgla", "pghi", "griffinlim", "neural", "neural+fgla")  # synth.vocoder.VOCODER_NAMES (tested)
 
@@ -78,7 +95,10 @@ class RenderSettings:
     fx : effect spec (:mod:`synth.effects`), "" for none; run after the level, and ended by a true-peak
         ``limiter`` (−1.5 dBTP) unless it ends in one (``limiter:ceiling_db=0`` lets the level through).
     sample_rate : output rate in Hz.
-    peak_db : output peak in dBFS (≤ 0), or None to keep the vocoder's level.  fade_s : fade in/out length.
+    loudness : how loud each image and the file are (:class:`bridge.control.levels.LoudnessSettings`; by default
+        every image equally loud, the file at −18 LUFS).
+    peak_db : with ``loudness`` raw, the output peak in dBFS (≤ 0), or None to keep the vocoder's level.
+    fade_s : fade in/out length.
     chunk_s / overlap_s : vocoder piece length for long renders and the overlap crossfaded between pieces.
     workers : images decoded and vocoder pieces rendered at once, in threads (the pieces, and so the output,
         do not depend on it).
@@ -91,6 +111,7 @@ class RenderSettings:
     vocoder: str = "pghi+fgla"
     fx: str = ""
     sample_rate: int = 44100
+    loudness: LoudnessSettings = LoudnessSettings()
     peak_db: float | None = -1.0
     fade_s: float = 0.02
     chunk_s: float = 15.0
@@ -108,6 +129,8 @@ class RenderSettings:
             raise ParameterError(f"vocoder {self.vocoder!r} is unknown; expected one of {', '.join(VOCODERS)}")
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or not 1000 <= self.sample_rate <= 384000:
             raise ParameterError(f"sample rate {self.sample_rate!r}; expected an integer number of Hz in 1000…384000")
+        if not isinstance(self.loudness, LoudnessSettings):
+            raise ParameterError(f"loudness={self.loudness!r}; expected a LoudnessSettings")
         if self.peak_db is not None and not (math.isfinite(self.peak_db) and self.peak_db <= 0):
             raise ParameterError(f"peak_db={self.peak_db!r}; expected a finite level ≤ 0 dBFS")
         for name in ("fade_s", "overlap_s"):
@@ -134,7 +157,9 @@ class RenderResult:
         a ``write`` callback (:func:`render_stream`).  images : one JSON-ready dict per image.
     onsets_s : each image's start.  frame_times_s / positions / values : control frames ``(T,)`` and the
         mapped parameters per frame, kept by :func:`render_items` only (None otherwise).
-    peak_before_level : the peak the vocoder made, before it was scaled to ``peak_db``.
+    peak_before_level : the peak the vocoder made (with the mix-in), before the level was set.
+    programme_lufs : levelled renders: the file's loudness the gains aim at (before the effects and the limiter);
+        None for raw.
     timings_s : seconds per stage (stages run interleaved; the worker stages add up their threads' time).
     """
 
@@ -147,6 +172,7 @@ class RenderResult:
     positions: dict[str, np.ndarray] | None = None
     values: dict[str, np.ndarray] | None = None
     peak_before_level: float = 0.0
+    programme_lufs: float | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -479,9 +505,23 @@ def render_stream(
         for block in spill.blocks(_LEVEL_BLOCK):
             peak = max(peak, float(np.abs(mixed(start, block)).max()))
             start += len(block)
-    gain = np.float32(10 ** (settings.peak_db / 20) / peak) if settings.peak_db is not None and peak > 0 else None
-    _level_effects_fades(spill, write, settings=settings, gain=gain, n_samples=n_samples, timings=timings,
-                         mixed=mixed)
+    levels, gain = None, None
+    if settings.loudness.mode != "raw":
+        from bridge.control.levels import level_images
+
+        def read(first: int, n: int) -> np.ndarray:
+            block = spill.read(first, n)
+            return mixed(first, block) if mixed is not None else block
+
+        levels = level_images(settings.loudness, read=read, sample_rate=settings.sample_rate,
+                              seconds_per_image=settings.seconds_per_image, crossfade_s=settings.crossfade_s,
+                              duration_s=duration_s, descriptors=descriptors)
+        levels = levels.shifted(effects_offset_db(read, envelope=levels.envelope, settings=settings,
+                                                  n_samples=n_samples))
+    elif settings.peak_db is not None and peak > 0:
+        gain = np.float32(10 ** (settings.peak_db / 20) / peak)
+    _level_effects_fades(spill, write, settings=settings, gain=gain, envelope=levels.envelope if levels else None,
+                         n_samples=n_samples, timings=timings, mixed=mixed)
     timings["fx and level"] += time.perf_counter() - clock - timings["write"]
 
     entries = [
@@ -497,23 +537,86 @@ def render_stream(
         }
         for index in range(n_images)
     ]
+    if levels is not None:  # each image's loudness as the model made it, and the gain that levelled it
+        for entry, loudness, gain_db in zip(entries, levels.loudness_lufs, levels.gains_db):
+            entry["loudness_lufs"] = round(float(loudness), 3) if np.isfinite(loudness) else None
+            entry["level_gain_db"] = round(float(gain_db), 3)
     return RenderResult(audio=None, sample_rate=settings.sample_rate, duration_s=duration_s, images=entries,
-                        onsets_s=onsets_s, peak_before_level=peak, timings_s=timings)
+                        onsets_s=onsets_s, peak_before_level=peak,
+                        programme_lufs=levels.programme_lufs if levels is not None else None, timings_s=timings)
+
+
+def _effect_chain(settings: RenderSettings, *, levelled: bool):
+    """The render's effects (:class:`synth.effects.EffectChain`), ended by a true-peak limiter, or None when there
+    are none: effects can raise the level, and a level set by ``loudness`` can put peaks past full scale."""
+    if not (settings.fx.strip() or levelled):
+        return None
+    from synth.effects import EffectChain
+    from synth.limiter import TruePeakLimiter
+
+    chain = EffectChain(settings.fx) if settings.fx.strip() else None
+    if chain is None or not isinstance(chain.effects[-1], TruePeakLimiter):
+        chain = EffectChain(f"{settings.fx}; limiter" if chain is not None else "limiter")
+    return chain
+
+
+def _through(chain, audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
+    """``audio`` through a fresh ``chain`` in one call, its look-ahead delay removed: ``(len(audio),)``."""
+    delay = chain.latency_samples(sample_rate)
+    wet = np.concatenate([chain.process(audio, sample_rate=sample_rate, reset=True), chain.flush()[0]])
+    return wet[delay : delay + len(audio)]
+
+
+def effects_offset_db(read: Callable[[int, int], np.ndarray], *, envelope, settings: RenderSettings,
+                      n_samples: int) -> float:
+    """How many dB to move a levelled render (``read(first, n)`` gives its parked audio, ``envelope`` its
+    :class:`synth.loudness.GainEnvelope`) so that its effects, limiter included, leave it as loud as the level
+    set before them: a reverb adds loudness, the limiter takes some off where it works.
+
+    The effects are tried on the levelled sound (all of it up to 30 s; else six 5 s windows spread over it, each
+    after 2 s of pre-roll that is left out of the measurement) and the gain moved until the output measures as
+    loud as the input (BS.1770, within 0.1 LU, at most 3 tries, at most ±24 dB). Deterministic: a streamed and a
+    whole render get the same offset.
+    """
+    from synth.loudness import integrated_lufs
+
+    rate = settings.sample_rate
+    probe, window, preroll = (round(seconds * rate) for seconds in (_FX_PROBE_S, _FX_PROBE_WINDOW_S,
+                                                                    _FX_PROBE_PREROLL_S))
+    if n_samples <= probe:
+        windows = [(0, n_samples)]
+    else:
+        count = probe // window
+        windows = [(round(start), window) for start in np.linspace(0, n_samples - window, count)]
+    pieces = []  # (levelled samples with their pre-roll, pre-roll length)
+    for start, length in windows:
+        first = max(0, start - preroll)
+        pieces.append((read(first, start + length - first) * envelope.block(first, start + length - first),
+                       start - first))
+    dry = integrated_lufs(np.concatenate([piece[skip:] for piece, skip in pieces]), sample_rate=rate)
+    if not math.isfinite(dry):
+        return 0.0
+    offset_db = 0.0
+    for _ in range(_FX_PROBE_TRIES):
+        scale = np.float32(10 ** (offset_db / 20))
+        wet = np.concatenate([_through(_effect_chain(settings, levelled=True), piece * scale, sample_rate=rate)[skip:]
+                              for piece, skip in pieces])
+        error = dry - integrated_lufs(wet, sample_rate=rate)
+        if not math.isfinite(error):
+            break
+        offset_db = float(np.clip(offset_db + error, -_FX_PROBE_LIMIT_DB, _FX_PROBE_LIMIT_DB))
+        if abs(error) < _FX_PROBE_TOLERANCE_LU:
+            break
+    return offset_db
 
 
 def _level_effects_fades(spill, write: Callable[[np.ndarray], None], *, settings: RenderSettings, gain,
-                         n_samples: int, timings: dict[str, float],
+                         n_samples: int, timings: dict[str, float], envelope=None,
                          mixed: Callable[[int, np.ndarray], np.ndarray] | None = None) -> None:
-    """The second pass: parked audio (with the mix-in: ``mixed(start, block)``) × ``gain``, through the effects
-    (their delay removed), faded, to ``write``."""
-    chain = None
-    if settings.fx.strip():
-        from synth.effects import EffectChain
-        from synth.limiter import TruePeakLimiter
-
-        chain = EffectChain(settings.fx)
-        if not isinstance(chain.effects[-1], TruePeakLimiter):  # effects can raise the level: the default guard
-            chain = EffectChain(f"{settings.fx}; limiter")
+    """The second pass: parked audio (with the mix-in: ``mixed(start, block)``) × ``gain`` (or × the levelled
+    render's ``envelope``, a :class:`synth.loudness.GainEnvelope`), through the effects (their delay removed),
+    faded, to ``write``."""
+    chain = _effect_chain(settings, levelled=envelope is not None)
     delay = chain.latency_samples(settings.sample_rate) if chain is not None else 0
     n_fade = round(settings.fade_s * settings.sample_rate)
     written = 0
@@ -539,8 +642,13 @@ def _level_effects_fades(spill, write: Callable[[np.ndarray], None], *, settings
         n_block = len(block)
         if mixed is not None:
             block = mixed(start, block)
+        if envelope is not None:
+            block = block * envelope.block(start, n_block)
+        elif gain is not None:
+            block = block * gain
+        else:
+            block = block.copy()
         start += n_block
-        block = block * gain if gain is not None else block.copy()
         out(chain.process(block, sample_rate=settings.sample_rate) if chain is not None else block)
     if chain is not None:
         while written < n_samples:  # the limiter's look-ahead: silence pushes the end out

@@ -7,8 +7,9 @@ column ``m % W`` of its window, as offline), the frames go through the vocoder's
 streaming form of ``--vocoder pghi``; ``neural``: the neural vocoder's), and are resampled with
 :class:`synth.resample.Resampler`. The vocoder's latency is dropped once at the start, so output sample ``n``
 lines up with sample ``n`` of the offline render: for events at the same frames the voice equals
-``render_items(..., vocoder="pghi" or "neural", peak_db=None, fade_s=0)`` within float rounding
-(``tests/test_voice_stream.py`` states the tolerance).
+``render_items(..., vocoder="pghi" or "neural", peak_db=None, fade_s=0)`` with raw loudness
+(``LoudnessSettings(mode="raw")``, ``--loudness raw``) within float rounding (``tests/test_voice_stream.py``
+states the tolerance).
 
 Threads: the control methods (:meth:`set_image`, :meth:`set_latent`, :meth:`morph`, :meth:`set_param`)
 may be called from any thread (Python, OSC, MIDI); they encode in the caller's thread and queue an event.
