@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE.wav", help="with --audio offline: the file to write")
     parser.add_argument("--images", action="append", metavar="DIR",
                         help="image folder OSC may load from (repeatable; the first is the voice's sequence)")
-    parser.add_argument("--preset", default="default", help="default: default")
+    parser.add_argument("--preset", default="default", help="preset name (default: default; see imgsonic info), or the "
+                        "path of a preset folder or .toml file")
     parser.add_argument("--mapping", metavar="TOML", help="parameter mapping (default: the shipped one)")
     parser.add_argument("--fx", default="", metavar="SPEC", help="pedalboard effects on the neural voice")
     parser.add_argument("--vocoder", choices=("pghi", "neural"), default="pghi",
