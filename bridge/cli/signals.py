@@ -4,7 +4,7 @@ Inside :func:`signals_as_interrupts` the first SIGINT or SIGTERM raises :class:`
 ``KeyboardInterrupt``) in the main thread, so every ``finally`` and ``except BaseException`` on the way out
 runs: :func:`synth.files.atomic_output` removes its temporary file, a frame folder its temporary folder,
 worker pools cancel their queued work. A signal that arrives during an ``import`` is held until the import
-is over (see :func:`_raise_once`). Further signals are ignored until the block is left, so a second
+is over (:func:`held_during_import`). Further signals are ignored until the block is left, so a second
 Ctrl-C cannot cut that cleanup short and leave the temporary files it was removing. The exit code is the
 shell's: ``128 + signal number`` (130 for SIGINT, 143 for SIGTERM).
 
@@ -21,7 +21,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-__all__ = ["Interrupted", "signals_as_interrupts", "exit_code"]
+__all__ = ["Interrupted", "signals_as_interrupts", "exit_code", "held_during_import"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -51,16 +51,24 @@ def _importing(frame) -> bool:
     return False
 
 
-def _raise_once(signum: int, frame) -> None:
-    if _importing(frame):
-        # An exception raised inside an import can cross C++ code that cannot unwind it (torch's import calls
-        # back into Python from C++; an exception there is std::terminate, an abort instead of the exit code):
-        # the signal is sent again a moment later, until the import is over.
-        import os
+def held_during_import(signum: int, frame) -> bool:
+    """For a signal handler: when the main thread was stopped inside an ``import``, send ``signum`` again a
+    moment later and return True (the handler then returns without raising); otherwise False.
 
-        retry = threading.Timer(_IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
-        retry.daemon = True
-        retry.start()
+    An exception raised inside an import can cross C++ code that cannot unwind it (torch's import calls back
+    into Python from C++; an exception there is ``std::terminate``, an abort instead of the exit code)."""
+    if not _importing(frame):
+        return False
+    import os
+
+    retry = threading.Timer(_IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
+    retry.daemon = True
+    retry.start()
+    return True
+
+
+def _raise_once(signum: int, frame) -> None:
+    if held_during_import(signum, frame):
         return
     for each in _SIGNALS:
         signal.signal(each, signal.SIG_IGN)  # the cleanup that the exception starts must run to its end
