@@ -47,6 +47,8 @@ class ImageGeneratorConfig:
     base_width : channels after the first linear layer; halved by each stage's transition (at least 16).
     growth : channels each dense layer adds.  dense_layers : dense layers per stage.
     dropout : channel dropout after each dense layer, in [0, 1).
+    stage_condition : channels of ``[condition, noise]`` (a linear projection, the same at every place) joined
+    to each stage's input, so the layout can be corrected at every scale; 0: only the first layer reads them.
     """
 
     condition_dim: int = 64
@@ -57,6 +59,7 @@ class ImageGeneratorConfig:
     growth: int = 16
     dense_layers: int = 3
     dropout: float = 0.2
+    stage_condition: int = 0
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "condition_dim", "image_size", "channels", "base_width", "growth", "dense_layers")
@@ -66,6 +69,8 @@ class ImageGeneratorConfig:
             raise ParameterError(f"ImageGeneratorConfig.image_size={self.image_size}; expected a power of two >= 8")
         if self.channels not in (1, 3):
             raise ParameterError(f"ImageGeneratorConfig.channels={self.channels}; expected 1 or 3")
+        if isinstance(self.stage_condition, bool) or not isinstance(self.stage_condition, int) or self.stage_condition < 0:
+            raise ParameterError(f"ImageGeneratorConfig.stage_condition={self.stage_condition!r}; expected an int >= 0")
         if not 0.0 <= self.dropout < 1.0:
             raise ParameterError(f"ImageGeneratorConfig.dropout={self.dropout}; expected a number in [0, 1)")
 
@@ -106,10 +111,14 @@ class ImageGenerator(CheckpointMixin, nn.Module):
         self.config = config
         self.stem = nn.Linear(config.condition_dim + config.noise_dim, config.base_width * 16)
         self.stages = nn.ModuleList()
+        self.stage_conditions = nn.ModuleList()
         width = config.base_width
         for _ in range(config.n_stages):
             out_width = max(16, width // 2)
-            self.stages.append(_DenseStage(width, out_width, growth=config.growth, n_layers=config.dense_layers))
+            self.stages.append(_DenseStage(width + config.stage_condition, out_width, growth=config.growth,
+                                           n_layers=config.dense_layers))
+            if config.stage_condition:
+                self.stage_conditions.append(nn.Linear(config.condition_dim + config.noise_dim, config.stage_condition))
             width = out_width
         self.to_image = nn.Sequential(nn.BatchNorm2d(width), nn.SiLU(), nn.Conv2d(width, config.channels, 3, padding=1))
 
@@ -127,8 +136,12 @@ class ImageGenerator(CheckpointMixin, nn.Module):
             noise = condition.new_zeros(len(condition), config.noise_dim)
         elif tuple(noise.shape) != (len(condition), config.noise_dim):
             raise ParameterError(f"noise has shape {tuple(noise.shape)}; expected ({len(condition)}, {config.noise_dim})")
-        x = self.stem(torch.cat([condition, noise], dim=1)).unflatten(1, (config.base_width, 4, 4))
+        given = torch.cat([condition, noise], dim=1)
+        x = self.stem(given).unflatten(1, (config.base_width, 4, 4))
         active = self.training or variety
-        for stage in self.stages:
+        for index, stage in enumerate(self.stages):
+            if config.stage_condition:
+                joined = self.stage_conditions[index](given)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+                x = torch.cat([x, joined], dim=1)
             x = stage(x, dropout=config.dropout, active=active)
         return torch.sigmoid(self.to_image(x))

@@ -28,7 +28,8 @@ def preset(tmp_path_factory):
                       pairing="instance", description="random")
     spec = S2I_SPECS["scenes"]
     spec = dataclasses.replace(spec, batch_size=8, encoder=dataclasses.replace(spec.encoder, base_width=4, code_dim=8),
-                               generator=dataclasses.replace(spec.generator, base_width=16, growth=4, dense_layers=1))
+                               generator=dataclasses.replace(spec.generator, base_width=16, growth=4, dense_layers=1),
+                               object_reader_steps=2)
     train_s2i(spec, data, out=out, encoder_steps=2, gan_steps=2, progress=False, command="test")
     return out / "imagine" / "scenes.toml"
 
@@ -194,7 +195,8 @@ def test_resuming_the_gan_equals_training_it_at_once(tmp_path):
                       pairing="instance", description="random")
     spec = S2I_SPECS["scenes"]
     spec = dataclasses.replace(spec, batch_size=8, encoder=dataclasses.replace(spec.encoder, base_width=4, code_dim=8),
-                               generator=dataclasses.replace(spec.generator, base_width=16, growth=4, dense_layers=1))
+                               generator=dataclasses.replace(spec.generator, base_width=16, growth=4, dense_layers=1),
+                               object_reader_steps=2)
     common = dict(encoder_steps=2, progress=False, command="test")
     train_s2i(spec, data, out=tmp_path / "a", gan_steps=2, **common)
     train_s2i(spec, data, out=tmp_path / "a", gan_steps=4, resume=True, **common)

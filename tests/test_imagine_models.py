@@ -81,6 +81,22 @@ def test_generator_refuses_wrong_condition_and_noise():
         ImageGeneratorConfig(image_size=24)
 
 
+@pytest.mark.parametrize("stage_condition", [0, 4])
+def test_stage_condition_lets_every_stage_read_the_condition(stage_condition, tmp_path):
+    torch.manual_seed(0)
+    generator = ImageGenerator(ImageGeneratorConfig(condition_dim=8, noise_dim=4, image_size=16, base_width=16, growth=4,
+                                                    dense_layers=1, stage_condition=stage_condition)).eval()
+    with torch.no_grad():
+        generator.stem.weight.zero_()  # the first layer no longer reads the condition
+    a, b = generator(torch.randn(2, 8)), generator(torch.randn(2, 8))
+    assert torch.equal(a, b) == (stage_condition == 0)
+    generator.save(tmp_path / "g.pt")
+    assert torch.allclose(ImageGenerator.from_checkpoint(tmp_path / "g.pt")(torch.ones(1, 8)), generator(torch.ones(1, 8)),
+                          atol=2e-3)  # float16 weights
+    with pytest.raises(ParameterError, match="stage_condition"):
+        ImageGeneratorConfig(stage_condition=-1)
+
+
 def test_multimodal_code_is_tanh_of_the_pre_activation_and_averages_modalities():
     torch.manual_seed(0)
     model = MultimodalFeatures(MultimodalConfig(image_feature_dim=5, audio_feature_dim=3, hidden_dim=7))

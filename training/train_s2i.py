@@ -38,6 +38,7 @@ from models.audio_encoder import AudioAutoencoder, AudioEncoderConfig
 from models.errors import ParameterError
 from models.image_generator import ImageGenerator, ImageGeneratorConfig
 from training.loop import LoopSettings, resolve_device, seed_everything, train_loop
+from training.object_reader import ObjectReader, object_targets, train_object_reader
 from training.paired_data import PairedData
 from training.s2i_discriminator import (
     D_STEP_ABOVE,
@@ -75,6 +76,8 @@ class S2ISpec:
     class_weight: float = 1.0
     discriminator_width: int = 32
     stabiliser: str = "spectral"
+    object_weight: float = 0.0  # > 0: the object reader's auxiliary loss (instance pairing only)
+    object_reader_steps: int = 1000
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -103,9 +106,10 @@ S2I_SPECS: dict[str, S2ISpec] = {
             data="scenes",
             encoder=_encoder(0),
             generator=ImageGeneratorConfig(condition_dim=64, noise_dim=16, image_size=32, channels=1, base_width=64,
-                                           growth=8, dense_layers=2, dropout=0.2),
+                                           growth=8, dense_layers=2, dropout=0.2, stage_condition=16),
             encoder_steps=1500,
             gan_steps=2500,
+            object_weight=30.0,
             options={"n_scenes": 6000},
         ),
     )
@@ -113,10 +117,11 @@ S2I_SPECS: dict[str, S2ISpec] = {
 
 
 def clips_spec(name: str) -> S2ISpec:
-    """The spec for the user's own clips: the scenes' models, no class head, RGB images."""
+    """The spec for the user's own clips: the scenes' models, no class head, RGB images, and no object reader (a
+    clip's frame is not white objects on black, which is all it can count)."""
     base = S2I_SPECS["scenes"]
     return dataclasses.replace(base, name=name, description=f"the user's own clips ({name})", data="clips",
-                               generator=dataclasses.replace(base.generator, channels=3), options={})
+                               generator=dataclasses.replace(base.generator, channels=3), object_weight=0.0, options={})
 
 
 # ---- stage 1: the audio autoencoder ------------------------------------------------------------------------------
@@ -194,6 +199,9 @@ class _GanObjective:
         self.metadata = metadata
         self.d_average = MovingAverage()
         self.d_steps = 0
+        self.reader: ObjectReader | None = None
+        self.object_targets: torch.Tensor | None = None
+        self.object_weight = spec.object_weight
 
     def losses(self, step: int, batch: dict[str, Any], generator: torch.Generator):
         code, keys = batch["sound"]
@@ -203,6 +211,11 @@ class _GanObjective:
         noise = torch.randn(len(code), self.generator.config.noise_dim, generator=generator).to(device)
         fake = self.generator(code, noise)
         g_loss = generator_loss(self.discriminator(fake, code), stabiliser=self.stabiliser)
+        logs = {}
+        if self.reader is not None:
+            object_loss = F.mse_loss(self.reader(fake), self.object_targets[keys.cpu()].to(device))
+            g_loss = g_loss + self.object_weight * object_loss
+            logs["objects"] = object_loss.item()
         d_loss = discriminator_loss(self.discriminator(real, code), self.discriminator(fake.detach(), code),
                                     self.discriminator(wrong, code), stabiliser=self.stabiliser)
         losses = {"generator": g_loss}
@@ -210,7 +223,7 @@ class _GanObjective:
         if self.stabiliser == "spectral" or average > D_STEP_ABOVE:
             losses["discriminator"] = d_loss
             self.d_steps += 1
-        return losses, {"g": g_loss.item(), "d": d_loss.item(), "d_step_share": self.d_steps / step}
+        return losses, {"g": g_loss.item(), "d": d_loss.item(), "d_step_share": self.d_steps / step, **logs}
 
     def save(self, step: int) -> None:
         self.generator.save(self.out_dir / self.file_name, metadata={**self.metadata(), "steps": step})
@@ -245,6 +258,10 @@ def train_gan(spec: S2ISpec, data: PairedData, codes: torch.Tensor, *, out_dir: 
                               "command": command}
     objective = _GanObjective(generator, discriminator, data, spec=spec, stabiliser=stabiliser, out_dir=out_dir,
                               metadata=lambda: record, file_name=file_name)
+    if spec.object_weight > 0 and data.pairing == "instance":
+        objective.object_targets = object_targets(data.images)
+        objective.reader, record["object_reader"] = train_object_reader(
+            data.images, objective.object_targets, steps=spec.object_reader_steps, seed=seed, device=torch_device)
     result = train_loop(objective, {"sound": (codes, data.sound_keys)},
                         LoopSettings(name=Path(file_name).stem, steps=steps, batch_size=spec.batch_size, out_dir=out_dir,
                                      seed=seed, device=device, checkpoint_every=steps, progress=progress, grad_clip=0.0,

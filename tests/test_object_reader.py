@@ -1,0 +1,32 @@
+"""The object reader behind the scenes generator's auxiliary loss: it learns to count what measure_objects counts."""
+
+import pytest
+import torch
+
+from models.errors import ParameterError
+from training.av_scenes import make_scenes, measure_objects
+from training.object_reader import ObjectReader, object_targets, train_object_reader
+
+
+def test_targets_are_what_measure_objects_reads_scaled():
+    scenes = make_scenes(12, split="train", image_size=32, sample_rate=8000, seed=5)
+    targets = object_targets(scenes.images)
+    measured = measure_objects(scenes.images)
+    assert torch.allclose(targets[:, 0] * 4, torch.from_numpy(measured[:, 0]).float())
+    assert torch.allclose(targets[:, 1] * 16, torch.from_numpy(measured[:, 1]).float())
+
+
+@pytest.mark.slow
+def test_reader_counts_held_out_pictures_far_above_chance():  # ~20 s of CPU
+    torch.manual_seed(0)
+    scenes = make_scenes(200, split="train", image_size=32, sample_rate=8000, seed=6, kinds=("ball",))
+    reader, record = train_object_reader(scenes.images, object_targets(scenes.images), steps=200)
+    assert record["count_accuracy"] > 0.5  # 1–4 objects: a constant guess is right about a quarter of the time
+    assert not any(p.requires_grad for p in reader.parameters())
+
+
+def test_reader_refuses_too_few_pictures_and_tiny_images():
+    with pytest.raises(ParameterError, match="at least 20"):
+        train_object_reader(torch.zeros(5, 1, 32, 32), torch.zeros(5, 2), steps=1)
+    with pytest.raises(ParameterError, match="image_size"):
+        ObjectReader(image_size=4, channels=1)
