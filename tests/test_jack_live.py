@@ -166,7 +166,12 @@ def test_ping_as_a_float_and_info_are_answered(session):
     pong = dump.messages("/imgsonic/pong")[-1]
     assert len(pong) == 7 and all(value.isdigit() for value in pong)
     low, high = (np.array(dump.messages(f"/imgsonic/info/latent_{end}")[-1], float) for end in ("low", "high"))
-    assert low.shape == high.shape == (16,) and np.all(low < -20) and np.all(high > 20)
+    from bridge.sonify.bundle import load_bundle
+
+    config = load_bundle(preset="default").models.image_vae.config
+    n_learned = config.latent_dim - config.n_descriptors  # the descriptor dims are image statistics in 0…1
+    assert low.shape == high.shape == (config.latent_dim,) and np.all(low < high)
+    assert np.all(low[:n_learned] < -20) and np.all(high[:n_learned] > 20)  # mean ± 6σ of real latents
 
 
 def test_midi_out_creates_a_jack_port_with_one_note_per_image(session, tmp_path):
