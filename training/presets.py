@@ -136,6 +136,21 @@ def _audio_config(spectral: SpectralConfig, **kwargs) -> AudioVAEConfig:
     return AudioVAEConfig(n_mels=spectral.n_mels, spectral=spectral.to_dict(), **kwargs)
 
 
+# What digits-fm and digits-melody share: handwritten digits, FM timbres, the audio VAE and how it and the
+# mapper train (digits-melody is SynVAE's image side on digits-fm's audio path)
+_DIGITS_FM_PATH = dict(
+    spectral=_SYNTH_SPECTRAL,
+    audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=192, n_hidden_layers=2),
+    image_data="digits",
+    sound_data="fm",
+    image_training=TrainSettings(steps=3000, batch_size=64, lr=1e-3),
+    audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
+    mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3),
+    mapper_weights=MapperWeights(locality_kind="distance"),
+    audio_beta=0.2,
+)
+
+
 PRESET_SPECS: dict[str, PresetSpec] = {
     spec.name: spec
     for spec in (
@@ -176,38 +191,22 @@ PRESET_SPECS: dict[str, PresetSpec] = {
         PresetSpec(
             name="digits-fm",
             description="handwritten digits ↔ FM timbres (the analogue of SynVAE's MNIST experiment)",
-            spectral=_SYNTH_SPECTRAL,
             # a quarter of the former widths (base 32 / hidden 256, audio hidden 512): 1.9 MB instead of 6.8 (float32), every
             # target kept (through sound 0.99, listener proxy 0.94, precision@10 0.92), ≈2.5 min to train
             image_vae=ImageVAEConfig(image_size=16, channels=1, latent_dim=8, base_width=16, n_layers=2, hidden_width=128),
-            audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=192, n_hidden_layers=2),
             mapper=LatentMapperConfig(image_latent_dim=8, audio_latent_dim=8, hidden_width=128, depth=2),
-            image_data="digits",
-            sound_data="fm",
-            image_training=TrainSettings(steps=3000, batch_size=64, lr=1e-3),
-            audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
-            mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3),
-            mapper_weights=MapperWeights(locality_kind="distance"),
             image_beta=0.5,
             image_class_weight=20.0,
-            audio_beta=0.2,
+            **_DIGITS_FM_PATH,
         ),
         PresetSpec(
             name="digits-melody",
             description=("handwritten digits ↔ melodies (SynVAE: the image VAE is trained through the frozen melody "
                          "model) and FM timbres (the audio path of digits-fm)"),
-            spectral=_SYNTH_SPECTRAL,
             # the image latent is the melody latent (16 dims); trained by training.train_synvae, not as a plain VAE
             image_vae=ImageVAEConfig(image_size=16, channels=1, latent_dim=16, base_width=16, n_layers=2, hidden_width=128),
-            audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=192, n_hidden_layers=2),
             mapper=LatentMapperConfig(image_latent_dim=16, audio_latent_dim=8, hidden_width=128, depth=2),
-            image_data="digits",
-            sound_data="fm",
-            image_training=TrainSettings(steps=3000, batch_size=64, lr=1e-3),
-            audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
-            mapper_training=TrainSettings(steps=1500, batch_size=128, lr=1e-3),
-            mapper_weights=MapperWeights(locality_kind="distance"),
-            audio_beta=0.2,
+            **_DIGITS_FM_PATH,
         ),
         PresetSpec(
             name="default",
