@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -49,7 +49,8 @@ from torch import Tensor, nn
 
 from models.errors import InputError, ParameterError
 
-__all__ = ["Objective", "LoopSettings", "LoopResult", "train_loop", "resolve_device", "seed_everything", "is_main_process"]
+__all__ = ["Objective", "LoopSettings", "LoopResult", "train_loop", "save_trained", "resolve_device", "seed_everything",
+           "is_main_process"]
 
 log = logging.getLogger(__name__)
 
@@ -335,3 +336,19 @@ def _mean_logs(history: list[dict[str, float]]) -> dict[str, float]:
     if not history:
         return {}
     return {key: sum(entry[key] for entry in history) / len(history) for key in history[-1]}
+
+
+def save_trained(model: Any, checkpoint: Path, *, kind: str, result: LoopResult, metrics: dict[str, float],
+                 metadata: dict, more_metadata: Callable[[], dict] | None = None) -> dict[str, float]:
+    """The end of every training script: the loop's last logged losses join ``metrics`` as ``train_*``; the
+    main process saves ``model`` (``.save(path, metadata=...)``) with the steps, seconds and metrics (plus
+    ``more_metadata()``, computed there only) and prints them. Returns ``metrics``."""
+    metrics.update({f"train_{key}": value for key, value in result.logs.items()})
+    if is_main_process():
+        extra = more_metadata() if more_metadata is not None else {}
+        model.save(checkpoint, metadata={**metadata, "steps": result.steps, "seconds": round(result.seconds, 1),
+                                         "metrics": metrics, **extra})
+        print(f"{kind}: {result.steps} steps in {result.seconds:.0f} s → {checkpoint}")
+        for key, value in metrics.items():
+            print(f"  {key:<26} {value:.5g}")
+    return metrics

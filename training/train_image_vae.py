@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from models.errors import ParameterError
 from models.image_vae import ImageVAE, reparameterize
-from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
+from training.loop import LoopSettings, is_main_process, resolve_device, save_trained, seed_everything, train_loop
 from training.datasets import near_copies
 from training.losses import (TCDiscriminator, discriminator_loss, factor_loss, permute_dims, pooled_level_loss,
                              spread_loss, tc_estimate, vae_loss)
@@ -214,18 +214,8 @@ def run_vae_training(
                                  progress=progress)
     result = train_loop(objective, {"x": train_data if side is None else (train_data, side)}, loop_settings)
     metrics = {f"test_{key}": value for key, value in evaluate_vae(model, test_data).items()}
-    metrics.update({f"train_{key}": value for key, value in result.logs.items()})
-    if is_main_process():
-        model.save(checkpoint, metadata={**metadata, "steps": result.steps, "seconds": round(result.seconds, 1),
-                                         "metrics": metrics, "latent_stats": latent_statistics(model, train_data)})
-        _print_summary(kind, checkpoint, result.steps, result.seconds, metrics)
-    return checkpoint, metrics
-
-
-def _print_summary(kind: str, checkpoint: Path, steps: int, seconds: float, metrics: dict[str, float]) -> None:
-    print(f"{kind}: {steps} steps in {seconds:.0f} s → {checkpoint}")
-    for key, value in metrics.items():
-        print(f"  {key:<18} {value:.5g}")
+    return checkpoint, save_trained(model, checkpoint, kind=kind, result=result, metrics=metrics, metadata=metadata,
+                                    more_metadata=lambda: {"latent_stats": latent_statistics(model, train_data)})
 
 
 def train_image_vae(

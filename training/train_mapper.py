@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -32,7 +31,7 @@ from models.errors import InputError, ParameterError
 from models.image_vae import ImageVAE
 from models.mapper import LatentMapper
 from training.datasets import near_copies
-from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
+from training.loop import LoopSettings, resolve_device, save_trained, seed_everything, train_loop
 from training.losses import (LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein,
                              sound_features)
 from training.presets import MapperWeights, PresetSpec, preset_images, preset_sounds
@@ -231,15 +230,8 @@ def train_mapper(
     loop_settings = LoopSettings(name="mapper", steps=total_steps, batch_size=batch_size, out_dir=out_dir,
                                  seed=spec.seed + 2, device=str(torch_device), checkpoint_every=checkpoint_every,
                                  resume=resume, progress=progress)
-    started = time.perf_counter()
     result = train_loop(objective, {"image": image_data, "audio": z_aud[n_test:]}, loop_settings)
     metrics = evaluate_mapper(mapper, image_vae, audio_vae, z_img[:n_test], z_aud[:n_test],
                               image_stats=image_stats, audio_stats=audio_stats)
-    metrics.update({f"train_{key}": value for key, value in result.logs.items()})
-    if is_main_process():
-        mapper.save(checkpoint, metadata={**metadata, "locality": objective.locality_kind, "steps": result.steps,
-                                          "seconds": round(result.seconds, 1), "metrics": metrics})
-        print(f"mapper: {result.steps} steps in {time.perf_counter() - started:.0f} s → {checkpoint}")
-        for key, value in metrics.items():
-            print(f"  {key:<22} {value:.5g}")
-    return checkpoint, metrics
+    return checkpoint, save_trained(mapper, checkpoint, kind="mapper", result=result, metrics=metrics,
+                                    metadata={**metadata, "locality": objective.locality_kind})

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from models.checkpoint import load_checkpoint
 from models.image_vae import ImageVAE
 from models.mapper import LatentMapper, LatentMapperConfig
 from models.melody_vae import MelodyVAE
-from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
+from training.loop import LoopSettings, resolve_device, save_trained, seed_everything, train_loop
 from training.losses import LatentStats
 from training.melody_data import make_melody_phrases
 from training.presets import MapperWeights, PresetSpec, preset_images
@@ -119,21 +118,14 @@ def train_melody_mapper(spec: PresetSpec, *, out_dir: str | os.PathLike, image_v
     loop_settings = LoopSettings(name="melody_mapper", steps=total_steps, batch_size=batch_size,
                                  out_dir=out_dir, seed=spec.seed + 3, device=str(torch_device),
                                  checkpoint_every=checkpoint_every, resume=resume, progress=progress)
-    started = time.perf_counter()
     result = train_loop(objective, {"image": z_img[n_test:], "audio": z_mel[n_test:]}, loop_settings)
     with torch.no_grad():
         metrics = evaluate_mapper(mapper, image_model, adapter, z_img[:n_test], z_mel[:n_test],
                                   image_stats=image_stats, audio_stats=melody_stats)
         tokens = melody.decode(mapper(z_img[:n_test].to(torch_device)))
     metrics["unique_melodies"] = len({tuple(row) for row in tokens.tolist()}) / len(tokens)
-    metrics.update({f"train_{key}": value for key, value in result.logs.items()})
-    if is_main_process():
-        mapper.save(checkpoint, metadata={**metadata, "locality": objective.locality_kind, "steps": result.steps,
-                                          "seconds": round(result.seconds, 1), "metrics": metrics})
-        print(f"melody mapper: {result.steps} steps in {time.perf_counter() - started:.0f} s → {checkpoint}")
-        for key, value in metrics.items():
-            print(f"  {key:<22} {value:.5g}")
-    return checkpoint, metrics
+    return checkpoint, save_trained(mapper, checkpoint, kind="melody mapper", result=result, metrics=metrics,
+                                    metadata={**metadata, "locality": objective.locality_kind})
 
 
 def frozen(model: nn.Module) -> nn.Module:

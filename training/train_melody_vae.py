@@ -28,7 +28,7 @@ from torch import Tensor
 
 from models.errors import ParameterError
 from models.melody_vae import MelodyVAE, MelodyVAEConfig
-from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
+from training.loop import LoopSettings, is_main_process, resolve_device, save_trained, seed_everything, train_loop
 from training.losses import kl_divergence, ramp
 from training.melody_data import corpus_statistics, make_melody_phrases, notes_per_bar, transpose_phrases
 
@@ -126,14 +126,8 @@ def train_melody_vae(*, out_dir: str | Path, steps: int = STEPS, device: str = "
                             progress=progress, grad_clip=1.0)
     result = train_loop(objective, {"phrases": phrases}, settings)
     metrics = evaluate_melody_vae(model.cpu(), test_phrases if test_phrases is not None else phrases[:512])
-    metrics.update({f"train_{key}": value for key, value in result.logs.items()})
-    if is_main_process():
-        model.save(checkpoint, metadata={**metadata, "steps": result.steps, "seconds": round(result.seconds, 1),
-                                         "metrics": metrics})
-        print(f"melody VAE: {result.steps} steps in {result.seconds:.0f} s → {checkpoint}")
-        for key, value in metrics.items():
-            print(f"  {key:<26} {value:.4g}")
-    return checkpoint, metrics
+    return checkpoint, save_trained(model, checkpoint, kind="melody VAE", result=result, metrics=metrics,
+                                    metadata=metadata)
 
 
 # ---- imgsonic train melody-vae ---------------------------------------------------------------------------

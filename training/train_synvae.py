@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from models.checkpoint import load_checkpoint
 from models.errors import InputError, ParameterError
 from models.image_vae import ImageVAE, reparameterize
 from models.melody_vae import MelodyVAE
-from training.loop import LoopSettings, is_main_process, resolve_device, seed_everything, train_loop
+from training.loop import LoopSettings, resolve_device, save_trained, seed_everything, train_loop
 from training.losses import kl_divergence
 from training.presets import PresetSpec, preset_images
 
@@ -149,18 +148,11 @@ def train_synvae(spec: PresetSpec, *, out_dir: str | os.PathLike, steps: int | N
     loop_settings = LoopSettings(name="image_vae", steps=total_steps, batch_size=settings.batch_size, out_dir=out_dir,
                                  seed=spec.seed, device=str(torch_device), checkpoint_every=checkpoint_every,
                                  resume=resume, progress=progress)
-    started = time.perf_counter()
     result = train_loop(objective, data, loop_settings)
     test_images, _ = preset_images(spec, split="test")
     metrics = evaluate_synvae(model.cpu().eval(), melody.cpu(), test_images)
-    metrics.update({f"train_{key}": value for key, value in result.logs.items()})
-    if is_main_process():
-        model.save(checkpoint, metadata={**metadata, "steps": result.steps, "seconds": round(result.seconds, 1),
-                                         "metrics": metrics})
-        print(f"image VAE (SynVAE): {result.steps} steps in {time.perf_counter() - started:.0f} s → {checkpoint}")
-        for key, value in metrics.items():
-            print(f"  {key:<22} {value:.5g}")
-    return checkpoint, metrics
+    return checkpoint, save_trained(model, checkpoint, kind="image VAE (SynVAE)", result=result, metrics=metrics,
+                                    metadata=metadata)
 
 
 @torch.no_grad()
