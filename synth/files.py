@@ -25,6 +25,12 @@ def output_error(path: str | os.PathLike, error: OSError) -> OutputError:
     return OutputError(f"cannot write {str(path)!r}: {reason}{code}")
 
 
+def _discard(path: Path) -> None:
+    """Remove a temporary file if it is there (on a read-only file system it never was: unlink says EROFS)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO]:
     """Open a file to write that replaces ``path`` only once it is complete.
@@ -66,24 +72,26 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
         raise ParameterError(f"cannot write {str(path)!r}: it is a folder; give a file name")
     # the temporary name ends in the target's suffix: writers that pick a format by name (pyo) see it
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
+    # the file is created inside the ``try`` that removes it: an interrupt raised the moment ``open`` returns
+    # (a signal arrives during the call) still removes it
     try:
-        # "x" never clobbers another writer's temporary file
-        handle = open(temporary, "x", encoding="utf-8") if text else open(temporary, "xb")
-    except OSError as error:
-        raise output_error(path, error) from error
-    try:
+        try:
+            # "x" never clobbers another writer's temporary file
+            handle = open(temporary, "x", encoding="utf-8") if text else open(temporary, "xb")
+        except OSError as error:
+            raise output_error(path, error) from error
         with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
+        _discard(temporary)
         if isinstance(error, ImgsonicError):
             raise
         raise output_error(path, error) from error
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        _discard(temporary)
         raise
 
 
@@ -111,17 +119,24 @@ class SampleSpill:
         self._target = None if beside is None else Path(beside)
         self._blocks: list = []
         self._file = None
+        self._closed = False
         self.path: Path | None = None
         if self._target is not None:
             self.path = self._target.with_name(f".{self._target.name}.{secrets.token_hex(8)}.tmp.raw")
-            try:
-                self._file = open(self.path, "x+b")
-            except OSError as error:
-                raise output_error(self._target, error) from error
+
+    def _open(self) -> None:
+        """Create the hidden file (in ``__enter__`` or at the first append): created only where ``close``
+        will remove it."""
+        try:
+            self._file = open(self.path, "x+b")
+        except OSError as error:
+            raise output_error(self._target, error) from error
 
     def append(self, block) -> None:
         """Add samples ``(n,)`` (converted to float32)."""
         block = self._np.ascontiguousarray(block, dtype=self._np.float32)
+        if self.path is not None and self._file is None and not self._closed:
+            self._open()
         if self._file is None:
             self._blocks.append(block.copy())
         else:
@@ -161,14 +176,21 @@ class SampleSpill:
 
     def close(self) -> None:
         """Forget the samples and remove the file."""
+        self._closed = True
         self._blocks = []
         if self._file is not None:
             self._file.close()
             self._file = None
         if self.path is not None:
-            self.path.unlink(missing_ok=True)
+            _discard(self.path)
 
     def __enter__(self) -> SampleSpill:
+        if self.path is not None and self._file is None and not self._closed:
+            try:
+                self._open()
+            except BaseException:
+                self.close()  # an interrupt the moment the file was made: no __exit__ will follow
+                raise
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -4,10 +4,11 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.errors import ParameterError
-from synth.files import atomic_output
+from synth.files import SampleSpill, atomic_output
 
 
 def test_a_finished_block_replaces_the_target(tmp_path):
@@ -62,3 +63,30 @@ def test_the_temporary_file_ends_in_the_targets_suffix(tmp_path):
     with atomic_output(tmp_path / "take.wav") as handle:
         assert Path(handle.name).suffix == ".wav"
         assert Path(handle.name).parent == tmp_path and Path(handle.name).name.startswith(".take.wav.")
+
+
+def test_an_interrupt_the_moment_the_temporary_is_created_removes_it(tmp_path, monkeypatch):
+    # a signal that arrives during open() is handled as soon as the call returns, before the ``with`` body
+    import synth.files
+
+    def open_then_interrupted(*args, **kwargs):
+        open(*args, **kwargs).close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth.files, "open", open_then_interrupted, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(tmp_path / "take.wav"):
+            pass
+    with pytest.raises(KeyboardInterrupt):
+        with SampleSpill(beside=tmp_path / "take.wav"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spill_beside_a_file_makes_it_on_entry_and_removes_it_on_exit(tmp_path):
+    made = SampleSpill(beside=tmp_path / "take.wav")
+    assert list(tmp_path.iterdir()) == []  # nothing on disk before ``with``: an interrupt there leaves nothing
+    with made as spill:
+        assert [path.name for path in tmp_path.iterdir()] == [spill.path.name]
+        spill.append(np.ones(4, np.float32))
+    assert list(tmp_path.iterdir()) == []

@@ -34,3 +34,25 @@ def test_a_signal_during_an_import_waits_until_the_import_is_over(tmp_path, monk
     assert sys.modules["slow_module_for_signals"].FINISHED
     assert caught.value.signum == signal.SIGINT and time.monotonic() - started < 2
     sys.modules.pop("slow_module_for_signals")
+
+
+def test_a_signal_while_a_with_statement_enters_waits_until_its_exit_can_clean_up():
+    # raised inside __enter__, the exception would skip the __exit__ that removes what __enter__ made
+    events = []
+
+    class Makes:
+        def __enter__(self):
+            events.append("made")
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # held, re-sent every 20 ms meanwhile
+            events.append("entered")
+            return self
+
+        def __exit__(self, *exc_info):
+            events.append("removed")
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted), signals_as_interrupts():
+        with Makes():
+            time.sleep(5)
+    assert events == ["made", "entered", "removed"] and time.monotonic() - started < 2

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bridge.cli.arguments import SAMPLE_RATE_HZ, TEMPO_BPM, Number, time_signature
-from bridge.cli.signals import Interrupted, held_during_import
+from bridge.cli.signals import Interrupted, held_for_now
 from bridge.control.tempo import GRIDS
 from models.errors import ImgsonicError, ParameterError
 
@@ -192,7 +192,7 @@ class _Stopper:
     def __call__(self, signum: int, frame) -> None:
         if self.signum is not None:
             return  # already stopping: a second signal must not cut the clean-up short
-        if held_during_import(signum, frame):
+        if held_for_now(signum, frame):
             return
         self.signum = signum
         if self.rendering is not None:

@@ -3,9 +3,9 @@
 Inside :func:`signals_as_interrupts` the first SIGINT or SIGTERM raises :class:`Interrupted` (a
 ``KeyboardInterrupt``) in the main thread, so every ``finally`` and ``except BaseException`` on the way out
 runs: :func:`synth.files.atomic_output` removes its temporary file, a frame folder its temporary folder,
-worker pools cancel their queued work. A signal that arrives during an ``import`` is held until the import
-is over (:func:`held_during_import`). Further signals are ignored until the block is left, so a second
-Ctrl-C cannot cut that cleanup short and leave the temporary files it was removing. The exit code is the
+worker pools cancel their queued work. A signal that arrives during an ``import``, or while a ``with``
+statement enters its context manager, is held until that is over (:func:`held_for_now`). Further signals are
+ignored until the block is left, so a second Ctrl-C cannot cut that cleanup short and leave the temporary files it was removing. The exit code is the
 shell's: ``128 + signal number`` (130 for SIGINT, 143 for SIGTERM).
 
 Example
@@ -21,7 +21,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-__all__ = ["Interrupted", "signals_as_interrupts", "exit_code", "held_during_import"]
+__all__ = ["Interrupted", "signals_as_interrupts", "exit_code", "held_for_now"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -39,36 +39,43 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
     return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
 
-_IMPORT_RETRY_S = 0.02
+_RETRY_S = 0.02
 
 
-def _importing(frame) -> bool:
-    """Whether the main thread was stopped inside an ``import`` (a frame of importlib's bootstrap)."""
+def _not_now(frame) -> str | None:
+    """Why the main thread, stopped at ``frame``, must not raise now: it is inside an ``import`` (a frame of
+    importlib's bootstrap) or inside a context manager's ``__enter__``; None when it may."""
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
-            return True
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return "import"
+        if code.co_name == "__enter__":
+            return "__enter__"
         frame = frame.f_back
-    return False
+    return None
 
 
-def held_during_import(signum: int, frame) -> bool:
-    """For a signal handler: when the main thread was stopped inside an ``import``, send ``signum`` again a
-    moment later and return True (the handler then returns without raising); otherwise False.
+def held_for_now(signum: int, frame) -> bool:
+    """For a signal handler: when the main thread was stopped inside an ``import`` or a ``__enter__``, send
+    ``signum`` again a moment later and return True (the handler then returns without raising); otherwise False.
 
     An exception raised inside an import can cross C++ code that cannot unwind it (torch's import calls back
-    into Python from C++; an exception there is ``std::terminate``, an abort instead of the exit code)."""
-    if not _importing(frame):
+    into Python from C++; an exception there is ``std::terminate``, an abort instead of the exit code). One
+    raised inside ``__enter__`` leaves what it had made so far (the temporary file of
+    :func:`synth.files.atomic_output`) without the ``__exit__`` that would remove it; once entered, the
+    ``with`` block's exit cleans up."""
+    if _not_now(frame) is None:
         return False
     import os
 
-    retry = threading.Timer(_IMPORT_RETRY_S, os.kill, (os.getpid(), signum))
+    retry = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
     retry.daemon = True
     retry.start()
     return True
 
 
 def _raise_once(signum: int, frame) -> None:
-    if held_during_import(signum, frame):
+    if held_for_now(signum, frame):
         return
     for each in _SIGNALS:
         signal.signal(each, signal.SIG_IGN)  # the cleanup that the exception starts must run to its end

@@ -118,10 +118,10 @@ def write_folder(out_path: Path, frames: Iterator[tuple[int, np.ndarray]],
 
     temporary = out_path.with_name(f".{out_path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        temporary.mkdir()
-    except OSError as error:
-        raise output_error(out_path, error) from error
-    try:
+        try:
+            temporary.mkdir()  # inside the try that removes it, as atomic_output's file
+        except OSError as error:
+            raise output_error(out_path, error) from error
         for index, pixels in frames:
             Image.fromarray(pixels).save(temporary / file_name(index), format="PNG")
         if out_path.is_dir():
