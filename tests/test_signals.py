@@ -1,4 +1,5 @@
-"""SIGINT/SIGTERM as one exception: raised in the main thread, ignored while cleaning up, held during imports."""
+"""SIGINT/SIGTERM as one exception: raised in the main thread, ignored while cleaning up, held during imports
+and while a with statement enters."""
 
 import os
 import signal
