@@ -402,6 +402,29 @@ def test_a_signal_stops_an_offline_session_cleanly(tmp_path, signame, code, line
     assert list(temp.iterdir()) == []  # no imgsonic-images-* folder left
 
 
+def test_a_signal_handled_just_before_the_offline_render_starts_still_stops_it(tmp_path):
+    # the handler stops the server when the signal lands in pyo's start() before its loop runs; pyo's start
+    # then undid that stop and rendered the whole duration (10 h here: 10 minutes on this machine) before
+    # exiting; the session's server hook stops it at the first buffer
+    out = tmp_path / "long.wav"
+    script = (
+        "import signal, sys, pyo\n"
+        "start = pyo.Server.start\n"
+        "def signalled_start(self, *args, **kwargs):\n"
+        "    signal.raise_signal(signal.SIGINT)  # handled here, before the render loop\n"
+        "    return start(self, *args, **kwargs)\n"
+        "pyo.Server.start = signalled_start\n"
+        "from bridge.cli import main\n"
+        f"sys.exit(main(['live', '--audio', 'offline', '--duration', '36000', '-o', {str(out)!r}, '--osc-port', '0',"
+        " '--preset', 'squares-sines']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # a timeout here: the render went on
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == "imgsonic: interrupted"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_initial_patch_that_exits_is_a_clear_error(tmp_path):
     patch = tmp_path / "exits.py"
     patch.write_text("import sys\nsys.exit(0)\n")

@@ -200,6 +200,13 @@ class _Stopper:
             return
         raise Interrupted(signum)
 
+    def stop_if_asked(self) -> None:
+        """A server hook while pyo renders offline: a signal handled in the instant before the render began
+        stopped a server that was not running yet, and pyo's start undid that; this stops it at the first
+        buffer instead of after the whole duration."""
+        if self.signum is not None and self.rendering is not None:
+            self.rendering.stop()
+
     def __enter__(self) -> _Stopper:
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self)
@@ -221,7 +228,7 @@ def _run(args, stopper: _Stopper) -> int:
 
     from bridge.control.mapping import load_mapping
     from bridge.live.session import LIVE_AHEAD_BUFFERS, LiveSession, boot_server
-    from synth.engine import settle_garbage_collector
+    from synth.engine import server_hooks, settle_garbage_collector
     from synth.files import atomic_output
 
     torch.set_num_threads(1)  # ARCHITECTURE: two threads made a small decoder 6-20× slower with 120 ms spikes
@@ -249,10 +256,13 @@ def _run(args, stopper: _Stopper) -> int:
             with atomic_output(out_path) as temporary:  # pyo writes the temporary file by name
                 server.recordOptions(dur=args.duration, filename=temporary.name, fileformat=0, sampletype=1)
                 stopper.rendering = server
+                hooks = server_hooks(server)
+                hooks.add(stopper.stop_if_asked)
                 try:
                     server.start()  # the offline server renders the whole duration before returning
                 finally:
                     stopper.rendering = None
+                    hooks.remove(stopper.stop_if_asked)
                 if stopper.signum is not None:
                     raise Interrupted(stopper.signum)  # the file is unfinished: atomic_output removes it
             print(f"wrote {out_path}: {args.duration:g} s at {args.sr} Hz")
