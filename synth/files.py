@@ -124,9 +124,11 @@ class SampleSpill:
         if self._target is not None:
             self.path = self._target.with_name(f".{self._target.name}.{secrets.token_hex(8)}.tmp.raw")
 
-    def _open(self) -> None:
-        """Create the hidden file (in ``__enter__`` or at the first append): created only where ``close``
-        will remove it."""
+    def _ensure_file(self) -> None:
+        """Create the hidden file, if there is to be one and it is not made yet (in ``__enter__``, or at the
+        first append without ``with``): made where ``close`` removes it, never before."""
+        if self.path is None or self._file is not None or self._closed:
+            return
         try:
             self._file = open(self.path, "x+b")
         except OSError as error:
@@ -135,8 +137,7 @@ class SampleSpill:
     def append(self, block) -> None:
         """Add samples ``(n,)`` (converted to float32)."""
         block = self._np.ascontiguousarray(block, dtype=self._np.float32)
-        if self.path is not None and self._file is None and not self._closed:
-            self._open()
+        self._ensure_file()
         if self._file is None:
             self._blocks.append(block.copy())
         else:
@@ -185,12 +186,11 @@ class SampleSpill:
             _discard(self.path)
 
     def __enter__(self) -> SampleSpill:
-        if self.path is not None and self._file is None and not self._closed:
-            try:
-                self._open()
-            except BaseException:
-                self.close()  # an interrupt the moment the file was made: no __exit__ will follow
-                raise
+        try:
+            self._ensure_file()
+        except BaseException:
+            self.close()  # an interrupt the moment the file was made: no __exit__ will follow
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -5,8 +5,9 @@ Inside :func:`signals_as_interrupts` the first SIGINT or SIGTERM raises :class:`
 runs: :func:`synth.files.atomic_output` removes its temporary file, a frame folder its temporary folder,
 worker pools cancel their queued work. A signal that arrives during an ``import``, or while a ``with``
 statement enters its context manager, is held until that is over (:func:`held_for_now`). Further signals are
-ignored until the block is left, so a second Ctrl-C cannot cut that cleanup short and leave the temporary files it was removing. The exit code is the
-shell's: ``128 + signal number`` (130 for SIGINT, 143 for SIGTERM).
+ignored until the block is left, so a second Ctrl-C cannot cut that cleanup short and leave the temporary
+files it was removing. The exit code is the shell's: ``128 + signal number`` (130 for SIGINT, 143 for
+SIGTERM).
 
 Example
 -------
@@ -42,17 +43,15 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
 _RETRY_S = 0.02
 
 
-def _not_now(frame) -> str | None:
-    """Why the main thread, stopped at ``frame``, must not raise now: it is inside an ``import`` (a frame of
-    importlib's bootstrap) or inside a context manager's ``__enter__``; None when it may."""
+def _must_wait(frame) -> bool:
+    """Whether the main thread, stopped at ``frame``, is inside an ``import`` (a frame of importlib's
+    bootstrap) or inside a context manager's ``__enter__``."""
     while frame is not None:
         code = frame.f_code
-        if code.co_filename.startswith("<frozen importlib._bootstrap"):
-            return "import"
-        if code.co_name == "__enter__":
-            return "__enter__"
+        if code.co_name == "__enter__" or code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
         frame = frame.f_back
-    return None
+    return False
 
 
 def held_for_now(signum: int, frame) -> bool:
@@ -64,7 +63,7 @@ def held_for_now(signum: int, frame) -> bool:
     raised inside ``__enter__`` leaves what it had made so far (the temporary file of
     :func:`synth.files.atomic_output`) without the ``__exit__`` that would remove it; once entered, the
     ``with`` block's exit cleans up."""
-    if _not_now(frame) is None:
+    if not _must_wait(frame):
         return False
     import os
 
