@@ -182,3 +182,15 @@ def test_image_vae_with_the_spread_term_trains_and_logs_it(tmp_path):
     assert metrics["train_spread"] >= 0
     checkpoint = torch.load(tmp_path / "image_vae.pt", weights_only=True)
     assert checkpoint["metadata"]["spread_weight"] == 10.0
+
+
+def test_leaving_the_process_group_destroys_it(tmp_path):
+    # a gloo group left alive until interpreter exit can abort a rank (SIGABRT in its teardown)
+    import torch.distributed as dist
+
+    from training.loop import leave_process_group
+
+    leave_process_group()  # outside torchrun: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    leave_process_group()
+    assert not dist.is_initialized()

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from models.errors import InputError, ParameterError
 
 __all__ = ["Objective", "LoopSettings", "LoopResult", "train_loop", "save_trained", "resolve_device", "seed_everything",
-           "is_main_process"]
+           "is_main_process", "leave_process_group"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,18 @@ def _join_process_group(device: torch.device) -> tuple[int, int, torch.device]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def leave_process_group() -> None:
+    """End a torchrun run: wait for every rank (rank 0 may still be saving), then destroy the process group.
+
+    A gloo group left alive until interpreter exit aborted a rank in CI ("terminate called without an active
+    exception", SIGABRT; pytorch/pytorch#190489). Does nothing outside torchrun. Call it only once every rank
+    has succeeded: a barrier that waits for a rank that failed never returns.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _average_gradients(parameters: list[nn.Parameter], world: int) -> None:

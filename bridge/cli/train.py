@@ -154,6 +154,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    code = _train(args)
+    from training.loop import leave_process_group
+
+    leave_process_group()  # under torchrun; only after success (a rank that failed must not be waited for)
+    return code
+
+
+def _train(args: argparse.Namespace) -> int:
     if args.model == "vocoder":
         from training import train_vocoder
 
