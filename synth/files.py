@@ -1,4 +1,5 @@
-"""Atomic file output: every file imgsonic writes appears whole or not at all.
+"""Atomic file output: every file imgsonic writes appears whole or not at all, and a command's outputs all
+together or none of them (:func:`outputs_together`).
 
 Checkpoints keep their own writer in :mod:`models.checkpoint` (``models`` imports nothing but torch).
 """
@@ -6,16 +7,18 @@ Checkpoints keep their own writer in :mod:`models.checkpoint` (``models`` import
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from models.errors import ImgsonicError, OutputError, ParameterError
 
-__all__ = ["atomic_output", "output_error", "SampleSpill"]
+__all__ = ["atomic_output", "outputs_together", "output_error", "SampleSpill", "COMMIT_CODE"]
 
 
 def output_error(path: str | os.PathLike, error: OSError) -> OutputError:
@@ -31,6 +34,81 @@ def _discard(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+@dataclass
+class _Pending:
+    """A temporary file of :func:`atomic_output` inside :func:`outputs_together`: moved to ``path`` at the end
+    if ``complete`` (its own block ended normally), removed otherwise."""
+
+    temporary: Path
+    path: Path
+    complete: bool = False
+
+
+# the outputs of the innermost ``outputs_together`` block, None outside one
+_together: contextvars.ContextVar[list[_Pending] | None] = contextvars.ContextVar("imgsonic_outputs_together",
+                                                                                   default=None)
+
+
+def _move_into_place(pending: list[_Pending]) -> None:
+    """Move every complete temporary file over its target (bridge.cli.signals holds a signal while the main
+    thread is in here: :data:`COMMIT_CODE`); on an error, remove the temporary files not yet moved."""
+    for index, each in enumerate(pending):
+        if not each.complete:
+            _discard(each.temporary)
+            continue
+        try:
+            os.replace(each.temporary, each.path)
+        except OSError as error:
+            for rest in pending[index:]:
+                _discard(rest.temporary)
+            raise output_error(each.path, error) from error
+
+
+#: The code a SIGINT or SIGTERM must not cut short: the few renames that commit a command's outputs together.
+COMMIT_CODE = _move_into_place.__code__
+
+
+@contextlib.contextmanager
+def outputs_together() -> Iterator[None]:
+    """Every :func:`atomic_output` file completed inside the block appears at the block's end, all of them at
+    once; if the block raises (an interrupt, a full disk, bad input) none of them appears and every temporary
+    file is removed.
+
+    A render writes its audio, MIDI and JSON as separate atomic files; with this around them an interrupt
+    between two of them cannot leave the MIDI without the audio. The moves at the end are renames in the same
+    folders: microseconds, during which the CLI's signal handler waits (:data:`COMMIT_CODE`). A nested block
+    joins the outer one.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> try:
+    ...     with outputs_together():
+    ...         with atomic_output(folder / "a.txt", text=True) as stream:
+    ...             _ = stream.write("a")
+    ...         raise RuntimeError("the second output failed")
+    ... except RuntimeError:
+    ...     pass
+    >>> sorted(path.name for path in folder.iterdir())
+    []
+    """
+    if _together.get() is not None:
+        yield
+        return
+    pending: list[_Pending] = []
+    token = _together.set(pending)
+    try:
+        yield
+    except BaseException:
+        for each in pending:
+            _discard(each.temporary)
+        raise
+    finally:
+        _together.reset(token)
+    _move_into_place(pending)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO]:
     """Open a file to write that replaces ``path`` only once it is complete.
@@ -39,7 +117,7 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
     ``with`` block ends normally it is flushed to disk and moved over ``path`` with ``os.replace``. If
     the block raises — KeyboardInterrupt included — the temporary file is removed and an existing
     ``path`` is left as it was. The file gets the permissions the umask allows, like any file the user
-    creates.
+    creates. Inside :func:`outputs_together` the move waits for the end of that block.
 
     Parameters
     ----------
@@ -74,17 +152,23 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
     # the file is created inside the ``try`` that removes it: an interrupt raised the moment ``open`` returns
     # (a signal arrives during the call) still removes it
+    together = _together.get()
     try:
         try:
             # "x" never clobbers another writer's temporary file
             handle = open(temporary, "x", encoding="utf-8") if text else open(temporary, "xb")
         except OSError as error:
             raise output_error(path, error) from error
+        if together is not None:
+            together.append(pending := _Pending(temporary, path))
         with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        if together is None:
+            os.replace(temporary, path)
+        else:
+            pending.complete = True
     except OSError as error:
         _discard(temporary)
         if isinstance(error, ImgsonicError):

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.errors import ParameterError
-from synth.files import SampleSpill, atomic_output
+from models.errors import OutputError, ParameterError
+from synth.files import SampleSpill, atomic_output, outputs_together
 
 
 def test_a_finished_block_replaces_the_target(tmp_path):
@@ -90,3 +90,54 @@ def test_a_spill_beside_a_file_makes_it_on_entry_and_removes_it_on_exit(tmp_path
         assert [path.name for path in tmp_path.iterdir()] == [spill.path.name]
         spill.append(np.ones(4, np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- several outputs together ----------------------------------------------------------------------------
+
+def _write(path: Path, text: str) -> None:
+    with atomic_output(path, text=True) as stream:
+        stream.write(text)
+
+
+def test_outputs_together_appear_only_at_the_end_of_the_block(tmp_path):
+    with outputs_together():
+        _write(tmp_path / "a.mid", "a")
+        _write(tmp_path / "b.json", "b")
+        assert [path.name for path in tmp_path.iterdir() if not path.name.startswith(".")] == []
+        with outputs_together():  # a nested block joins the outer one
+            _write(tmp_path / "c.wav", "c")
+        assert not (tmp_path / "c.wav").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.mid", "b.json", "c.wav"]
+    assert (tmp_path / "b.json").read_text() == "b"
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError, ValueError])
+def test_an_interrupt_after_some_outputs_leaves_none_of_them(tmp_path, error):
+    # the render's case: MIDI and JSON finished, the audio not yet: no file at all, old targets untouched
+    (tmp_path / "a.mid").write_text("old")
+    with pytest.raises(error):
+        with outputs_together():
+            _write(tmp_path / "a.mid", "new")
+            _write(tmp_path / "b.json", "b")
+            with atomic_output(tmp_path / "c.wav") as handle:
+                handle.write(b"half")
+                raise error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.mid"]
+    assert (tmp_path / "a.mid").read_text() == "old"
+
+
+def test_a_failed_move_removes_the_temporaries_not_yet_moved(tmp_path, monkeypatch):
+    real_replace = os.replace
+
+    def replace_fails_second(source, target):
+        if Path(target).name == "b.json":
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_fails_second)
+    with pytest.raises(OutputError, match="b.json.*No space left"):
+        with outputs_together():
+            _write(tmp_path / "a.mid", "a")
+            _write(tmp_path / "b.json", "b")
+            _write(tmp_path / "c.wav", "c")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a.mid"]

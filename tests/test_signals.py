@@ -57,3 +57,24 @@ def test_a_signal_while_a_with_statement_enters_waits_until_its_exit_can_clean_u
         with Makes():
             time.sleep(5)
     assert events == ["made", "entered", "removed"] and time.monotonic() - started < 2
+
+
+def test_a_signal_while_outputs_are_committed_together_waits_until_all_are_in_place(tmp_path, monkeypatch):
+    # an interrupt between two of the renames would leave the MIDI and JSON of a render without its audio
+    from synth.files import atomic_output, outputs_together
+
+    real_replace = os.replace
+
+    def replace_then_signalled(source, target):
+        real_replace(source, target)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at the next bytecode, still inside the commit
+
+    monkeypatch.setattr(os, "replace", replace_then_signalled)
+    with pytest.raises(Interrupted), signals_as_interrupts():
+        with outputs_together():
+            for name in ("x.mid", "x.json", "x.wav"):
+                with atomic_output(tmp_path / name) as handle:
+                    handle.write(b"whole")
+        monkeypatch.setattr(os, "replace", real_replace)
+        time.sleep(5)  # the held signal is re-sent 20 ms later
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["x.json", "x.mid", "x.wav"]

@@ -42,6 +42,7 @@ def run_demo(*, out_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR, preset: str = "
     from bridge.sonify.render import RenderSettings, render_items
     from bridge.sources.demo import demo_images
     from models.errors import ParameterError
+    from synth.files import outputs_together
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -54,9 +55,10 @@ def run_demo(*, out_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR, preset: str = "
     items = demo_images()
     result = render_items(items, bundle=bundle, settings=settings, mapping=mapping)
     paths = {"wav": out_dir / "demo.wav", "mid": out_dir / "demo.mid", "png": out_dir / "demo.png"}
-    save_png(spectrogram_strip([item.pixels for item in items], result.audio, sample_rate=result.sample_rate),
-             paths["png"])
-    save_outputs(result, out_path=paths["wav"], mapping=mapping, midi_path=paths["mid"])
+    with outputs_together():  # the three files, or none of them
+        save_png(spectrogram_strip([item.pixels for item in items], result.audio, sample_rate=result.sample_rate),
+                 paths["png"])
+        save_outputs(result, out_path=paths["wav"], mapping=mapping, midi_path=paths["mid"])
     return paths
 
 

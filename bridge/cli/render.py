@@ -168,8 +168,9 @@ def render_files(inputs: Sequence[str | os.PathLike], *, out_path: str | os.Path
     The outputs are checked before any work. Images are decoded as the render needs them (``limits`` caps
     them: :class:`bridge.sources.images.ImageLimits`), the audio is parked beside the output between the
     render's two passes (:class:`synth.files.SampleSpill`) and written block by block into a temporary file;
-    the MIDI (at ``tempo``) and JSON files are written next, and the audio file is committed last. On any
-    error or interrupt every temporary file is removed and no output is replaced.
+    the MIDI (at ``tempo``) and JSON files are written next, and all of them are committed together
+    (:func:`synth.files.outputs_together`). On any error or interrupt every temporary file is removed and no
+    output is replaced.
     ``melody`` (a :class:`bridge.cli.melody.MelodyMix`) takes a phrase from each image as it passes, writes
     them to ``melody_path`` and mixes them into the sound.
     """
@@ -182,7 +183,7 @@ def render_files(inputs: Sequence[str | os.PathLike], *, out_path: str | os.Path
     from bridge.sonify.render import render_stream
     from bridge.sources.images import expand_inputs, iter_images
     from synth.audio_io import audio_writer
-    from synth.files import SampleSpill
+    from synth.files import SampleSpill, outputs_together
 
     out_path = Path(out_path)
     check_output(out_path, (".wav", ".flac"), "output")
@@ -199,7 +200,8 @@ def render_files(inputs: Sequence[str | os.PathLike], *, out_path: str | os.Path
                         workers=settings.workers, limits=limits)
     if melody is not None:
         items = melody.tap(items)
-    with SampleSpill(beside=out_path) as spill, audio_writer(out_path, sample_rate=settings.sample_rate) as write:
+    with (outputs_together(), SampleSpill(beside=out_path) as spill,
+          audio_writer(out_path, sample_rate=settings.sample_rate) as write):
         result = render_stream(items, bundle=bundle, settings=settings, spill=spill, write=write, mapping=mapping,
                                on_controls=on_controls if midi is not None else None, progress=progress,
                                mix_in=melody if melody is not None and melody.mode != "off" else None)

@@ -3,8 +3,9 @@
 Inside :func:`signals_as_interrupts` the first SIGINT or SIGTERM raises :class:`Interrupted` (a
 ``KeyboardInterrupt``) in the main thread, so every ``finally`` and ``except BaseException`` on the way out
 runs: :func:`synth.files.atomic_output` removes its temporary file, a frame folder its temporary folder,
-worker pools cancel their queued work. A signal that arrives during an ``import``, or while a ``with``
-statement enters its context manager, is held until that is over (:func:`held_for_now`). Further signals are
+worker pools cancel their queued work. A signal that arrives during an ``import``, while a ``with``
+statement enters its context manager, or while :func:`synth.files.outputs_together` moves a command's
+finished outputs into place, is held until that is over (:func:`held_for_now`). Further signals are
 ignored until the block is left, so a second Ctrl-C cannot cut that cleanup short and leave the temporary
 files it was removing. The exit code is the shell's: ``128 + signal number`` (130 for SIGINT, 143 for
 SIGTERM).
@@ -21,6 +22,8 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+
+from synth.files import COMMIT_CODE
 
 __all__ = ["Interrupted", "signals_as_interrupts", "exit_code", "held_for_now"]
 
@@ -45,10 +48,11 @@ _RETRY_S = 0.02
 
 def _must_wait(frame) -> bool:
     """Whether the main thread, stopped at ``frame``, is inside an ``import`` (a frame of importlib's
-    bootstrap) or inside a context manager's ``__enter__``."""
+    bootstrap), a context manager's ``__enter__`` or the commit of several outputs."""
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "__enter__" or code.co_filename.startswith("<frozen importlib._bootstrap"):
+        if (code.co_name == "__enter__" or code is COMMIT_CODE
+                or code.co_filename.startswith("<frozen importlib._bootstrap")):
             return True
         frame = frame.f_back
     return False
@@ -62,7 +66,8 @@ def held_for_now(signum: int, frame) -> bool:
     into Python from C++; an exception there is ``std::terminate``, an abort instead of the exit code). One
     raised inside ``__enter__`` leaves what it had made so far (the temporary file of
     :func:`synth.files.atomic_output`) without the ``__exit__`` that would remove it; once entered, the
-    ``with`` block's exit cleans up."""
+    ``with`` block's exit cleans up. One raised between two of the renames that commit a command's outputs
+    would leave some of them without the others."""
     if not _must_wait(frame):
         return False
     import os

@@ -1,10 +1,12 @@
-"""Where a render goes: the sound file, its MIDI and its JSON log, each written atomically, the audio last.
+"""Where a render goes: the sound file, its MIDI and its JSON log, each written atomically, all committed
+together (:func:`synth.files.outputs_together`).
 
-If a render is interrupted (Ctrl-C, SIGTERM, a full disk, an error) no file is left — the audio's
-temporary file and its spill beside it are removed — and existing ones are untouched. :func:`save_outputs`
-writes a render held in memory (:func:`bridge.sonify.render.render_items`); ``imgsonic render`` streams its
-audio into :func:`synth.audio_io.audio_writer` and calls :func:`write_side_outputs` before the audio is
-committed.
+If a render is interrupted (Ctrl-C, SIGTERM, a full disk, an error) no file is left — every temporary file and
+the audio's spill beside it are removed — and existing ones are untouched; once it has finished, all its
+files are there. :func:`save_outputs` writes a render held in memory
+(:func:`bridge.sonify.render.render_items`); ``imgsonic render`` streams its audio into
+:func:`synth.audio_io.audio_writer` and calls :func:`write_side_outputs` inside the same
+``outputs_together`` block.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.errors import ParameterError
-from synth.files import atomic_output
+from synth.files import atomic_output, outputs_together
 
 if TYPE_CHECKING:
     import mido
@@ -72,8 +74,7 @@ def save_outputs(
     metadata: dict[str, Any] | None = None,
     tempo: Tempo | None = None,
 ) -> None:
-    """Write a render held in memory: the MIDI and JSON files (if asked), then the audio: every file atomic,
-    the audio last."""
+    """Write a render held in memory: the MIDI and JSON files (if asked) and the audio, all of them or none."""
     from synth.audio_io import write_audio
 
     midi_file = None
@@ -89,7 +90,9 @@ def save_outputs(
             duration_s=result.duration_s,
             tempo=tempo,
         )
-    write_side_outputs(result, midi_path=midi_path, midi_file=midi_file, json_path=json_path, metadata=metadata)
-    clock = time.perf_counter()
-    write_audio(out_path, result.audio, sample_rate=result.sample_rate)
+    with outputs_together():
+        write_side_outputs(result, midi_path=midi_path, midi_file=midi_file, json_path=json_path,
+                           metadata=metadata)
+        clock = time.perf_counter()
+        write_audio(out_path, result.audio, sample_rate=result.sample_rate)
     result.timings_s["write"] = time.perf_counter() - clock
