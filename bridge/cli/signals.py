@@ -61,6 +61,8 @@ def _must_wait(frame) -> bool:
 def held_for_now(signum: int, frame) -> bool:
     """For a signal handler: when the main thread was stopped inside an ``import`` or a ``__enter__``, send
     ``signum`` again a moment later and return True (the handler then returns without raising); otherwise False.
+    Several signals held at once are sent again once: a second one, sent after the first had been handled and
+    the handlers given back, would kill the process instead of letting it exit with its code.
 
     An exception raised inside an import can cross C++ code that cannot unwind it (torch's import calls back
     into Python from C++; an exception there is ``std::terminate``, an abort instead of the exit code). One
@@ -68,14 +70,26 @@ def held_for_now(signum: int, frame) -> bool:
     :func:`synth.files.atomic_output`) without the ``__exit__`` that would remove it; once entered, the
     ``with`` block's exit cleans up. One raised between two of the renames that commit a command's outputs
     would leave some of them without the others."""
+    global _retry_due
     if not _must_wait(frame):
         return False
+    if not _retry_due:  # one retry for any number of signals held at once: one interrupt, not one per signal
+        _retry_due = True
+        retry = threading.Timer(_RETRY_S, _send_again, (signum,))
+        retry.daemon = True
+        retry.start()
+    return True
+
+
+_retry_due = False  # a held signal is to be sent again
+
+
+def _send_again(signum: int) -> None:
+    global _retry_due
     import os
 
-    retry = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
-    retry.daemon = True
-    retry.start()
-    return True
+    _retry_due = False  # before the signal: if it is held again, it schedules its own retry
+    os.kill(os.getpid(), signum)
 
 
 def _raise_once(signum: int, frame) -> None:
