@@ -100,13 +100,13 @@ def outputs_together() -> Iterator[None]:
     token = _together.set(pending)
     try:
         yield
+        _move_into_place(pending)  # in the try: an interrupt just before it still removes every temporary file
     except BaseException:
         for each in pending:
             _discard(each.temporary)
         raise
     finally:
         _together.reset(token)
-    _move_into_place(pending)
 
 
 @contextlib.contextmanager

@@ -141,3 +141,18 @@ def test_a_failed_move_removes_the_temporaries_not_yet_moved(tmp_path, monkeypat
             _write(tmp_path / "b.json", "b")
             _write(tmp_path / "c.wav", "c")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.mid"]
+
+
+def test_an_interrupt_just_before_the_moves_removes_every_temporary(tmp_path, monkeypatch):
+    # after the block, before the first rename (outside the CLI's hold): nothing half-made stays
+    import synth.files
+
+    def interrupted(pending):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth.files, "_move_into_place", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with outputs_together():
+            _write(tmp_path / "a.mid", "a")
+            _write(tmp_path / "b.json", "b")
+    assert list(tmp_path.iterdir()) == []
