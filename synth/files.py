@@ -150,9 +150,9 @@ def atomic_output(path: str | os.PathLike, *, text: bool = False) -> Iterator[IO
         raise ParameterError(f"cannot write {str(path)!r}: it is a folder; give a file name")
     # the temporary name ends in the target's suffix: writers that pick a format by name (pyo) see it
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
+    together = _together.get()
     # the file is created inside the ``try`` that removes it: an interrupt raised the moment ``open`` returns
     # (a signal arrives during the call) still removes it
-    together = _together.get()
     try:
         try:
             # "x" never clobbers another writer's temporary file

@@ -19,6 +19,7 @@ Example
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
 
 
 _RETRY_S = 0.02
+_retry_due = False  # a held signal is to be sent again
 
 
 def _must_wait(frame) -> bool:
@@ -59,8 +61,9 @@ def _must_wait(frame) -> bool:
 
 
 def held_for_now(signum: int, frame) -> bool:
-    """For a signal handler: when the main thread was stopped inside an ``import`` or a ``__enter__``, send
-    ``signum`` again a moment later and return True (the handler then returns without raising); otherwise False.
+    """For a signal handler: when the main thread was stopped where it must not be interrupted (an import, a
+    ``__enter__``, the commit of several outputs: :func:`_must_wait`), send ``signum`` again a moment later and
+    return True (the handler then returns without raising); otherwise False.
     Several signals held at once are sent again once: a second one, sent after the first had been handled and
     the handlers given back, would kill the process instead of letting it exit with its code.
 
@@ -81,13 +84,8 @@ def held_for_now(signum: int, frame) -> bool:
     return True
 
 
-_retry_due = False  # a held signal is to be sent again
-
-
 def _send_again(signum: int) -> None:
     global _retry_due
-    import os
-
     _retry_due = False  # before the signal: if it is held again, it schedules its own retry
     os.kill(os.getpid(), signum)
 
