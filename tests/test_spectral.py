@@ -41,6 +41,13 @@ def _peak_hz(audio: torch.Tensor, sample_rate: int) -> float:
     return (k + shift) * sample_rate / (8 * x.size)
 
 
+def _noise_bursts(seconds: float = 2.0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(5)
+    noise = torch.randn(int(seconds * 22050), generator=generator)
+    gate = (torch.arange(noise.numel()) // 5000) % 2 == 0  # 0.23 s on, 0.23 s off
+    return 0.3 * noise * gate
+
+
 def _spectral_convergence(audio: torch.Tensor, magnitude: torch.Tensor, *, skip_edges: int = 0) -> float:
     """Spectral convergence, optionally over interior frames only.
 
@@ -250,11 +257,20 @@ def test_silence_reconstructs_to_silence():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_mel_to_audio_runs_on_cuda_and_agrees_with_cpu():
-    mel = audio_to_mel(_sine(440.0), config=CFG)
+@pytest.mark.parametrize("sound", ["tone", "noise"])
+def test_mel_to_audio_runs_on_cuda_and_agrees_with_cpu(sound):
+    """A tone (PGHI and fast Griffin-Lim) agrees sample by sample; noise bursts (the relaxed stage too) agree in
+    quality: float32 rounding differs between the devices, and noise phases drift apart over 100 iterations."""
+    audio = _sine(440.0) if sound == "tone" else _noise_bursts(1.0)
+    mel = audio_to_mel(audio, config=CFG)
     gpu = mel_to_audio(mel.cuda(), config=CFG)
     assert gpu.device.type == "cuda"
-    torch.testing.assert_close(gpu.cpu(), mel_to_audio(mel, config=CFG), atol=1e-3, rtol=0)
+    cpu = mel_to_audio(mel, config=CFG)
+    if sound == "tone":
+        torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-3, rtol=0)
+    else:
+        truth = audio_to_magnitude(audio, config=CFG)
+        assert abs(_spectral_convergence(gpu.cpu(), truth) - _spectral_convergence(cpu, truth)) < 0.01
 
 
 # ---- streaming --------------------------------------------------------------------------------------
@@ -409,13 +425,6 @@ def test_the_half_way_fit_brings_the_mel_closer_without_leaving_the_true_spectru
 # ---- the relaxed-reflection stage for noise-like sounds ---------------------------------------------
 
 
-def _noise_bursts(seconds: float = 2.0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(5)
-    noise = torch.randn(int(seconds * 22050), generator=generator)
-    gate = (torch.arange(noise.numel()) // 5000) % 2 == 0  # 0.23 s on, 0.23 s off
-    return 0.3 * noise * gate
-
-
 def test_noise_iterations_go_to_noise_and_not_to_tones():
     from synth.phase import NOISE_ITER, noise_iterations, spectral_flatness
 
@@ -456,14 +465,3 @@ def test_relaxed_reflections_bring_noise_closer_to_the_true_spectrum(monkeypatch
     assert _spectral_convergence(with_stage[0], truth) < _spectral_convergence(without[0], truth) - 0.005
     assert torch.equal(with_stage[1], without[1])
 
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_relaxed_stage_runs_on_cuda_and_agrees_with_cpu():
-    mel = audio_to_mel(_noise_bursts(1.0), config=CFG)
-    gpu = mel_to_audio(mel.cuda(), config=CFG)
-    assert gpu.device.type == "cuda"
-    cpu = mel_to_audio(mel, config=CFG)
-    truth = audio_to_magnitude(_noise_bursts(1.0), config=CFG)
-    # float32 rounding differs between the devices and noise phases diverge over 100 iterations: compare quality
-    assert abs(_spectral_convergence(gpu.cpu(), truth) - _spectral_convergence(cpu, truth)) < 0.01
