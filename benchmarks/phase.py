@@ -60,6 +60,7 @@ from synth.audio_io import read_audio
 from synth.phase import (
     DEFAULT_N_ITER,
     ESTIMATE_STEPS,
+    NOISE_ITER,
     griffinlim,
     magnitude_to_audio,
     mel_to_audio,
@@ -517,8 +518,9 @@ def _print_table(result: dict) -> None:
     cfg = result["config"]
     print(f"\nPhase reconstruction — {SECONDS:.0f} s signals, {cfg['sample_rate']} Hz, n_fft {cfg['n_fft']}, "
           f"hop {cfg['hop_length']}, {cfg['n_mels']} mels; {result['threads']} threads, median of {result['repeats']}; "
-          f"load average at start {result['load_average']:.2f}; default = {DEFAULT}: PGHI + {DEFAULT_N_ITER[DEFAULT]} "
-          f"fast Griffin-Lim iterations, each fitting the magnitude half-way to the mel")
+          f"load average at start {result['load_average']:.2f}; default = {DEFAULT}: PGHI, then for noise-like sounds "
+          f"up to {NOISE_ITER} relaxed reflections, then {DEFAULT_N_ITER[DEFAULT]} fast Griffin-Lim iterations, each "
+          f"fitting the magnitude half-way to the mel")
     summary = result["summary"]
     if "magnitude" in summary:
         print("\nfrom the true STFT magnitude — mean over signals")

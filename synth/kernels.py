@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 __all__ = ["FIXED", "HALFWAY", "REFIT_KEEP_FLOOR", "filter_slopes", "overlap_add_windowed", "frame_reflected",
-           "griffinlim_update", "mel_nnls", "climb_to_peaks", "pghi_terms", "pghi_integrate"]
+           "griffinlim_update", "relaxed_reflection_update", "mel_nnls", "climb_to_peaks", "pghi_terms", "pghi_integrate"]
 
 # how griffinlim_update sets each bin's magnitude (see its docstring)
 FIXED, HALFWAY, REFIT_KEEP_FLOOR = 0, 1, 2
@@ -247,6 +247,32 @@ def griffinlim_update(rebuilt, previous, momentum, mode, given, mel, target, act
                 norm = max(math.sqrt(real * real + imag * imag), tiny)
                 weight = min(magnitude[k] / norm, largest)
                 out[k] = complex(real * weight, imag * weight)
+
+
+@_jit
+def relaxed_reflection_update(rebuilt, given, beta, tiny, state, spectrum):
+    """One step of relaxed averaged alternating reflections (RAAR, Luke 2005), frame by frame, in place.
+
+    ``spectrum`` held the reflection ``R_A(x) = 2·P_A(x) − x`` of the state ``x`` (``state``) and
+    ``rebuilt`` is its projection onto consistent spectrograms, ``P_C(R_A(x))``; then
+    ``x ← β/2·(2·P_C(R_A(x)) − R_A(x) + x) + (1 − β)·P_A(x)`` and ``spectrum ← R_A(x)`` of the new state,
+    ready for the next projection. ``P_A`` keeps a bin's phase and sets its magnitude to ``given``
+    (``|x|`` at least ``tiny``). rebuilt, state, spectrum ``(B, T, K)`` complex; given ``(B, T, K)``.
+    """
+    n_batch, n_frames, n_bins = rebuilt.shape
+    one = tiny / tiny  # constants in the arrays' real dtype: nothing is promoted to float64
+    half, rest = beta / (one + one), one - beta
+    for b in range(n_batch):
+        for t in range(n_frames):
+            row, kept, x, out = rebuilt[b, t], given[b, t], state[b, t], spectrum[b, t]
+            for k in range(n_bins):
+                z, r, p = x[k], out[k], row[k]
+                scale = kept[k] / max(math.sqrt(z.real * z.real + z.imag * z.imag), tiny)
+                real = half * (p.real + p.real - r.real + z.real) + rest * z.real * scale
+                imag = half * (p.imag + p.imag - r.imag + z.imag) + rest * z.imag * scale
+                scale = kept[k] / max(math.sqrt(real * real + imag * imag), tiny)
+                x[k] = complex(real, imag)
+                out[k] = complex(real * (scale + scale - one), imag * (scale + scale - one))
 
 
 @_jit
