@@ -155,6 +155,7 @@ def test_class_pairs_draw_images_of_the_class_and_mismatches_of_another():
 
 
 def test_eval_of_a_scenes_preset_reads_its_sounds_from_files(preset, tmp_path):
+    from training.evaluate import format_table
     from training.evaluate_imagine import FILE_FORMATS, evaluate_imagine
 
     result = evaluate_imagine("scenes", out_dir=tmp_path, n=40, n_samples=2, preset_folder=preset.parent)
@@ -164,6 +165,8 @@ def test_eval_of_a_scenes_preset_reads_its_sounds_from_files(preset, tmp_path):
     assert found["ball_count_rho_real"] == pytest.approx(1.0)  # the pictures themselves: the ceiling
     assert "engine_size_rho" in found and "kinds_recovered" in result["targets"]
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "imagine.png").is_file()
+    table = format_table(result)  # what `imgsonic eval --preset scenes` prints (it raised KeyError before)
+    assert "kinds_recovered" in table and ("all targets met" in table or "some targets missed" in table)
 
 
 @pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -196,7 +199,7 @@ def test_resuming_the_gan_equals_training_it_at_once(tmp_path):
     spec = S2I_SPECS["scenes"]
     spec = dataclasses.replace(spec, batch_size=8, encoder=dataclasses.replace(spec.encoder, base_width=4, code_dim=8),
                                generator=dataclasses.replace(spec.generator, base_width=16, growth=4, dense_layers=1),
-                               object_reader_steps=2)
+                               object_reader_steps=2, reader_refresh=2)  # a refresh before the resume and one after
     common = dict(encoder_steps=2, progress=False, command="test")
     train_s2i(spec, data, out=tmp_path / "a", gan_steps=2, **common)
     train_s2i(spec, data, out=tmp_path / "a", gan_steps=4, resume=True, **common)

@@ -30,3 +30,31 @@ def test_reader_refuses_too_few_pictures_and_tiny_images():
         train_object_reader(torch.zeros(5, 1, 32, 32), torch.zeros(5, 2), steps=1)
     with pytest.raises(ParameterError, match="image_size"):
         ObjectReader(image_size=4, channels=1)
+
+
+def test_refreshing_teaches_the_reader_that_faint_smudges_are_not_objects():
+    """Pictures at 40 % brightness hold nothing that measure_objects counts (its threshold is half); a reader
+    trained on real pictures alone reads objects in them, and the refresher's steps on them bring its count
+    down while it reads the real pictures as well as before."""
+    from training.object_reader import ReaderRefresher
+
+    torch.manual_seed(0)
+    scenes = make_scenes(60, split="train", image_size=32, sample_rate=8000, seed=7, kinds=("ball",))
+    targets = object_targets(scenes.images)
+    reader, _ = train_object_reader(scenes.images, targets, steps=60)
+    faint = scenes.images * 0.4
+    assert float(object_targets(faint)[:, 0].abs().max()) == 0.0
+    with torch.no_grad():
+        before = float(reader(faint)[:, 0].mean())
+        real_before = float((reader(scenes.images)[:, 0] - targets[:, 0]).abs().mean())
+    refresher = ReaderRefresher(reader, every=1, steps=4, lr=2e-3)
+    for _ in range(10):
+        refresher.refresh(scenes.images[:32], targets[:32], faint[:32])
+    assert not any(p.requires_grad for p in reader.parameters())
+    with torch.no_grad():
+        after = reader(faint)[:, 0].mean()
+        real_error = (reader(scenes.images)[:, 0] - targets[:, 0]).abs().mean()
+    assert before > 0.2 and float(after) < 0.5 * before
+    assert float(real_error) < real_before + 0.05  # and it reads the real pictures as well as before
+    with pytest.raises(ParameterError, match="every"):
+        ReaderRefresher(reader, every=0)

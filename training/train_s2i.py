@@ -38,7 +38,7 @@ from models.audio_encoder import AudioAutoencoder, AudioEncoderConfig
 from models.errors import ParameterError
 from models.image_generator import ImageGenerator, ImageGeneratorConfig
 from training.loop import LoopSettings, resolve_device, seed_everything, train_loop
-from training.object_reader import ObjectReader, object_targets, train_object_reader
+from training.object_reader import ObjectReader, ReaderRefresher, object_targets, train_object_reader
 from training.paired_data import PairedData
 from training.s2i_discriminator import (
     D_STEP_ABOVE,
@@ -78,6 +78,8 @@ class S2ISpec:
     stabiliser: str = "spectral"
     object_weight: float = 0.0  # > 0: the object reader's auxiliary loss (instance pairing only)
     object_reader_steps: int = 1000
+    extent_weight: float = 1.0  # the object loss's weight on the extent against the count
+    reader_refresh: int = 0  # > 0: refresh the reader on generated images every this many GAN steps
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,7 +111,9 @@ S2I_SPECS: dict[str, S2ISpec] = {
                                            growth=8, dense_layers=2, dropout=0.2, stage_condition=16),
             encoder_steps=1500,
             gan_steps=2500,
-            object_weight=30.0,
+            object_weight=200.0,
+            extent_weight=4.0,
+            reader_refresh=25,
             options={"n_scenes": 6000},
         ),
     )
@@ -202,6 +206,8 @@ class _GanObjective:
         self.reader: ObjectReader | None = None
         self.object_targets: torch.Tensor | None = None
         self.object_weight = spec.object_weight
+        self.extent_weight = spec.extent_weight
+        self.refresher: ReaderRefresher | None = None
 
     def losses(self, step: int, batch: dict[str, Any], generator: torch.Generator):
         code, keys = batch["sound"]
@@ -209,11 +215,16 @@ class _GanObjective:
         real = self.data.images_for(keys, generator=generator).to(device)
         wrong = self.data.images_for(keys, generator=generator, mismatched=True).to(device)
         noise = torch.randn(len(code), self.generator.config.noise_dim, generator=generator).to(device)
+        logs = {}
+        if self.refresher is not None and step % self.refresher.every == 0:
+            with torch.no_grad():  # before this step's graph uses the reader, which the refresh changes in place
+                preview = self.generator(code, noise)
+            self.refresher.refresh(real, self.object_targets[keys.cpu()].to(device), preview)
         fake = self.generator(code, noise)
         g_loss = generator_loss(self.discriminator(fake, code), stabiliser=self.stabiliser)
-        logs = {}
         if self.reader is not None:
-            object_loss = F.mse_loss(self.reader(fake), self.object_targets[keys.cpu()].to(device))
+            weights = torch.tensor([1.0, self.extent_weight], device=device)
+            object_loss = ((self.reader(fake) - self.object_targets[keys.cpu()].to(device)).square() * weights).mean()
             g_loss = g_loss + self.object_weight * object_loss
             logs["objects"] = object_loss.item()
         d_loss = discriminator_loss(self.discriminator(real, code), self.discriminator(fake.detach(), code),
@@ -246,6 +257,7 @@ def train_gan(spec: S2ISpec, data: PairedData, codes: torch.Tensor, *, out_dir: 
     seed_everything(seed + 1)
     torch_device = resolve_device(device)
     image_shape = tuple(data.images.shape[1:])
+    reads_objects = spec.object_weight > 0 and data.pairing == "instance"
     config = dataclasses.replace(spec.generator, condition_dim=codes.shape[1], channels=image_shape[0],
                                  image_size=image_shape[-1])
     generator = ImageGenerator(config).to(torch_device)
@@ -258,10 +270,14 @@ def train_gan(spec: S2ISpec, data: PairedData, codes: torch.Tensor, *, out_dir: 
                               "command": command}
     objective = _GanObjective(generator, discriminator, data, spec=spec, stabiliser=stabiliser, out_dir=out_dir,
                               metadata=lambda: record, file_name=file_name)
-    if spec.object_weight > 0 and data.pairing == "instance":
+    if reads_objects:
         objective.object_targets = object_targets(data.images)
         objective.reader, record["object_reader"] = train_object_reader(
             data.images, objective.object_targets, steps=spec.object_reader_steps, seed=seed, device=torch_device)
+        if spec.reader_refresh > 0:  # the reader then changes as training goes: a resume restores it too
+            objective.refresher = ReaderRefresher(objective.reader, every=spec.reader_refresh)
+            objective.modules["object_reader"] = objective.reader
+            objective.optimizers["object_reader"] = objective.refresher.optimizer
     result = train_loop(objective, {"sound": (codes, data.sound_keys)},
                         LoopSettings(name=Path(file_name).stem, steps=steps, batch_size=spec.batch_size, out_dir=out_dir,
                                      seed=seed, device=device, checkpoint_every=steps, progress=progress, grad_clip=0.0,
