@@ -568,8 +568,9 @@ def _reconstruct(
     flat_mel = None if mel_amplitude is None else mel_amplitude.reshape(-1, *mel_amplitude.shape[-2:])
     phase = None if method == "griffinlim" else pghi_phase(flat, config=config)
     if method == "pghi+fgla":  # noise-like items: relaxed reflections first (each item its own count)
-        phase = torch.stack([relaxed_phase(item[None], config=config, n_iter=n, initial_phase=start[None])[0]
-                             for item, start, n in zip(flat, phase, noise_iterations(flat, config=config))])
+        for i, n in enumerate(noise_iterations(flat, config=config)):
+            if n:  # tonal items keep PGHI's phase untouched, without a copy
+                phase[i] = relaxed_phase(flat[i : i + 1], config=config, n_iter=n, initial_phase=phase[i : i + 1])[0]
     audio = griffinlim(flat, config=config, n_iter=n_iter, initial_phase=phase, mel_amplitude=flat_mel, seed=seed)
     return audio.reshape(*batch_shape, audio.shape[-1])
 
