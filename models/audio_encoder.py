@@ -6,7 +6,10 @@ decoder made training 5× slower on this CPU, and only the encoder is kept in us
 trains the autoencoder on sound alone and freezes the encoder to condition the GAN. When the training sounds
 have classes (spoken digits), an optional linear head (``n_classes > 0``) reads the code, as the
 per-modality classifiers of the multimodal feature-GAN paper give their features; the code then also serves
-as the *sound features* of :mod:`models.multimodal`.
+as the *sound features* of :mod:`models.multimodal`. When the sounds come paired with pictures of objects
+(rendered scenes), a second optional linear head (``n_objects > 0``) reads the paired picture's object measures
+(count and extent, :func:`training.object_reader.object_targets`) from the code, so that what the picture
+shows is kept in the code the generator is conditioned on.
 
 The spectral config the mels were made with travels in the config (``spectral``, a plain dict); callers
 compare theirs with :meth:`AudioAutoencoder.check_spectral`.
@@ -44,6 +47,7 @@ class AudioEncoderConfig:
     n_layers : stride-2 convolutions in the encoder.
     decoder_width : hidden width of the MLP decoder.
     n_classes : 0 for none, else the size of the class head on the code.
+    n_objects : 0 for none, else the size of the object-measure head on the code.
     spectral : the synth spectral config (as a dict) the mels were computed with.
     """
 
@@ -54,12 +58,15 @@ class AudioEncoderConfig:
     n_layers: int = 3
     decoder_width: int = 256
     n_classes: int = 0
+    n_objects: int = 0
     spectral: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "n_mels", "n_frames", "code_dim", "base_width", "n_layers", "decoder_width")
-        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int) or self.n_classes < 0:
-            raise ParameterError(f"AudioEncoderConfig.n_classes={self.n_classes!r}; expected an int >= 0")
+        for name in ("n_classes", "n_objects"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ParameterError(f"AudioEncoderConfig.{name}={value!r}; expected an int >= 0")
         step = 2**self.n_layers
         if self.n_mels % step or self.n_frames % step:
             raise ParameterError(f"AudioEncoderConfig n_mels={self.n_mels}, n_frames={self.n_frames}; both must be "
@@ -72,7 +79,7 @@ class AudioEncoderConfig:
 
 
 class AudioAutoencoder(CheckpointMixin, nn.Module):
-    """Encoder, decoder and optional class head over normalised log-mel windows in [0, 1]."""
+    """Encoder, decoder, optional class head and optional object head over normalised log-mel windows in [0, 1]."""
 
     checkpoint_kind = "audio_autoencoder"
     config_class = AudioEncoderConfig
@@ -93,6 +100,7 @@ class AudioAutoencoder(CheckpointMixin, nn.Module):
         self.decoder = nn.Sequential(nn.Linear(config.code_dim, config.decoder_width), nn.SiLU(),
                                      nn.Linear(config.decoder_width, config.n_mels * config.n_frames))
         self.classifier = nn.Linear(config.code_dim, config.n_classes) if config.n_classes else None
+        self.object_head = nn.Linear(config.code_dim, config.n_objects) if config.n_objects else None
 
     def _check_mel(self, mel: Tensor) -> None:
         expected = (self.config.n_mels, self.config.n_frames)
@@ -114,6 +122,12 @@ class AudioAutoencoder(CheckpointMixin, nn.Module):
         if self.classifier is None:
             raise ParameterError("this audio autoencoder has no class head (n_classes=0)")
         return self.classifier(code)
+
+    def read_objects(self, code: Tensor) -> Tensor:
+        """Codes ``(B, code_dim)`` → object measures ``(B, n_objects)``; ParameterError without an object head."""
+        if self.object_head is None:
+            raise ParameterError("this audio autoencoder has no object head (n_objects=0)")
+        return self.object_head(code)
 
     def forward(self, mel: Tensor) -> Tensor:
         """Encode then decode: the reconstruction ``(B, n_mels, n_frames)``."""

@@ -33,6 +33,21 @@ def test_autoencoder_shapes_and_class_head():
         _small_encoder(n_classes=0).classify(code)
 
 
+def test_autoencoder_object_head_reads_the_code_and_survives_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = AudioAutoencoder(AudioEncoderConfig(n_mels=16, n_frames=16, code_dim=8, base_width=4, n_layers=2,
+                                                n_objects=2, decoder_width=16)).eval()
+    code = model.encode(torch.rand(3, 16, 16))
+    assert model.read_objects(code).shape == (3, 2)
+    model.save(tmp_path / "enc.pt")
+    loaded = AudioAutoencoder.from_checkpoint(tmp_path / "enc.pt")
+    assert torch.allclose(loaded.read_objects(code), model.read_objects(code), atol=5e-3)
+    with pytest.raises(ParameterError, match="no object head"):
+        _small_encoder().read_objects(code)
+    with pytest.raises(ParameterError, match="n_objects=-1"):
+        AudioEncoderConfig(n_objects=-1)
+
+
 @pytest.mark.parametrize("shape", [(3, 16, 15), (16, 16), (3, 1, 16, 16)])
 def test_autoencoder_refuses_wrong_mel_shapes(shape):
     with pytest.raises(ParameterError, match=r"expected \(B, 16, 16\)"):

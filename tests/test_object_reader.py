@@ -58,3 +58,25 @@ def test_refreshing_teaches_the_reader_that_faint_smudges_are_not_objects():
     assert float(real_error) < real_before + 0.05  # and it reads the real pictures as well as before
     with pytest.raises(ParameterError, match="every"):
         ReaderRefresher(reader, every=0)
+
+
+def test_encoder_object_head_learns_the_paired_pictures_count(tmp_path):
+    """Stage 1 of ``train s2i --preset scenes``: the object head, trained on the paired pictures' measures, reads
+    the count of held-out scenes from their sound alone; without the object weight there is no head at all."""
+    import dataclasses
+
+    from training import metrics
+    from training.paired_data import scene_data
+    from training.train_s2i import S2I_SPECS, clips_spec, train_autoencoder
+
+    spec = S2I_SPECS["scenes"]
+    assert spec.encoder_object_weight > 0 and clips_spec("mine").encoder.n_objects == 0
+    train, test = scene_data("train", n_scenes=480, seed=3), scene_data("test", n_scenes=120, seed=4)
+    model, record = train_autoencoder(spec, train, out_dir=tmp_path / "with", steps=300, device="cpu", progress=False)
+    with torch.inference_mode():
+        read = model.read_objects(model.encode(test.mels))[:, 0].numpy()
+    assert metrics.spearman(read, test.factors[:, 2].numpy()) > 0.6  # an untrained head reads about 0
+    assert record["final_logs"]["acc"] > 0.5  # the kind head, beside it (4 kinds)
+    without, _ = train_autoencoder(dataclasses.replace(spec, encoder_object_weight=0.0), train, out_dir=tmp_path / "without",
+                                   steps=1, device="cpu", progress=False)
+    assert without.object_head is None

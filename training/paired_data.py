@@ -111,8 +111,8 @@ def scene_data(split: str, *, n_scenes: int = 6000, seed: int = 0) -> PairedData
                          seed=seed)
     mels = torch.cat([audio_to_window_mel(chunk, config=SPEECH_SPECTRAL) for chunk in torch.from_numpy(scenes.audio).split(512)])
     index = torch.arange(len(mels))
-    return PairedData(mels=mels, sound_keys=index, sound_labels=None, images=scenes.images, image_keys=index,
-                      pairing="instance", factors=scenes.factors,
+    return PairedData(mels=mels, sound_keys=index, sound_labels=scenes.factors[:, 0].long(), images=scenes.images,
+                      image_keys=index, pairing="instance", factors=scenes.factors,
                       description=f"rendered scenes ({split}): {len(mels)} of {', '.join(scenes.kinds)}")
 
 

@@ -4,7 +4,9 @@ Two stages, each through :func:`training.loop.train_loop`:
 
 1. **audio autoencoder** (:class:`models.audio_encoder.AudioAutoencoder`) on 1-second log-mel windows:
    reconstruction (mean squared error) plus, when the sounds have classes, cross-entropy of its class head
-   (``class_weight``), as the feature-GAN paper's per-modality classifiers do.
+   (``class_weight``), as the feature-GAN paper's per-modality classifiers do; with ``encoder_object_weight``
+   and pictures paired by instance, also the squared error of its object head against the paired picture's
+   object measures (count and extent as :func:`training.object_reader.object_targets` reads them).
 2. **conditional GAN**: the encoder is frozen and every training window's code computed once; the generator
    (:class:`models.image_generator.ImageGenerator`, densely connected, dropout kept for test-time variety)
    learns images the conditional discriminator (:mod:`training.s2i_discriminator`) finds real and coherent
@@ -80,12 +82,13 @@ class S2ISpec:
     object_reader_steps: int = 1000
     extent_weight: float = 1.0  # the object loss's weight on the extent against the count
     reader_refresh: int = 0  # > 0: refresh the reader on generated images every this many GAN steps
+    encoder_object_weight: float = 0.0  # > 0: the audio encoder's object head (instance pairing only)
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def _encoder(n_classes: int) -> AudioEncoderConfig:
+def _encoder(n_classes: int, n_objects: int = 0) -> AudioEncoderConfig:
     return AudioEncoderConfig(n_mels=SPEECH_SPECTRAL.n_mels, n_frames=WINDOW_FRAMES, code_dim=64, base_width=16,
-                              n_layers=3, n_classes=n_classes, spectral=SPEECH_SPECTRAL.to_dict())
+                              n_layers=3, n_classes=n_classes, n_objects=n_objects, spectral=SPEECH_SPECTRAL.to_dict())
 
 
 S2I_SPECS: dict[str, S2ISpec] = {
@@ -106,14 +109,15 @@ S2I_SPECS: dict[str, S2ISpec] = {
             description="rendered audio-visual scenes (bouncing balls, rain, bells, engines) → their pictures; "
                         "size ↔ pitch, count ↔ rate",
             data="scenes",
-            encoder=_encoder(0),
+            encoder=_encoder(4, n_objects=2),
             generator=ImageGeneratorConfig(condition_dim=64, noise_dim=16, image_size=32, channels=1, base_width=64,
                                            growth=8, dense_layers=2, dropout=0.2, stage_condition=16),
-            encoder_steps=1500,
+            encoder_steps=3000,
             gan_steps=2500,
             object_weight=200.0,
             extent_weight=4.0,
-            reader_refresh=25,
+            reader_refresh=10,
+            encoder_object_weight=30.0,
             options={"n_scenes": 6000},
         ),
     )
@@ -121,28 +125,31 @@ S2I_SPECS: dict[str, S2ISpec] = {
 
 
 def clips_spec(name: str) -> S2ISpec:
-    """The spec for the user's own clips: the scenes' models, no class head, RGB images, and no object reader (a
-    clip's frame is not white objects on black, which is all it can count)."""
+    """The spec for the user's own clips: the scenes' models, no class head, RGB images, and no object reader or
+    object head (a clip's frame is not white objects on black, which is all they can count)."""
     base = S2I_SPECS["scenes"]
     return dataclasses.replace(base, name=name, description=f"the user's own clips ({name})", data="clips",
-                               generator=dataclasses.replace(base.generator, channels=3), object_weight=0.0, options={})
+                               encoder=dataclasses.replace(base.encoder, n_classes=0, n_objects=0),
+                               generator=dataclasses.replace(base.generator, channels=3), object_weight=0.0,
+                               encoder_object_weight=0.0, options={})
 
 
 # ---- stage 1: the audio autoencoder ------------------------------------------------------------------------------
 
 
 class _AutoencoderObjective:
-    def __init__(self, model: AudioAutoencoder, *, lr: float, class_weight: float, out_dir: Path,
-                 metadata: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, model: AudioAutoencoder, *, lr: float, class_weight: float, object_weight: float,
+                 out_dir: Path, metadata: Callable[[], dict[str, Any]]) -> None:
         self.model = model
         self.modules = {"audio_autoencoder": model}
         self.optimizers = {"audio_autoencoder": torch.optim.Adam(model.parameters(), lr=lr)}
         self.class_weight = class_weight
+        self.object_weight = object_weight
         self.out_dir = out_dir
         self.metadata = metadata
 
     def losses(self, step: int, batch: dict[str, Any], generator: torch.Generator):
-        mel, labels = batch["sound"]
+        mel, labels, objects = batch["sound"]
         code = self.model.encode(mel)
         reconstruction = F.mse_loss(self.model.decode(code), mel)
         loss, logs = reconstruction, {"recon": reconstruction.item()}
@@ -151,6 +158,10 @@ class _AutoencoderObjective:
             cross_entropy = F.cross_entropy(logits, labels)
             loss = loss + self.class_weight * cross_entropy
             logs |= {"ce": cross_entropy.item(), "acc": float((logits.argmax(1) == labels).float().mean())}
+        if self.model.object_head is not None:
+            object_error = F.mse_loss(self.model.read_objects(code), objects)
+            loss = loss + self.object_weight * object_error
+            logs["objects"] = object_error.item()
         return {"audio_autoencoder": loss}, logs
 
     def save(self, step: int) -> None:
@@ -161,15 +172,18 @@ def train_autoencoder(spec: S2ISpec, data: PairedData, *, out_dir: Path, steps: 
                       seed: int = 0, command: str = "", resume: bool = False) -> tuple[AudioAutoencoder, dict[str, Any]]:
     """Stage 1; returns the trained autoencoder (eval mode, on ``device``) and its training record."""
     seed_everything(seed)
-    config = dataclasses.replace(spec.encoder, n_classes=spec.encoder.n_classes if data.sound_labels is not None else 0)
+    reads_objects = spec.encoder_object_weight > 0 and data.pairing == "instance"
+    config = dataclasses.replace(spec.encoder, n_classes=spec.encoder.n_classes if data.sound_labels is not None else 0,
+                                 n_objects=2 if reads_objects else 0)
     model = AudioAutoencoder(config).to(resolve_device(device))
     started, cpu_started = time.perf_counter(), time.process_time()
     record: dict[str, Any] = {"preset": spec.name, "data": data.description, "n_windows": len(data.mels),
                               "command": command}
-    objective = _AutoencoderObjective(model, lr=spec.encoder_lr, class_weight=spec.class_weight, out_dir=out_dir,
-                                      metadata=lambda: record)
+    objective = _AutoencoderObjective(model, lr=spec.encoder_lr, class_weight=spec.class_weight,
+                                      object_weight=spec.encoder_object_weight, out_dir=out_dir, metadata=lambda: record)
     labels = data.sound_labels if data.sound_labels is not None else torch.zeros(len(data.mels), dtype=torch.long)
-    result = train_loop(objective, {"sound": (data.mels, labels)},
+    objects = object_targets(data.images)[data.sound_keys] if reads_objects else torch.zeros(len(data.mels), 2)
+    result = train_loop(objective, {"sound": (data.mels, labels, objects)},
                         LoopSettings(name="audio_encoder", steps=steps, batch_size=spec.batch_size, out_dir=out_dir,
                                      seed=seed, device=device, checkpoint_every=steps, progress=progress, resume=resume))
     record |= {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(time.process_time() - cpu_started, 1),
