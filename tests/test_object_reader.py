@@ -70,7 +70,7 @@ def test_encoder_object_head_learns_the_paired_pictures_count(tmp_path):
     from training.train_s2i import S2I_SPECS, clips_spec, train_autoencoder
 
     spec = S2I_SPECS["scenes"]
-    assert spec.encoder_object_weight > 0 and clips_spec("mine").encoder.n_objects == 0
+    assert spec.encoder_object_weight > 0 and clips_spec("mine").encoder_object_weight == 0
     train, test = scene_data("train", n_scenes=480, seed=3), scene_data("test", n_scenes=120, seed=4)
     model, record = train_autoencoder(spec, train, out_dir=tmp_path / "with", steps=300, device="cpu", progress=False)
     with torch.inference_mode():

@@ -86,9 +86,9 @@ class S2ISpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def _encoder(n_classes: int, n_objects: int = 0) -> AudioEncoderConfig:
+def _encoder(n_classes: int) -> AudioEncoderConfig:
     return AudioEncoderConfig(n_mels=SPEECH_SPECTRAL.n_mels, n_frames=WINDOW_FRAMES, code_dim=64, base_width=16,
-                              n_layers=3, n_classes=n_classes, n_objects=n_objects, spectral=SPEECH_SPECTRAL.to_dict())
+                              n_layers=3, n_classes=n_classes, spectral=SPEECH_SPECTRAL.to_dict())
 
 
 S2I_SPECS: dict[str, S2ISpec] = {
@@ -109,7 +109,7 @@ S2I_SPECS: dict[str, S2ISpec] = {
             description="rendered audio-visual scenes (bouncing balls, rain, bells, engines) → their pictures; "
                         "size ↔ pitch, count ↔ rate",
             data="scenes",
-            encoder=_encoder(4, n_objects=2),
+            encoder=_encoder(4),
             generator=ImageGeneratorConfig(condition_dim=64, noise_dim=16, image_size=32, channels=1, base_width=64,
                                            growth=8, dense_layers=2, dropout=0.2, stage_condition=16),
             encoder_steps=3000,
@@ -125,11 +125,10 @@ S2I_SPECS: dict[str, S2ISpec] = {
 
 
 def clips_spec(name: str) -> S2ISpec:
-    """The spec for the user's own clips: the scenes' models, no class head, RGB images, and no object reader or
-    object head (a clip's frame is not white objects on black, which is all they can count)."""
+    """The spec for the user's own clips: the scenes' models, no class head (clips have no classes), RGB images, and
+    no object reader or object head (a clip's frame is not white objects on black, which is all they can count)."""
     base = S2I_SPECS["scenes"]
     return dataclasses.replace(base, name=name, description=f"the user's own clips ({name})", data="clips",
-                               encoder=dataclasses.replace(base.encoder, n_classes=0, n_objects=0),
                                generator=dataclasses.replace(base.generator, channels=3), object_weight=0.0,
                                encoder_object_weight=0.0, options={})
 
