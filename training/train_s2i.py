@@ -172,8 +172,9 @@ def train_autoencoder(spec: S2ISpec, data: PairedData, *, out_dir: Path, steps: 
     """Stage 1; returns the trained autoencoder (eval mode, on ``device``) and its training record."""
     seed_everything(seed)
     reads_objects = spec.encoder_object_weight > 0 and data.pairing == "instance"
+    objects = object_targets(data.images)[data.sound_keys] if reads_objects else torch.zeros(len(data.mels), 0)
     config = dataclasses.replace(spec.encoder, n_classes=spec.encoder.n_classes if data.sound_labels is not None else 0,
-                                 n_objects=2 if reads_objects else 0)
+                                 n_objects=objects.shape[1])
     model = AudioAutoencoder(config).to(resolve_device(device))
     started, cpu_started = time.perf_counter(), time.process_time()
     record: dict[str, Any] = {"preset": spec.name, "data": data.description, "n_windows": len(data.mels),
@@ -181,7 +182,6 @@ def train_autoencoder(spec: S2ISpec, data: PairedData, *, out_dir: Path, steps: 
     objective = _AutoencoderObjective(model, lr=spec.encoder_lr, class_weight=spec.class_weight,
                                       object_weight=spec.encoder_object_weight, out_dir=out_dir, metadata=lambda: record)
     labels = data.sound_labels if data.sound_labels is not None else torch.zeros(len(data.mels), dtype=torch.long)
-    objects = object_targets(data.images)[data.sound_keys] if reads_objects else torch.zeros(len(data.mels), 2)
     result = train_loop(objective, {"sound": (data.mels, labels, objects)},
                         LoopSettings(name="audio_encoder", steps=steps, batch_size=spec.batch_size, out_dir=out_dir,
                                      seed=seed, device=device, checkpoint_every=steps, progress=progress, resume=resume))
