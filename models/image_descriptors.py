@@ -24,7 +24,14 @@ unstructured, mid-frequency):
                       the axes (dots: +1) from one along the diagonals (a checkerboard's harmonics: −1)
 ``periodicity``       share of the energy in sharp spectral peaks (bins over 8× their 7 × 7 neighbourhood's
                       mean): periodic patterns ≈ 0.5–1, random ones (noise of any grain, photos) ≈ 0–0.2
+``autocorrelation``   the highest peak of the luma's (windowed) autocorrelation beyond its central lobe (where
+                      the lobe's radial mean first falls below 0.1), 0…1: how far the image resembles a shifted
+                      copy of itself. Near 1 for lattices of any period, including coarse ones whose spectral
+                      peaks are too few to count; for photos, how coherent their large-scale structure is
 ====================  ============================================================================
+
+Checkpoints made before ``autocorrelation`` was added hold the first 12 (``n_descriptors=12``); they load and
+compute just those.
 
 Example
 -------
@@ -44,16 +51,17 @@ from torch import Tensor
 
 from models.errors import ParameterError
 
-__all__ = ["DESCRIPTOR_NAMES", "DESCRIPTOR_GROUPS", "image_descriptors", "group_weights"]
+__all__ = ["DESCRIPTOR_NAMES", "DESCRIPTOR_GROUPS", "DESCRIPTOR_COUNTS", "image_descriptors", "group_weights"]
 
 DESCRIPTOR_NAMES = ("luma_mean", "luma_std", "saturation", "red_green", "yellow_blue", "log_frequency",
                     "frequency_spread", "orientation_cos", "orientation_sin", "fourfold_cos", "fourfold_sin",
-                    "periodicity")
+                    "periodicity", "autocorrelation")
+DESCRIPTOR_COUNTS = (12, len(DESCRIPTOR_NAMES))  # how many of them a model may hold: 12 before autocorrelation
 DESCRIPTOR_GROUPS = {  # what each descriptor tells; a distance that weighs the groups equally uses group_weights()
     "colour": ("luma_mean", "luma_std", "saturation", "red_green", "yellow_blue"),
     "scale": ("log_frequency", "frequency_spread"),
     "orientation": ("orientation_cos", "orientation_sin", "fourfold_cos", "fourfold_sin"),
-    "periodicity": ("periodicity",),
+    "periodicity": ("periodicity", "autocorrelation"),
 }
 _LUMA = (0.299, 0.587, 0.114)
 _PEAK_WINDOW = 7
@@ -61,11 +69,15 @@ _PEAK_RATIO = 8.0
 _FLOOR = 1e-6  # white floor per bin, relative to a full-scale image's energy: flat images stay defined
 
 
-def group_weights() -> Tensor:
-    """Per-descriptor weights ``(len(DESCRIPTOR_NAMES),)``, 1/√(group size): with standardised descriptors each group
-    of :data:`DESCRIPTOR_GROUPS` then adds the same expected amount to a squared distance."""
-    size = {name: len(members) for members in DESCRIPTOR_GROUPS.values() for name in members}
-    return torch.tensor([size[name] ** -0.5 for name in DESCRIPTOR_NAMES])
+def group_weights(n: int = len(DESCRIPTOR_NAMES)) -> Tensor:
+    """Per-descriptor weights ``(n,)`` of the first ``n`` descriptors, 1/√(group size among them): with standardised
+    descriptors each group of :data:`DESCRIPTOR_GROUPS` then adds the same expected amount to a squared distance."""
+    if n not in DESCRIPTOR_COUNTS:
+        raise ParameterError(f"group_weights: n={n!r}; expected one of {DESCRIPTOR_COUNTS}")
+    names = DESCRIPTOR_NAMES[:n]
+    size = {name: sum(member in names for member in members)
+            for members in DESCRIPTOR_GROUPS.values() for name in members}
+    return torch.tensor([size[name] ** -0.5 for name in names])
 
 
 def _frequency_grid(size: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
@@ -90,6 +102,28 @@ def _peak_fraction(power: Tensor) -> Tensor:
     judged = (centre[:, None] ** 2 + centre[None, :] ** 2) >= 4
     total = (shifted * judged).sum(dim=(1, 2))
     return (shifted * ((shifted > _PEAK_RATIO * local) & judged)).sum(dim=(1, 2)) / total
+
+
+def _autocorrelation_peak(full_power: Tensor) -> Tensor:
+    """The highest autocorrelation ``(B,)`` beyond the central lobe, from the (DC-free) power ``(B, S, S)``: lags
+    from where the radial mean first falls below 0.1 (plus one) to S / 2."""
+    size = full_power.shape[-1]
+    correlation = torch.fft.ifft2(full_power).real
+    correlation = correlation / correlation[:, :1, :1].clamp_min(1e-12)
+    lags = torch.fft.fftfreq(size, d=1.0 / size, device=full_power.device)
+    lag = torch.sqrt(lags[:, None] ** 2 + lags[None, :] ** 2)
+    ring = lag.floor().long().clamp_max(size)  # (S, S): integer radius
+    n_rings = size // 2
+    inside = ring < n_rings
+    sums = torch.zeros(len(correlation), n_rings, device=full_power.device, dtype=correlation.dtype)
+    sums.index_add_(1, ring[inside], correlation[:, inside])
+    counts = torch.bincount(ring[inside], minlength=n_rings).clamp_min(1).to(correlation)
+    below = (sums / counts)[:, 1:] < 0.1  # rings 1 … S/2 − 1
+    lobe = torch.where(below.any(dim=1), below.float().argmax(dim=1) + 1, torch.full_like(below[:, 0], size,
+                                                                                          dtype=torch.long))
+    outside = (lag[None] > lobe[:, None, None].to(lag) + 1) & (lag[None] < n_rings)
+    peak = correlation.masked_fill(~outside, float("-inf")).amax(dim=(1, 2))
+    return torch.where(outside.any(dim=(1, 2)), peak, torch.zeros_like(peak)).clamp_min(0.0)
 
 
 def image_descriptors(images: Tensor) -> Tensor:
@@ -141,5 +175,6 @@ def image_descriptors(images: Tensor) -> Tensor:
     m4_cos = (p * torch.cos(4 * angle)).sum(dim=1) - (orientation_cos**2 - orientation_sin**2)
     m4_sin = (p * torch.sin(4 * angle)).sum(dim=1) - 2 * orientation_cos * orientation_sin
     periodicity = _peak_fraction(full_power + _FLOOR * size**2)
+    autocorrelation = _autocorrelation_peak(full_power)
     return torch.stack([luma_mean, luma_std, saturation, red_green, yellow_blue, log_frequency, frequency_spread,
-                        orientation_cos, orientation_sin, m4_cos, m4_sin, periodicity], dim=1)
+                        orientation_cos, orientation_sin, m4_cos, m4_sin, periodicity, autocorrelation], dim=1)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from models.checkpoint import CheckpointMixin, check_positive_ints
 from models.errors import ParameterError
-from models.image_descriptors import DESCRIPTOR_NAMES, image_descriptors
+from models.image_descriptors import DESCRIPTOR_COUNTS, image_descriptors
 
 __all__ = ["ImageVAEConfig", "ImageVAE", "reparameterize", "DESCRIPTOR_LOGVAR"]
 
@@ -39,9 +39,10 @@ class ImageVAEConfig:
     base_width : channels of the first conv layer; each further layer doubles it.
     n_layers : stride-2 conv layers in the encoder (and transposed convs in the decoder).
     hidden_width : width of the fully connected layer between the conv stack and the latent.
-    n_descriptors : 0, or ``len(DESCRIPTOR_NAMES)``: the last ``n_descriptors`` latent dims are the image's texture
-        and colour descriptors (:mod:`models.image_descriptors`), standardised by the training data's mean and
-        spread, instead of learned dims; ``latent_dim`` counts them.
+    n_descriptors : 0, or one of ``DESCRIPTOR_COUNTS`` (13; 12 in checkpoints made before the autocorrelation
+        descriptor): the last ``n_descriptors`` latent dims are the image's first ``n_descriptors`` texture and colour
+        descriptors (:mod:`models.image_descriptors`), standardised by the training data's mean and spread, instead
+        of learned dims; ``latent_dim`` counts them.
     """
 
     image_size: int = 32
@@ -60,9 +61,9 @@ class ImageVAEConfig:
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "image_size", "channels", "latent_dim", "base_width", "n_layers", "hidden_width")
-        if self.n_descriptors not in (0, len(DESCRIPTOR_NAMES)) or self.n_descriptors >= self.latent_dim:
+        if self.n_descriptors not in (0, *DESCRIPTOR_COUNTS) or self.n_descriptors >= self.latent_dim:
             raise ParameterError(
-                f"ImageVAEConfig.n_descriptors={self.n_descriptors!r}; expected 0 or {len(DESCRIPTOR_NAMES)}, "
+                f"ImageVAEConfig.n_descriptors={self.n_descriptors!r}; expected 0 or one of {DESCRIPTOR_COUNTS}, "
                 f"fewer than latent_dim={self.latent_dim}"
             )
         if self.channels not in (1, 3):
@@ -150,13 +151,36 @@ class ImageVAE(CheckpointMixin, nn.Module):
         self._check_images(images)
         if not self.config.n_descriptors:
             raise ParameterError("set_descriptor_stats: this model has no descriptor dims (n_descriptors=0)")
-        values = torch.cat([image_descriptors(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+        values = torch.cat([image_descriptors(images[i : i + batch_size])[:, : self.config.n_descriptors]
+                            for i in range(0, len(images), batch_size)])
         self.descriptor_mean.copy_(values.mean(dim=0))
         self.descriptor_std.copy_(values.std(dim=0).clamp_min(1e-3))
 
+    @torch.no_grad()
+    def standardise_learned_dims(self, images: Tensor, *, batch_size: int = 1024) -> Tensor:
+        """Rescale the learned dims to unit spread over ``images`` ``(N, C, H, W)`` (training data); returns the
+        scales ``(latent_dim − n_descriptors,)``.
+
+        The scale is folded into the encoder's output layer (mu ÷ s, logvar − 2 ln s) and the decoder's input
+        layer (× s): the same model, the same reconstructions, but learned dims that weigh in a latent distance
+        as much as the standardised descriptor dims beside them. A low β lets the learned dims spread to 4–8 and
+        make up almost all of every distance between images, whatever their textures.
+        """
+        self._check_images(images)
+        n_learned = self.config.latent_dim - self.config.n_descriptors
+        mu = torch.cat([self.encoder(images[i : i + batch_size]).chunk(2, dim=1)[0]
+                        for i in range(0, len(images), batch_size)])
+        scale = mu.std(dim=0).clamp_min(1e-3)
+        out_layer, in_layer = self.encoder[-1], self.decoder[0]
+        out_layer.weight[:n_learned] /= scale[:, None]
+        out_layer.bias[:n_learned] /= scale
+        out_layer.bias[n_learned:] -= 2 * torch.log(scale)
+        in_layer.weight[:, :n_learned] *= scale[None, :]
+        return scale
+
     def descriptors(self, x: Tensor) -> Tensor:
         """The standardised descriptor dims of images ``(B, C, H, W)``: ``(B, n_descriptors)``."""
-        return (image_descriptors(x) - self.descriptor_mean) / self.descriptor_std
+        return (image_descriptors(x)[:, : self.config.n_descriptors] - self.descriptor_mean) / self.descriptor_std
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``(B, C, H, W)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.errors import ParameterError
-from models.image_descriptors import DESCRIPTOR_NAMES, image_descriptors
+from models.image_descriptors import DESCRIPTOR_NAMES, group_weights, image_descriptors
 from models.image_vae import ImageVAE, ImageVAEConfig
 
 S = 64
@@ -49,19 +49,65 @@ def test_colour_descriptors_and_flat_images():
 
 
 def test_image_vae_carries_standardised_descriptors_in_its_last_dims(tmp_path):
-    config = ImageVAEConfig(image_size=16, channels=3, latent_dim=14, base_width=4, n_layers=2, hidden_width=16,
-                            n_descriptors=len(DESCRIPTOR_NAMES))
+    n = len(DESCRIPTOR_NAMES)
+    config = ImageVAEConfig(image_size=16, channels=3, latent_dim=n + 2, base_width=4, n_layers=2, hidden_width=16,
+                            n_descriptors=n)
     vae = ImageVAE(config).eval()
     images = torch.rand(20, 3, 16, 16)
     vae.set_descriptor_stats(images)
     mu, logvar = vae.encode(images)
-    assert mu.shape == logvar.shape == (20, 14)
-    assert mu[:, 2:].mean(0).tolist() == pytest.approx([0.0] * 12, abs=1e-4)  # standardised by these images
+    assert mu.shape == logvar.shape == (20, n + 2)
+    assert mu[:, 2:].mean(0).tolist() == pytest.approx([0.0] * n, abs=1e-4)  # standardised by these images
     assert torch.allclose(mu[:, 2:], (image_descriptors(images) - vae.descriptor_mean) / vae.descriptor_std)
     vae.save(tmp_path / "vae.pt")
     loaded = ImageVAE.from_checkpoint(tmp_path / "vae.pt")
     assert torch.allclose(loaded.encode(images)[0], mu, atol=1e-3)  # float16 weights, float32 buffers
     with pytest.raises(ParameterError, match="n_descriptors"):
-        ImageVAEConfig(latent_dim=12, n_descriptors=12)
+        ImageVAEConfig(latent_dim=n, n_descriptors=n)
+    with pytest.raises(ParameterError, match="n_descriptors"):
+        ImageVAEConfig(latent_dim=20, n_descriptors=5)
     with pytest.raises(ParameterError, match="no descriptor dims"):
         ImageVAE(ImageVAEConfig(image_size=16, channels=3, latent_dim=4, n_layers=2)).set_descriptor_stats(images)
+
+
+def test_standardising_the_learned_dims_keeps_the_model_and_evens_the_latent():
+    torch.manual_seed(0)
+    vae = ImageVAE(ImageVAEConfig(image_size=16, channels=3, latent_dim=15, base_width=4, n_layers=2,
+                                  hidden_width=16, n_descriptors=12)).eval()
+    images = torch.rand(64, 3, 16, 16)
+    vae.set_descriptor_stats(images)
+    mu_before, logvar_before = vae.encode(images)
+    pictures_before = vae.decode(mu_before)
+    assert ((mu_before[:, :3].std(0) - 1).abs() > 0.5).all()  # an untrained encoder's spread: far from 1
+    scale = vae.standardise_learned_dims(images)
+    mu, logvar = vae.encode(images)
+    assert scale.shape == (3,)
+    assert mu[:, :3].std(0).tolist() == pytest.approx([1.0] * 3, rel=1e-4)
+    assert torch.allclose(mu[:, 3:], mu_before[:, 3:])  # the descriptor dims are untouched
+    assert torch.allclose(logvar[:, :3], logvar_before[:, :3] - 2 * torch.log(scale), atol=1e-5)
+    assert torch.allclose(vae.decode(mu), pictures_before, atol=1e-5)  # the same model, reparametrised
+
+
+def test_a_checkpoint_with_the_first_12_descriptors_still_loads_and_computes_those(tmp_path):
+    # checkpoints made before the autocorrelation descriptor: 8 learned dims + 12 descriptors
+    vae = ImageVAE(ImageVAEConfig(image_size=16, channels=3, latent_dim=14, base_width=4, n_layers=2, hidden_width=16,
+                                  n_descriptors=12)).eval()
+    images = torch.rand(10, 3, 16, 16)
+    vae.set_descriptor_stats(images)
+    vae.save(tmp_path / "old.pt")
+    mu = ImageVAE.from_checkpoint(tmp_path / "old.pt").encode(images)[0]
+    assert mu.shape == (10, 14)
+    assert torch.allclose(mu[:, 2:], (image_descriptors(images)[:, :12] - vae.descriptor_mean) / vae.descriptor_std)
+    assert group_weights(12).shape == (12,) and group_weights(12)[-1] == 1.0  # periodicity alone in its group
+    assert group_weights()[-2:].tolist() == pytest.approx([2**-0.5] * 2)
+
+
+def test_the_autocorrelation_peak_tells_lattices_from_noise_and_flat_fields():
+    x = torch.linspace(0, 1, 64)
+    coarse = (torch.sin(2 * torch.pi * 3 * x) > 0).float().expand(1, 3, 64, 64)  # three wide bars
+    lattice = ((torch.sin(2 * torch.pi * 6 * x)[:, None] * torch.sin(2 * torch.pi * 6 * x)[None, :]) > 0).float()
+    noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    images = torch.cat([coarse, lattice.expand(1, 3, 64, 64), noise, torch.full((1, 3, 64, 64), 0.4)])
+    peak = image_descriptors(images)[:, DESCRIPTOR_NAMES.index("autocorrelation")]
+    assert peak[0] > 0.5 and peak[1] > 0.5  # a shifted copy matches
+    assert peak[2] < 0.2 and peak[3] == 0.0  # nothing repeats; nothing there
