@@ -213,6 +213,8 @@ def run_vae_training(
                                  seed=seed, device=str(device), checkpoint_every=checkpoint_every, resume=resume,
                                  progress=progress)
     result = train_loop(objective, {"x": train_data if side is None else (train_data, side)}, loop_settings)
+    if getattr(model.config, "n_descriptors", 0):  # learned dims beside descriptor dims: both at unit spread
+        metadata["learned_scale"] = model.standardise_learned_dims(train_data.to(device)).tolist()
     metrics = {f"test_{key}": value for key, value in evaluate_vae(model, test_data).items()}
     return checkpoint, save_trained(model, checkpoint, kind=kind, result=result, metrics=metrics, metadata=metadata,
                                     more_metadata=lambda: {"latent_stats": latent_statistics(model, train_data)})

@@ -12,7 +12,11 @@ The objective, in stages (weights and stage boundaries in ``PresetSpec.mapper_we
 * **cycle consistency**, ramped in: image → mapper → audio decoder → mel → audio encoder → inverse mapper ≈ the
   image latent, and audio → inverse → image decoder → image → image encoder → mapper ≈ the audio latent; plus
   the re-encoded mel ≈ the mapped latent (the mapped latent decodes to a sound the audio model recognises)
-  and the direct cycles inverse(forward(z)) ≈ z.
+  and the direct cycles inverse(forward(z)) ≈ z (the image round trip is skipped while its weight is 0);
+* **sound locality** (with ``sound_locality`` / ``sound_local``): image-descriptor distances ≈ distances between
+  MFCC-like statistics of the decoded sounds, over the batch and within neighbourhoods of similar images;
+* **inverse fit** (``inverse_fit``): the inverse alone learns to undo the forward map, for objectives without
+  cycle terms (``default``).
 
 Run as ``imgsonic train mapper --preset NAME`` after both VAEs. Writes ``<out>/<preset>/mapper.pt``.
 """
@@ -75,7 +79,7 @@ class MapperObjective:
         if n_descriptors:
             from models.image_descriptors import group_weights
 
-            self.descriptor_weights = group_weights().to(next(mapper.parameters()).device)
+            self.descriptor_weights = group_weights(n_descriptors).to(next(mapper.parameters()).device)
         self.modules: dict[str, nn.Module] = {"mapper": mapper}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"mapper": torch.optim.Adam(mapper.parameters(), lr=lr)}
 
@@ -97,12 +101,14 @@ class MapperObjective:
 
         decoded = self.audio_vae.decode(mapped)
         re_encoded_audio = self.audio_vae.encode(decoded)[0]
-        re_encoded_image = self.image_vae.encode(self.image_vae.decode(inverted))[0]
-        cycle = ((norm_i(self.mapper.inverse(re_encoded_audio)) - norm_i(z_img)).pow(2).sum(1).mean()
-                 + (norm_a(self.mapper(re_encoded_image)) - norm_a(z_aud)).pow(2).sum(1).mean()
-                 + (norm_a(re_encoded_audio) - norm_a(mapped)).pow(2).sum(1).mean())
-
         cycle_weight = w.cycle * ramp(step / self.steps, start=w.cycle_start, full=w.cycle_full)
+        cycle = torch.zeros((), device=mapped.device)
+        if cycle_weight > 0:  # the image round trip is most of a step's time: skipped while it does not count
+            re_encoded_image = self.image_vae.encode(self.image_vae.decode(inverted))[0]
+            cycle = ((norm_i(self.mapper.inverse(re_encoded_audio)) - norm_i(z_img)).pow(2).sum(1).mean()
+                     + (norm_a(self.mapper(re_encoded_image)) - norm_a(z_aud)).pow(2).sum(1).mean()
+                     + (norm_a(re_encoded_audio) - norm_a(mapped)).pow(2).sum(1).mean())
+
         loss = w.locality * locality + w.prior * prior + w.direct_cycle * direct + cycle_weight * cycle
         logs = {"loss": loss.item(), "locality": locality.item(), "prior": prior.item(), "direct": direct.item(),
                 "cycle": cycle.item()}
@@ -114,11 +120,33 @@ class MapperObjective:
             sound = self.sound_loss(source, sound_features(decoded))
             loss = loss + w.sound_locality * sound
             logs["sound"] = sound.item()
+            if w.sound_local > 0:
+                local = self._local_sound_loss(source, decoded, generator)
+                loss = loss + w.sound_local * local
+                logs["sound_local"] = local.item()
+        if w.inverse_fit > 0:  # the inverse learns to undo the forward map (and the audio encoder after it), alone
+            target = norm_i(z_img)
+            fit = ((norm_i(self.mapper.inverse(mapped.detach())) - target).pow(2).sum(1).mean()
+                   + (norm_i(self.mapper.inverse(re_encoded_audio.detach())) - target).pow(2).sum(1).mean())
+            loss = loss + w.inverse_fit * fit
+            logs["inverse_fit"] = fit.item()
         if z_near is not None:
             near = self._near_loss(z_img, z_near, mapped)
             loss = loss + w.near * near
             logs["near"] = near.item()
         return {"mapper": loss}, logs
+
+    def _local_sound_loss(self, source: Tensor, decoded: Tensor, generator: torch.Generator, *,
+                          n_anchors: int = 4, size: int = 16) -> Tensor:
+        """The sound locality within neighbourhoods: the ``size`` images nearest (in descriptor distance) to each of
+        ``n_anchors`` random images of the batch, their sound features standardised within the neighbourhood.
+        A set of similar images (textures of one family, photos) is compared by what varies among them, as the
+        evaluation compares one set at a time; the whole-batch term weighs the features by what varies across
+        everything."""
+        size = min(size, len(source))
+        anchors = torch.randint(len(source), (n_anchors,), generator=generator).to(source.device)
+        nearest = torch.cdist(source[anchors], source).topk(size, largest=False).indices  # (n_anchors, size)
+        return torch.stack([self.sound_loss(source[i], sound_features(decoded[i])) for i in nearest]).mean()
 
     def _near_loss(self, z_img: Tensor, z_near: Tensor, mapped: Tensor) -> Tensor:
         """Squared log shortfall (one-sided) of (sound distance / image distance) for each image and its near
