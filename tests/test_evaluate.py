@@ -147,3 +147,16 @@ def test_wide_rows_render_files_through_the_cli(presets_dir, tmp_path):
     assert -1.0 <= rows["texture_descriptor_spearman"] <= 1.0 and -1.0 <= rows["photo_descriptor_spearman"] <= 1.0
     assert abs(rows["programme_lufs"] + 18.0) < 1.0 and rows["loudness_spread_db"] < 1.0
     assert len(list((tmp_path / "wide" / "texture").glob("0*"))) == 12  # the files, kept to look at
+
+
+def test_the_wide_sets_drawn_from_another_seed_differ():
+    import numpy as np
+
+    from training.wide_eval import photo_set, texture_set
+
+    own, other = texture_set(n_per_family=2), texture_set(n_per_family=2, seed=12345)
+    assert [item.group for item in own] == [item.group for item in other]  # the same kinds, four families
+    assert not any(a.pixels.shape == b.pixels.shape and np.allclose(a.pixels, b.pixels) for a, b in zip(own, other))
+    assert texture_set(n_per_family=2, seed=12345)[0].pixels.tobytes() == other[0].pixels.tobytes()  # repeatable
+    scenes = photo_set(n_scenes=2, n_photos=0, seed=12346)
+    assert [item.group for item in scenes] == ["scene", "scene"]

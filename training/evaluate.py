@@ -203,7 +203,7 @@ def run(args: argparse.Namespace, *, cli_main: CliMain | None = None) -> int:
     default_out = Path(args.preset).expanduser().resolve().name if is_preset_path(args.preset) else args.preset
     out = Path(args.out) if args.out else Path("imgsonic-eval") / default_out
     result = evaluate_preset(args.preset, n=args.n, method=args.method, out_dir=out, cli_main=cli_main,
-                             wide=not args.no_wide)
+                             wide=not args.no_wide, wide_seed=getattr(args, "wide_seed", None))
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0 if result["all_targets_met"] else 1
 
@@ -347,6 +347,7 @@ def evaluate_preset(
     render_seconds: float = RENDER_SECONDS,
     cli_main: CliMain | None = None,
     wide: bool = True,
+    wide_seed: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate preset ``name`` (a shipped name or a path to a preset trained as one of them) on held-out data;
     return (and, with ``out_dir``, write) the result.
@@ -354,7 +355,8 @@ def evaluate_preset(
     With ``cli_main`` (a function that runs ``imgsonic`` with a list of arguments, e.g. ``bridge.cli.main``),
     squares-sines also gets the ``files_*`` rows: :func:`training.eval_files.squares_sines_file_checks`, the
     pair through ``imgsonic visualize`` and ``render`` on files; default gets the wide rows of
-    :func:`training.wide_eval.evaluate_wide` unless ``wide`` is False (their files are kept in ``out_dir/wide``).
+    :func:`training.wide_eval.evaluate_wide` unless ``wide`` is False (their files are kept in ``out_dir/wide``;
+    ``wide_seed`` draws other sets than the evaluation's own).
     A target whose metric was not measured is listed in ``not_measured`` and counts as missed.
 
     The checkpoints come from the registry (:func:`models.registry.load_preset`); the data sets from
@@ -438,7 +440,7 @@ def evaluate_preset(
             if cli_main is not None and wide:
                 from training.wide_eval import evaluate_wide
 
-                found.update(evaluate_wide(cli_main, preset=path_given, method=method,
+                found.update(evaluate_wide(cli_main, preset=path_given, method=method, seed=wide_seed,
                                            keep_dir=Path(out_dir) / "wide" if out_dir is not None else None))
                 found["programme_lufs_error_db"] = abs(found["programme_lufs"] - TARGET_LUFS)
         found.update(reverse)

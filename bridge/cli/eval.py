@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="phase reconstruction used to render (default pghi+fgla)")
     parser.add_argument("--bpm", type=TEMPO_BPM, default=120.0,
                         help="melody presets: tempo of the MIDI and audio (default 120)")
+    parser.add_argument("--wide-seed", type=Number(int, 0, 2**31 - 1, unit="seed"), default=None, metavar="SEED",
+                        help="default preset: draw the wide sets from SEED instead of the evaluation's own "
+                             "(other textures, crops, scenes and colours of the same kinds)")
     parser.add_argument("--no-wide", action="store_true", help="default preset: skip the wide sets (textures, "
                         "held-out photos, loudness; a few minutes of imgsonic render runs); their targets count as missed")
 
