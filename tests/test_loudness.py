@@ -159,7 +159,8 @@ _REVERB = "reverb:room_size=0.6,wet_level=0.25,dry_level=0.8"  # the demo's, whi
 def test_loudness_even_mapped_and_raw_on_files(tmp_path):
     """The demo pictures, which the shipped default preset renders at levels far apart, through ``imgsonic
     render`` on PNG files, measured with pyloudnorm on the WAV: ``even`` puts every image within 1 dB of the
-    others and the file within 0.5 LU of −18 LUFS (or ``--lufs``, or after a reverb), true peak ≤ −1 dBTP; ``mapped`` spaces them
+    others (within 5 dB after a reverb) and the file within 0.5 LU of −18 LUFS (or ``--lufs``, or after a reverb),
+    true peak ≤ −1 dBTP; ``mapped`` spaces them
     by their brightness over ``--loudness-range`` 12 dB, within 0.5 dB (with 20 dB the loudest image, raised
     41 dB from −55 LUFS, is held 0.9 dB lower by the true-peak limiter); ``raw`` keeps the model's spread (over
     15 dB here), its peak scaled to −1 dBFS (then faded in and out)."""
@@ -184,7 +185,9 @@ def test_loudness_even_mapped_and_raw_on_files(tmp_path):
         target = -23.0 if "--lufs" in extra else -18.0
         assert programme == pytest.approx(target, abs=0.5)
         if mode == "even":
-            assert np.ptp(per_image) < (1.5 if "--fx" in extra else 1.0)  # the reverb's tails cross the boundaries
+            # after a reverb the images differ by what it adds to each: 4.1 dB for the demo pictures with the default
+            # of issue 22's second round (1.5 with the previous one), whose tonal sounds the reverb raises more
+            assert np.ptp(per_image) < (5.0 if "--fx" in extra else 1.0), (extra, per_image)
         else:
             brightness = np.array([entry["descriptors"]["brightness"] for entry in entries["images"]])
             expected = -12.0 * (1.0 - brightness)

@@ -11,8 +11,10 @@ from bridge.sources.demo import demo_images
 from models.errors import InputError, ParameterError
 
 # The stated tolerance: live and offline differ only by float rounding (batched vs per-frame decoding,
-# block-wise vs whole-signal PGHI): at most 1e-4 of full scale (measured: 7e-6 on a 0.86 peak).
-TOLERANCE = 1e-4
+# block-wise vs whole-signal PGHI): at most 1e-3 of full scale (−60 dB). Measured with the default preset of
+# issue 22's second round: the latents and mels agree to 7e-7 and 3e-7, PGHI's phase integration takes that to
+# 5.4e-4 in the sound (7e-6 with the previous checkpoints, whose sounds held fewer faint bins).
+TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +39,9 @@ def test_the_stream_equals_the_offline_render_of_the_same_sequence(loaded, vocod
     live = np.concatenate([voice.render(256) for _ in range(offline.size // 256)])
     compared = live.size - 3000  # the offline render's last frame has no look-ahead; the stream goes on
     assert np.abs(offline).max() > 0.1
-    # neural: the vocoder network sees other chunk boundaries streaming than offline; with the retrained default
-    # (issue 22) 71 of 87 112 samples differ by up to 4.5e-4 (−63 dB below the 0.61 peak), so 5e-4 there
-    np.testing.assert_allclose(live[:compared], offline[:compared], atol=TOLERANCE if vocoder == "pghi" else 5e-4)
+    # neural: the vocoder network sees other chunk boundaries streaming than offline; with the default of issue 22's
+    # second round 64 of 87 112 samples differ by more than 5e-4, by up to 2.0e-3 (−54 dB), so 3e-3 there
+    np.testing.assert_allclose(live[:compared], offline[:compared], atol=TOLERANCE if vocoder == "pghi" else 3e-3)
 
 
 def test_block_sizes_do_not_change_the_output(loaded, rng):
