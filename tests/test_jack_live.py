@@ -29,7 +29,8 @@ pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("jackd", "oscsend", "oscdump", "jack_midi_dump", "jack_connect", "jack_lsp")
 # oscdump prints floats with six decimals: the latent comes back within 5e-7, its sound within this of full scale
-LATENT_AUDIO_TOLERANCE = 1e-4
+# (PGHI takes such differences to 3.4e-4 on a 3.5 peak with the default of issue 22's second round)
+LATENT_AUDIO_TOLERANCE = 1e-3
 
 
 def _free_port() -> int:
@@ -139,7 +140,14 @@ def test_a_latent_read_from_osc_out_sent_back_gives_the_images_sound(session):
     back_aud = _settled(dump, "/imgsonic/out/z_aud", since=len(dump.messages("/imgsonic/out/z_aud")))
     assert np.abs(np.array(back) - z_img).max() <= 1e-5  # not clamped: the preset's range holds real latents
     assert np.abs(np.array(back_aud) - z_aud).max() <= 1e-4  # the decoder's input: the same sound
-    assert any(abs(v) > 4 for v in z_img)  # what the old ±4 clamp would have cut
+    # a latent beyond the old ±4 clamp but inside the preset's range (learned dims at unit spread: about ±6)
+    far = list(z_img)
+    far[0] = 5.0
+    oscsend(osc, "/imgsonic/latent", "f" * len(far), *far)
+    assert np.abs(np.array(_settled(dump, "/imgsonic/out/z_img", since=len(dump.messages("/imgsonic/out/z_img")) + 30))
+                  - far).max() <= 1e-5
+    oscsend(osc, "/imgsonic/latent", "f" * len(z_img), *z_img)
+    _settled(dump, "/imgsonic/out/z_img", since=len(dump.messages("/imgsonic/out/z_img")) + 30)
 
     # the sound of that latent, as oscdump printed it, against the image's own (the session's renderer)
     from PIL import Image
