@@ -243,7 +243,7 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             # render seeds, three mapper seeds): photo ρ 0.12 → 0.48, texture ρ 0.36 → 0.52, 1-NN 0.76 → 0.84.
             mapper_weights=MapperWeights(locality=0.0, cycle=0.0, direct_cycle=0.0, near=5.0, sound_locality=30.0,
                                          sound_local=30.0, inverse_fit=1.0),
-            # small widths keep the preset ≈3 MB (float32; 1.6 MB as stored now); a low image β spreads similar images apart
+            # small widths keep the preset small (2.2 MB as stored, float16); a low image β spreads similar images apart
             image_beta=0.05,
             audio_beta=0.1,
         ),
