@@ -39,10 +39,10 @@ class ImageVAEConfig:
     base_width : channels of the first conv layer; each further layer doubles it.
     n_layers : stride-2 conv layers in the encoder (and transposed convs in the decoder).
     hidden_width : width of the fully connected layer between the conv stack and the latent.
-    n_descriptors : 0, or one of ``DESCRIPTOR_COUNTS`` (13; 12 in checkpoints made before the autocorrelation
-        descriptor): the last ``n_descriptors`` latent dims are the image's first ``n_descriptors`` texture and colour
-        descriptors (:mod:`models.image_descriptors`), standardised by the training data's mean and spread, instead
-        of learned dims; ``latent_dim`` counts them.
+    n_descriptors : 0, or one of ``DESCRIPTOR_COUNTS`` (16, the current set; 13 and 12 in checkpoints made before
+        it): the last ``n_descriptors`` latent dims are the image's texture and colour descriptors of that set
+        (:mod:`models.image_descriptors`), standardised by the training data's mean and spread, instead of learned
+        dims; ``latent_dim`` counts them.
     """
 
     image_size: int = 32
@@ -151,7 +151,7 @@ class ImageVAE(CheckpointMixin, nn.Module):
         self._check_images(images)
         if not self.config.n_descriptors:
             raise ParameterError("set_descriptor_stats: this model has no descriptor dims (n_descriptors=0)")
-        values = torch.cat([image_descriptors(images[i : i + batch_size])[:, : self.config.n_descriptors]
+        values = torch.cat([image_descriptors(images[i : i + batch_size], self.config.n_descriptors)
                             for i in range(0, len(images), batch_size)])
         self.descriptor_mean.copy_(values.mean(dim=0))
         self.descriptor_std.copy_(values.std(dim=0).clamp_min(1e-3))
@@ -180,7 +180,7 @@ class ImageVAE(CheckpointMixin, nn.Module):
 
     def descriptors(self, x: Tensor) -> Tensor:
         """The standardised descriptor dims of images ``(B, C, H, W)``: ``(B, n_descriptors)``."""
-        return (image_descriptors(x)[:, : self.config.n_descriptors] - self.descriptor_mean) / self.descriptor_std
+        return (image_descriptors(x, self.config.n_descriptors) - self.descriptor_mean) / self.descriptor_std
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Images ``(B, C, H, W)`` in [0, 1] → ``(mu, logvar)``, each ``(B, latent_dim)``."""

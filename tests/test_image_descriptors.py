@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.errors import ParameterError
-from models.image_descriptors import DESCRIPTOR_NAMES, group_weights, image_descriptors
+from models.image_descriptors import DESCRIPTOR_NAMES, DESCRIPTOR_SETS, group_weights, image_descriptors
 from models.image_vae import ImageVAE, ImageVAEConfig
 
 S = 64
@@ -14,35 +14,68 @@ _c = (torch.arange(S) + 0.5) / S
 YY, XX = torch.meshgrid(_c, _c, indexing="ij")
 
 
-def _describe(pattern: torch.Tensor) -> dict[str, float]:
-    return dict(zip(DESCRIPTOR_NAMES, image_descriptors(pattern.expand(1, 3, S, S))[0].tolist()))
+def _describe(pattern: torch.Tensor, n: int = len(DESCRIPTOR_NAMES)) -> dict[str, float]:
+    return dict(zip(DESCRIPTOR_SETS[n], image_descriptors(pattern.expand(1, 3, S, S), n)[0].tolist()))
 
 
-def test_stripes_have_one_orientation_and_their_frequency():
+def _old(pattern: torch.Tensor) -> dict[str, float]:
+    """The 13 spectral descriptors that checkpoints made before the current set hold."""
+    return _describe(pattern, 13)
+
+
+def test_stripes_have_one_edge_orientation_and_their_scale():
     vertical = _describe((torch.sin(2 * math.pi * 8 * XX) > 0).float())
     horizontal = _describe((torch.sin(2 * math.pi * 8 * YY) > 0).float())
+    diagonal = _describe((torch.sin(2 * math.pi * 6 * (XX + YY)) > 0).float())
     fine = _describe((torch.sin(2 * math.pi * 20 * XX) > 0).float())
+    assert vertical["edge_cos"] > 0.9 and horizontal["edge_cos"] < -0.9  # the edges' normal: along x, along y
+    assert abs(diagonal["edge_cos"]) < 0.1 and abs(diagonal["edge_sin"]) > 0.9
+    assert vertical["share_below_4"] < 0.1 < 0.7 < vertical["share_below_16"]  # 8 cycles: between 4 and 16
+    assert fine["share_below_16"] < 0.2
+    assert vertical["periodicity"] > 0.3 and vertical["autocorrelation"] > 0.5
+
+
+def test_grids_noise_and_colour_in_the_current_set():
+    checkers = _describe(((torch.floor(XX * 8) + torch.floor(YY * 8)) % 2).float())
+    noise = _describe(torch.rand(S, S, generator=torch.Generator().manual_seed(0)))
+    assert abs(checkers["edge_cos"]) < 0.05 and checkers["edge_fourfold_cos"] > 0.5  # edges along both axes
+    assert noise["periodicity"] < 0.05 < 0.3 < checkers["periodicity"]
+    assert noise["share_below_8"] < 0.2 < 0.5 < checkers["share_below_8"]
+    assert abs(noise["edge_cos"]) < 0.1 and abs(noise["edge_fourfold_cos"]) < 0.1
+    red = _describe(torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1) * torch.ones(S, S))
+    assert [red[k] for k in ("red_mean", "green_mean", "blue_mean", "red_std")] == pytest.approx([1, 0, 0, 0], abs=1e-6)
+    assert red["periodicity"] == pytest.approx(0.0, abs=1e-3) and red["autocorrelation"] == 0.0
+    grey = image_descriptors(torch.rand(2, 1, S, S))
+    assert torch.isfinite(grey).all() and torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 3], grey[:, 5])
+    with pytest.raises(ParameterError, match="expected one of"):
+        image_descriptors(torch.rand(2, 3, S, S), 14)
+
+
+def test_old_set_stripes_have_one_orientation_and_their_frequency():
+    vertical = _old((torch.sin(2 * math.pi * 8 * XX) > 0).float())
+    horizontal = _old((torch.sin(2 * math.pi * 8 * YY) > 0).float())
+    fine = _old((torch.sin(2 * math.pi * 20 * XX) > 0).float())
     assert vertical["orientation_cos"] > 0.9 and horizontal["orientation_cos"] < -0.9
     assert abs(vertical["fourfold_cos"]) < 0.1  # one orientation is not a grid
     assert 2.9 < vertical["log_frequency"] < 3.5 < fine["log_frequency"]  # 8 cycles ≈ 2^3; harmonics pull it up
     assert vertical["periodicity"] > 0.3
 
 
-def test_checkers_dots_and_noise_differ_where_they_should():
-    checkers = _describe(((torch.floor(XX * 8) + torch.floor(YY * 8)) % 2).float())
-    dots = _describe((((XX * 6 % 1 - 0.5) ** 2 + (YY * 6 % 1 - 0.5) ** 2) < 0.09).float())
-    noise = _describe(torch.rand(S, S, generator=torch.Generator().manual_seed(0)))
+def test_old_set_checkers_dots_and_noise_differ_where_they_should():
+    checkers = _old(((torch.floor(XX * 8) + torch.floor(YY * 8)) % 2).float())
+    dots = _old((((XX * 6 % 1 - 0.5) ** 2 + (YY * 6 % 1 - 0.5) ** 2) < 0.09).float())
+    noise = _old(torch.rand(S, S, generator=torch.Generator().manual_seed(0)))
     assert abs(checkers["orientation_cos"]) < 0.05 and abs(dots["orientation_cos"]) < 0.05
     assert checkers["fourfold_cos"] < -0.3 < 0.3 < dots["fourfold_cos"]  # diagonal vs axis-aligned lattices
     assert noise["periodicity"] < 0.05 < 0.3 < checkers["periodicity"]
     assert noise["log_frequency"] > checkers["log_frequency"]
 
 
-def test_colour_descriptors_and_flat_images():
-    red = _describe(torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1) * torch.ones(S, S))
+def test_old_set_colour_descriptors_and_flat_images():
+    red = _old(torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1) * torch.ones(S, S))
     assert red["red_green"] == pytest.approx(1.0) and red["saturation"] == pytest.approx(1.0)
     assert red["luma_std"] == pytest.approx(0.0, abs=1e-6) and red["periodicity"] == pytest.approx(0.0, abs=1e-3)
-    grey = image_descriptors(torch.rand(2, 1, S, S))
+    grey = image_descriptors(torch.rand(2, 1, S, S), 13)
     assert torch.isfinite(grey).all() and torch.equal(grey[:, 2:5], torch.zeros(2, 3))
     with pytest.raises(ParameterError, match="expected"):
         image_descriptors(torch.rand(2, 3, S, S + 1))
@@ -97,9 +130,10 @@ def test_a_checkpoint_with_the_first_12_descriptors_still_loads_and_computes_tho
     vae.save(tmp_path / "old.pt")
     mu = ImageVAE.from_checkpoint(tmp_path / "old.pt").encode(images)[0]
     assert mu.shape == (10, 14)
-    assert torch.allclose(mu[:, 2:], (image_descriptors(images)[:, :12] - vae.descriptor_mean) / vae.descriptor_std)
+    assert torch.allclose(mu[:, 2:], (image_descriptors(images, 13)[:, :12] - vae.descriptor_mean) / vae.descriptor_std)
     assert group_weights(12).shape == (12,) and group_weights(12)[-1] == 1.0  # periodicity alone in its group
-    assert group_weights()[-2:].tolist() == pytest.approx([2**-0.5] * 2)
+    assert group_weights(13)[-2:].tolist() == pytest.approx([2**-0.5] * 2)
+    assert group_weights().tolist() == pytest.approx([6**-0.5] * 6 + [0.5] * 8 + [2**-0.5] * 2)
 
 
 def test_the_autocorrelation_peak_tells_lattices_from_noise_and_flat_fields():
