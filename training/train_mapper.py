@@ -23,6 +23,7 @@ Run as ``imgsonic train mapper --preset NAME`` after both VAEs. Writes ``<out>/<
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -36,8 +37,8 @@ from models.image_vae import ImageVAE
 from models.mapper import LatentMapper
 from training.datasets import near_copies
 from training.loop import LoopSettings, resolve_device, save_trained, seed_everything, train_loop
-from training.losses import (LatentStats, distance_loss, locality_loss, log_distance_loss, ramp, sliced_wasserstein,
-                             sound_features)
+from training.losses import (FileCepstra, LatentStats, distance_loss, locality_loss, log_distance_loss, ramp,
+                             sliced_wasserstein, sound_features)
 from training.presets import MapperWeights, PresetSpec, preset_images, preset_sounds
 
 __all__ = ["MapperObjective", "encode_all", "train_mapper", "evaluate_mapper"]
@@ -47,6 +48,54 @@ __all__ = ["MapperObjective", "encode_all", "train_mapper", "evaluate_mapper"]
 def encode_all(encode, data: Tensor, *, device: torch.device, batch_size: int = 512) -> Tensor:
     """``mu`` of every example, ``(n, latent_dim)`` on the CPU."""
     return torch.cat([encode(data[i : i + batch_size].to(device))[0].cpu() for i in range(0, len(data), batch_size)])
+
+
+class DescriptorTarget:
+    """What the sound terms keep the distances of: the image latent's descriptor dims (standardised by the image
+    VAE), each group of :data:`models.image_descriptors.DESCRIPTOR_GROUPS` weighing the same times its
+    ``MapperWeights.group_emphasis``; for the current descriptor set, also the strengths of the edge orientation
+    and of the fourfold term (the moduli of their harmonics), each
+    weighted ``MapperWeights.edge_strength`` / √2 (:meth:`fit` sets their standardisation from training latents).
+
+    The strengths do not turn with the image: stripes at any angle share a strong one, checkers and dots a weak
+    one. With the angles alone, stripes at unlike angles lie as far apart as stripes and checkers.
+    """
+
+    def __init__(self, image_vae: ImageVAE, weights: MapperWeights) -> None:
+        from models.image_descriptors import DESCRIPTOR_GROUPS, DESCRIPTOR_SETS, group_weights
+
+        n = image_vae.config.n_descriptors
+        names = DESCRIPTOR_SETS[n]
+        emphasis = dict(zip(DESCRIPTOR_GROUPS, weights.group_emphasis))
+        group_of = {name: group for group, members in DESCRIPTOR_GROUPS.items() for name in members}
+        device = image_vae.descriptor_mean.device
+        self.n = n
+        self.weights = (group_weights(n) * torch.tensor([emphasis[group_of[name]] for name in names])).to(device)
+        self.mean, self.std = image_vae.descriptor_mean, image_vae.descriptor_std
+        self.strength_weight = weights.edge_strength / math.sqrt(2.0)
+        self.harmonics = None
+        if self.strength_weight > 0 and "edge_cos" in names:
+            self.harmonics = [[names.index(a), names.index(b)] for a, b in
+                              (("edge_cos", "edge_sin"), ("edge_fourfold_cos", "edge_fourfold_sin"))]
+            self.strength_mean = self.strength_std = None
+
+    def fit(self, z_img: Tensor) -> "DescriptorTarget":
+        """Set the strengths' standardisation from training latents ``(N, image_latent_dim)``."""
+        if self.harmonics is not None:
+            strengths = self._strengths(z_img)
+            self.strength_mean, self.strength_std = strengths.mean(dim=0), strengths.std(dim=0).clamp_min(1e-3)
+        return self
+
+    def _strengths(self, z_img: Tensor) -> Tensor:
+        raw = z_img[:, -self.n :] * self.std + self.mean
+        return torch.stack([torch.hypot(raw[:, a], raw[:, b]) for a, b in self.harmonics], dim=1)
+
+    def __call__(self, z_img: Tensor) -> Tensor:
+        target = z_img[:, -self.n :] * self.weights
+        if self.harmonics is None:
+            return target
+        strengths = (self._strengths(z_img) - self.strength_mean) / self.strength_std
+        return torch.cat([target, strengths * self.strength_weight], dim=1)
 
 
 class MapperObjective:
@@ -74,12 +123,13 @@ class MapperObjective:
         # distance ratios: the structure within a group of similar images (photos) counts as much as the gaps
         # between groups (photos vs textures), which plain distances let dominate
         self.sound_loss = log_distance_loss
-        n_descriptors = image_vae.config.n_descriptors
-        self.descriptor_weights = None
-        if n_descriptors:
-            from models.image_descriptors import group_weights
-
-            self.descriptor_weights = group_weights(n_descriptors).to(next(mapper.parameters()).device)
+        sound_kinds = {"model": lambda: sound_features, "file": lambda: FileCepstra(audio_vae.config.spectral)}
+        if weights.sound_kind not in sound_kinds:
+            raise ParameterError(f"sound_kind={weights.sound_kind!r}; expected 'model' or 'file'")
+        self.sound_features = sound_kinds[weights.sound_kind]()
+        self.descriptor_target = None
+        if image_vae.config.n_descriptors:
+            self.descriptor_target = DescriptorTarget(image_vae, weights)
         self.modules: dict[str, nn.Module] = {"mapper": mapper}
         self.optimizers: dict[str, torch.optim.Optimizer] = {"mapper": torch.optim.Adam(mapper.parameters(), lr=lr)}
 
@@ -113,11 +163,8 @@ class MapperObjective:
         logs = {"loss": loss.item(), "locality": locality.item(), "prior": prior.item(), "direct": direct.item(),
                 "cycle": cycle.item()}
         if w.sound_locality > 0:
-            if self.descriptor_weights is None:
-                source = norm_i(z_img)
-            else:  # the descriptor dims, standardised by the image VAE, each group weighing the same
-                source = z_img[:, -len(self.descriptor_weights) :] * self.descriptor_weights
-            sound = self.sound_loss(source, sound_features(decoded))
+            source = norm_i(z_img) if self.descriptor_target is None else self.descriptor_target(z_img)
+            sound = self.sound_loss(source, self.sound_features(decoded))
             loss = loss + w.sound_locality * sound
             logs["sound"] = sound.item()
             if w.sound_local > 0:
@@ -146,7 +193,7 @@ class MapperObjective:
         size = min(size, len(source))
         anchors = torch.randint(len(source), (n_anchors,), generator=generator).to(source.device)
         nearest = torch.cdist(source[anchors], source).topk(size, largest=False).indices  # (n_anchors, size)
-        return torch.stack([self.sound_loss(source[i], sound_features(decoded[i])) for i in nearest]).mean()
+        return torch.stack([self.sound_loss(source[i], self.sound_features(decoded[i])) for i in nearest]).mean()
 
     def _near_loss(self, z_img: Tensor, z_near: Tensor, mapped: Tensor) -> Tensor:
         """Squared log shortfall (one-sided) of (sound distance / image distance) for each image and its near
@@ -255,6 +302,8 @@ def train_mapper(
     objective = MapperObjective(mapper, image_vae, audio_vae, image_stats=image_stats, audio_stats=audio_stats,
                                 weights=spec.mapper_weights, steps=total_steps, lr=settings.lr, checkpoint=checkpoint,
                                 metadata=metadata)
+    if objective.descriptor_target is not None:
+        objective.descriptor_target.fit(z_img[n_test:].to(torch_device))
     loop_settings = LoopSettings(name="mapper", steps=total_steps, batch_size=batch_size, out_dir=out_dir,
                                  seed=spec.seed + 2, device=str(torch_device), checkpoint_every=checkpoint_every,
                                  resume=resume, progress=progress)
