@@ -29,8 +29,9 @@ pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("jackd", "oscsend", "oscdump", "jack_midi_dump", "jack_connect", "jack_lsp")
 # oscdump prints floats with six decimals: the latent comes back within 5e-7, its sound within this of full scale
-# (PGHI takes such differences to 3.4e-4 on a 3.5 peak with the default of issue 22's second round)
-LATENT_AUDIO_TOLERANCE = 1e-3
+# (PGHI's phase integration takes such differences to 3.4e-4 on a 3.5 peak with the default of issue 22's second
+# round, to 1.06e-3 on a 1.2 peak with the third round's; a wrong latent differs by the sound's own size)
+LATENT_AUDIO_TOLERANCE = 3e-3
 
 
 def _free_port() -> int:
