@@ -13,8 +13,9 @@ The objective, in stages (weights and stage boundaries in ``PresetSpec.mapper_we
   image latent, and audio → inverse → image decoder → image → image encoder → mapper ≈ the audio latent; plus
   the re-encoded mel ≈ the mapped latent (the mapped latent decodes to a sound the audio model recognises)
   and the direct cycles inverse(forward(z)) ≈ z (the image round trip is skipped while its weight is 0);
-* **sound locality** (with ``sound_locality`` / ``sound_local``): image-descriptor distances ≈ distances between
-  MFCC-like statistics of the decoded sounds, over the batch and within neighbourhoods of similar images;
+* **sound locality** (with ``sound_locality`` / ``sound_local``): image-descriptor distances (:class:`DescriptorTarget`)
+  ≈ distances between MFCC statistics of the decoded sounds (over the model's bands, or as the rendered file's with
+  ``sound_kind="file"``), over the batch and within neighbourhoods of similar images;
 * **inverse fit** (``inverse_fit``): the inverse alone learns to undo the forward map, for objectives without
   cycle terms (``default``).
 
