@@ -164,6 +164,8 @@ def test_file_cepstra_track_the_mfccs_of_the_file_a_mel_becomes():
     features = losses.FileCepstra(config.to_dict())(mel)
     assert features.shape == (24, 40)
     assert torch.allclose(losses.FileCepstra(config.to_dict())(mel + 0.1), features, atol=1e-3)  # levelled, as rendered
+    halved = losses.FileCepstra(config.to_dict(), spread_weight=0.5)(mel)
+    assert torch.equal(halved[:, :20], features[:, :20]) and torch.allclose(halved[:, 20:], 0.5 * features[:, 20:])
     file = mfcc_stats(torchaudio.functional.resample(audio, 16000, 44100), sample_rate=44100, n_fft=2048, hop_length=512)
     ours = _spearman_of_distances(_pairwise(features.double().numpy()), _pairwise(_standardised(file)))
     cepstra = _spearman_of_distances(_pairwise(losses.sound_features(mel).double().numpy()), _pairwise(_standardised(file)))

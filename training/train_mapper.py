@@ -124,7 +124,8 @@ class MapperObjective:
         # distance ratios: the structure within a group of similar images (photos) counts as much as the gaps
         # between groups (photos vs textures), which plain distances let dominate
         self.sound_loss = log_distance_loss
-        sound_kinds = {"model": lambda: sound_features, "file": lambda: FileCepstra(audio_vae.config.spectral)}
+        sound_kinds = {"model": lambda: sound_features, "file": lambda: FileCepstra(audio_vae.config.spectral,
+                                                                       spread_weight=weights.spread_weight)}
         if weights.sound_kind not in sound_kinds:
             raise ParameterError(f"sound_kind={weights.sound_kind!r}; expected 'model' or 'file'")
         self.sound_features = sound_kinds[weights.sound_kind]()
