@@ -12,6 +12,7 @@ import torch
 
 from bridge.cli import main as imgsonic
 from models import AudioVAE, ImageVAE, LatentMapper
+from models.errors import ParameterError
 from models.audio_vae import AudioVAEConfig
 from models.image_vae import ImageVAEConfig
 from models.mapper import LatentMapperConfig
@@ -262,6 +263,8 @@ def test_the_sound_target_hears_stripes_at_any_angle_as_stripes_when_the_edge_st
     angles_only, with_strength = ratio(MapperWeights()), ratio(MapperWeights(edge_strength=2.0))
     assert with_strength < 0.6 * angles_only  # measured 1.64 → 0.70
     assert DescriptorTarget(vae, MapperWeights(edge_strength=2.0)).fit(z)(z).shape == (36, 18)
+    with pytest.raises(ParameterError, match="fit"):
+        DescriptorTarget(vae, MapperWeights(edge_strength=2.0))(z)
     old = ImageVAE(ImageVAEConfig(image_size=side, channels=3, latent_dim=15, base_width=4, n_layers=2,
                                   hidden_width=16, n_descriptors=13)).eval()
     old.set_descriptor_stats(images)

@@ -95,6 +95,8 @@ class DescriptorTarget:
         target = z_img[:, -self.n :] * self.weights
         if self.harmonics is None:
             return target
+        if self.strength_mean is None:
+            raise ParameterError("DescriptorTarget: call fit() with training latents before using the edge strengths")
         strengths = (self._strengths(z_img) - self.strength_mean) / self.strength_std
         return torch.cat([target, strengths * self.strength_weight], dim=1)
 
