@@ -270,3 +270,28 @@ def test_the_sound_target_hears_stripes_at_any_angle_as_stripes_when_the_edge_st
     old.set_descriptor_stats(images)
     z_old = old.encode(images)[0].detach()  # the 13 spectral descriptors: no edge harmonics, no strengths
     assert DescriptorTarget(old, MapperWeights(edge_strength=2.0)).fit(z_old)(z_old).shape == (36, 13)
+
+
+def test_the_sound_target_spreads_flat_fields_by_colour_and_leaves_textures_alone_with_flat_colour():
+    from training.train_mapper import DescriptorTarget
+
+    side = 32
+    generator = torch.Generator().manual_seed(0)
+    flat = torch.tensor([[0.2, 0.3, 0.70], [0.2, 0.3, 0.72]])[:, :, None, None].expand(-1, -1, side, side)
+    checkers = ((torch.arange(side)[:, None] // 4 + torch.arange(side)[None, :] // 4) % 2).float()
+    textured = torch.stack([0.1 * colour[:, None, None] + 0.8 * checkers for colour in flat[:, :, 0, 0]])
+    others = torch.rand(30, 3, side, side, generator=generator)
+    images = torch.cat([flat, textured, others]).contiguous()
+    vae = ImageVAE(ImageVAEConfig(image_size=side, channels=3, latent_dim=18, base_width=4, n_layers=2,
+                                  hidden_width=16, n_descriptors=16)).eval()
+    vae.set_descriptor_stats(images)
+    z = vae.encode(images)[0].detach()
+
+    def gaps(weights: MapperWeights) -> tuple[float, float]:  # the two flat fields' gap, the two textures' gap
+        target = DescriptorTarget(vae, weights).fit(z)(z)
+        return float((target[0] - target[1]).norm()), float((target[2] - target[3]).norm())
+
+    (flat_plain, texture_plain), (flat_boosted, texture_boosted) = gaps(MapperWeights()), gaps(MapperWeights(flat_colour=4.0))
+    assert flat_boosted == pytest.approx(5.0 * flat_plain, rel=1e-4)  # contrast 0: the full boost
+    assert texture_boosted < 1.01 * texture_plain  # contrast 0.4 (eight FLAT_CONTRASTs): none to speak of
+

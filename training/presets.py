@@ -66,7 +66,8 @@ class MapperWeights:
     ``training.losses.FileCepstra``, whose temporal standard deviations weigh ``spread_weight`` against the means).
     ``group_emphasis`` (colour, scale, orientation, periodicity) multiplies each descriptor group's weight, and
     ``edge_strength`` > 0 adds the strengths of the edge orientation and of the fourfold term to the descriptors
-    the sound follows (``training.train_mapper.DescriptorTarget``).
+    the sound follows (``training.train_mapper.DescriptorTarget``). ``flat_colour`` > 0 weighs the colour means of
+    images with little contrast up to ``1 + flat_colour`` times (a flat field's colour is all it has to tell).
     """
 
     locality_kind: str = "auto"
@@ -82,6 +83,7 @@ class MapperWeights:
     group_emphasis: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     edge_strength: float = 0.0
     spread_weight: float = 1.0
+    flat_colour: float = 0.0
     cycle_start: float = 0.3
     cycle_full: float = 0.6
 

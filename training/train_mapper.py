@@ -51,6 +51,9 @@ def encode_all(encode, data: Tensor, *, device: torch.device, batch_size: int = 
     return torch.cat([encode(data[i : i + batch_size].to(device))[0].cpu() for i in range(0, len(data), batch_size)])
 
 
+FLAT_CONTRAST = 0.05  # mean RGB spread (0…0.5) at which ``flat_colour``'s boost has fallen to 1/e of its full
+
+
 class DescriptorTarget:
     """What the sound terms keep the distances of: the image latent's descriptor dims (standardised by the image
     VAE), each group of :data:`models.image_descriptors.DESCRIPTOR_GROUPS` weighing the same times its
@@ -60,6 +63,10 @@ class DescriptorTarget:
 
     The strengths do not turn with the image: stripes at any angle share a strong one, checkers and dots a weak
     one. With the angles alone, stripes at unlike angles lie as far apart as stripes and checkers.
+
+    With ``MapperWeights.flat_colour`` > 0 the R, G and B means of an image weigh ``1 + flat_colour ·
+    exp(−contrast / FLAT_CONTRAST)`` times (contrast: the mean of the R, G and B spreads): a flat field has
+    nothing but its colour to tell, and two flat fields a few levels apart must still sound apart.
     """
 
     def __init__(self, image_vae: ImageVAE, weights: MapperWeights) -> None:
@@ -74,6 +81,9 @@ class DescriptorTarget:
         self.weights = (group_weights(n) * torch.tensor([emphasis[group_of[name]] for name in names])).to(device)
         self.mean, self.std = image_vae.descriptor_mean, image_vae.descriptor_std
         self.strength_weight = weights.edge_strength / math.sqrt(2.0)
+        self.flat_colour = weights.flat_colour
+        self.colour_means = [names.index(name) for name in ("red_mean", "green_mean", "blue_mean") if name in names]
+        self.colour_spreads = [names.index(name) for name in ("red_std", "green_std", "blue_std") if name in names]
         self.harmonics = None
         if self.strength_weight > 0 and "edge_cos" in names:
             self.harmonics = [[names.index(a), names.index(b)] for a, b in
@@ -93,6 +103,12 @@ class DescriptorTarget:
 
     def __call__(self, z_img: Tensor) -> Tensor:
         target = z_img[:, -self.n :] * self.weights
+        if self.flat_colour > 0 and self.colour_means and self.colour_spreads:
+            raw = z_img[:, -self.n :] * self.std + self.mean
+            contrast = raw[:, self.colour_spreads].clamp_min(0.0).mean(dim=1, keepdim=True)
+            boost = torch.ones_like(target)
+            boost[:, self.colour_means] = 1.0 + self.flat_colour * torch.exp(-contrast / FLAT_CONTRAST)
+            target = target * boost
         if self.harmonics is None:
             return target
         if self.strength_mean is None:
