@@ -235,13 +235,15 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             # gratings, checkers and noise of the same colours side by side, and their sounds too
             image_vae=ImageVAEConfig(image_size=64, channels=3, latent_dim=24, base_width=8, n_layers=4, hidden_width=128,
                                      n_descriptors=16),
-            audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=8, hidden_width=256, n_hidden_layers=2),
-            mapper=LatentMapperConfig(image_latent_dim=24, audio_latent_dim=8, hidden_width=256, depth=3),
+            # 16 audio dims: with 8 every dim was in use (KL 1.5-3.5 nats each) and the sound could not hold colour
+            # and texture apart; 16 gave texture 1-NN, photo rho and distance preservation a few hundredths each
+            audio_vae=_audio_config(_SYNTH_SPECTRAL, n_frames=8, latent_dim=16, hidden_width=256, n_hidden_layers=2),
+            mapper=LatentMapperConfig(image_latent_dim=24, audio_latent_dim=16, hidden_width=256, depth=3),
             image_data="broad",
             sound_data="palette",
             image_training=TrainSettings(steps=4000, batch_size=32, lr=1e-3, n_examples=12000),
             audio_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=30000),
-            mapper_training=TrainSettings(steps=2000, batch_size=64, lr=1e-3, n_examples=4000),
+            mapper_training=TrainSettings(steps=4000, batch_size=64, lr=1e-3, n_examples=4000),
             # Near-duplicate images (neighbouring crops of the flat moon photo, of one texture) were squeezed
             # 4-7x closer in the image latent than their pixel distance warrants, and 5 of 200 held-out images
             # shared a sound with a neighbour. The spread term keeps such pairs apart in the image latent, the
@@ -260,9 +262,14 @@ PRESET_SPECS: dict[str, PresetSpec] = {
             # strength 1.5 reached 1-NN 0.91 but distance preservation 0.46-0.48. The file MFCCs' standard deviations
             # over time at 0.6 of the means (they track the rendered file's less closely): 1-NN 0.89, photo ρ 0.65,
             # texture ρ 0.70, distance preservation 0.57 (at 1.5: 0.85, 0.48, 0.72, 0.56).
+            # Then, with 16 audio dims (dev sets and the evaluation's own, mapper seeds 0 and 1): colour 0.5 with strength
+            # 1.5 kept 1-NN at 0.90-0.91 but left 199 or 197 sounds distinct (two flat blues 4/255 apart, 0.3-0.5 dB)
+            # and distance preservation at 0.49-0.61; flat_colour 5 (a flat field's colour means weigh up to 6 times):
+            # 200 distinct (1.4 dB); 4000 steps rather than 2000: distance preservation 0.52-0.56 (0.48-0.57).
             mapper_weights=MapperWeights(locality=0.0, cycle=0.0, direct_cycle=0.0, near=5.0, sound_locality=30.0,
                                          sound_local=30.0, inverse_fit=1.0, sound_kind="file",
-                                         group_emphasis=(0.75, 1.0, 1.0, 1.0), edge_strength=1.0, spread_weight=0.6),
+                                         group_emphasis=(0.5, 1.0, 1.0, 1.0), edge_strength=1.5, spread_weight=0.6,
+                                         flat_colour=5.0),
             # small widths keep the preset small (2.2 MB as stored, float16); a low image β spreads similar images apart
             image_beta=0.05,
             audio_beta=0.1,
