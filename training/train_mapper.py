@@ -93,18 +93,21 @@ class DescriptorTarget:
     def fit(self, z_img: Tensor) -> "DescriptorTarget":
         """Set the strengths' standardisation from training latents ``(N, image_latent_dim)``."""
         if self.harmonics is not None:
-            strengths = self._strengths(z_img)
+            strengths = self._strengths(self._raw(z_img))
             self.strength_mean, self.strength_std = strengths.mean(dim=0), strengths.std(dim=0).clamp_min(1e-3)
         return self
 
-    def _strengths(self, z_img: Tensor) -> Tensor:
-        raw = z_img[:, -self.n :] * self.std + self.mean
+    def _raw(self, z_img: Tensor) -> Tensor:
+        """The descriptors in their own units (the image VAE's standardisation undone)."""
+        return z_img[:, -self.n :] * self.std + self.mean
+
+    def _strengths(self, raw: Tensor) -> Tensor:
         return torch.stack([torch.hypot(raw[:, a], raw[:, b]) for a, b in self.harmonics], dim=1)
 
     def __call__(self, z_img: Tensor) -> Tensor:
         target = z_img[:, -self.n :] * self.weights
+        raw = self._raw(z_img)
         if self.flat_colour > 0 and self.colour_means and self.colour_spreads:
-            raw = z_img[:, -self.n :] * self.std + self.mean
             contrast = raw[:, self.colour_spreads].clamp_min(0.0).mean(dim=1, keepdim=True)
             boost = torch.ones_like(target)
             boost[:, self.colour_means] = 1.0 + self.flat_colour * torch.exp(-contrast / FLAT_CONTRAST)
@@ -113,7 +116,7 @@ class DescriptorTarget:
             return target
         if self.strength_mean is None:
             raise ParameterError("DescriptorTarget: call fit() with training latents before using the edge strengths")
-        strengths = (self._strengths(z_img) - self.strength_mean) / self.strength_std
+        strengths = (self._strengths(raw) - self.strength_mean) / self.strength_std
         return torch.cat([target, strengths * self.strength_weight], dim=1)
 
 
